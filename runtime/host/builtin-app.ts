@@ -1,0 +1,22 @@
+import type { Logger } from 'pino';
+import type { TCServerHandler } from '../rtmfp/tc-server.ts';
+
+/**
+ * What a node does before any app is deployed: accept every connect and answer `echo` with
+ * its arguments (one argument → that value, several → an array). Other calls fail clearly.
+ */
+export function builtinApp(log: Logger): TCServerHandler {
+  return {
+    connect(conn, request) {
+      log.info({ peer: conn.peerId.slice(0, 16), app: request.app }, 'connect');
+      conn.accept();
+    },
+    call(_conn, name, args, reply) {
+      if (name === 'echo') reply?.result(args.length === 1 ? args[0] : args);
+      else reply?.error(`Method not found: ${name}`);
+    },
+    closed(conn) {
+      log.info({ peer: conn.peerId.slice(0, 16) }, 'disconnect');
+    },
+  };
+}

@@ -1,0 +1,331 @@
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { type Address, addressKey, formatAddress } from '../rtmfp/address.ts';
+import { CookieJar } from '../rtmfp/cookie.ts';
+import { ProtocolError } from '../rtmfp/errors.ts';
+import { type KeyingResult, makeServerIdentity, Responder, type ServerIdentity } from '../rtmfp/handshake.ts';
+import { PacketCipher, readSessionId } from '../rtmfp/packet-crypto.ts';
+import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks } from '../rtmfp/session.ts';
+import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import { CryptoPool } from './crypto-pool.ts';
+import { DropCounter } from './drops.ts';
+
+/** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+/** How often session timers are checked. */
+const TICK_MS = 20;
+/** Smallest datagram: scrambled session ID + one AES block (RFC 7425 §4.2). */
+const MIN_DATAGRAM = 20;
+/** Time a clean shutdown waits for Close Requests to go out and be acknowledged. */
+const SHUTDOWN_GRACE_MS = 1_000;
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface NodeStats {
+  /** Sessions in the table, including ones lingering after close. */
+  sessions: number;
+  /** Open NetConnections. */
+  connections: number;
+  /** Handshakes being keyed (IIKeying accepted, RIKeying not sent yet). */
+  opening: number;
+  handshakeQueue: number;
+  handshakes: number;
+  received: number;
+  accepted: number;
+  dropped: number;
+  drops: Record<string, number>;
+}
+
+export interface NodeOptions {
+  listen: ListenAddress[];
+  handler: TCServerHandler;
+  logger: Logger;
+  session?: SessionConfig;
+  cryptoWorkers?: number;
+  identity?: ServerIdentity;
+}
+
+/** What the node keeps on each session (`session.context`). */
+interface SessionEntry {
+  conn: TCServerConnection;
+  openingKey: string;
+}
+
+interface Opening {
+  /** Skic of the IIKeying that opened it: a retransmission repeats it byte for byte. */
+  skic: Buffer;
+  session: Session | undefined;
+  riKeying: Buffer | undefined;
+}
+
+/**
+ * One RTMFP node: UDP sockets, the session table, timers and the crypto worker pool around the
+ * pure protocol core in runtime/rtmfp. Every datagram either reaches a session or is dropped
+ * and counted by reason; nothing from the network throws through the socket loop.
+ */
+export class RtmfpNode {
+  readonly drops = new DropCounter();
+  readonly identity: ServerIdentity;
+  readonly sessions = new Map<number, Session>();
+  private readonly options: NodeOptions;
+  private readonly log: Logger;
+  private readonly responder: Responder;
+  private readonly pool: CryptoPool;
+  private readonly sockets: dgram.Socket[] = [];
+  /** Handshakes keyed by address + initiator session ID, while keying and while the session lives. */
+  private readonly openings = new Map<string, Opening>();
+  private readonly connections = new Set<TCServerConnection>();
+  private readonly wakeups = new Set<Session>();
+  private wakeScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly hooks: SessionHooks;
+  /** Sessions opened since start. */
+  handshakes = 0;
+  /** Datagrams received, and those a session or the handshake took (the rest are in `drops`). */
+  received = 0;
+  accepted = 0;
+
+  constructor(options: NodeOptions) {
+    this.options = options;
+    this.log = options.logger;
+    this.identity = options.identity ?? makeServerIdentity();
+    this.responder = new Responder(this.identity, new CookieJar());
+    this.pool = new CryptoPool(options.cryptoWorkers);
+    this.hooks = {
+      send: (datagram, to) => this.send(datagram, to),
+      wake: (session) => this.wake(session),
+      flow: (session, flow) => (session.context as SessionEntry).conn.onFlow(flow),
+      closed: (session) => {
+        const { conn } = session.context as SessionEntry;
+        this.connections.delete(conn);
+        conn.onSessionClosed();
+      },
+      released: (session) => this.release(session),
+    };
+  }
+
+  get fingerprint(): string {
+    return this.identity.fingerprint.toString('hex');
+  }
+
+  /** Binds every listen address; resolves to the bound addresses (port 0 → the chosen port). */
+  async start(): Promise<Address[]> {
+    const bound: Address[] = [];
+    for (const l of this.options.listen) {
+      const socket = dgram.createSocket({
+        type: isIPv6(l.host) ? 'udp6' : 'udp4',
+        ipv6Only: isIPv6(l.host),
+        recvBufferSize: RECV_BUFFER_BYTES,
+      });
+      socket.on('message', (msg, rinfo) =>
+        this.onDatagram(msg, { address: rinfo.address, port: rinfo.port }),
+      );
+      socket.on('error', (err) => this.log.error({ err }, 'udp socket error'));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(l.port, l.host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      this.sockets.push(socket);
+      const a = socket.address();
+      bound.push({ address: a.address, port: a.port });
+    }
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+    return bound;
+  }
+
+  /** Clean shutdown: closes every session (Close Request), waits briefly, releases sockets and workers. */
+  async stop(): Promise<void> {
+    for (const conn of [...this.connections]) conn.close('Server shutting down.');
+    const deadline = performance.now() + SHUTDOWN_GRACE_MS;
+    while (this.sessions.size > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, TICK_MS));
+      this.tick();
+      if ([...this.sessions.values()].every((s) => s.state === 'closed')) break;
+    }
+    if (this.timer) clearInterval(this.timer);
+    for (const s of this.sessions.values()) s.abort();
+    this.sessions.clear();
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await this.pool.close();
+  }
+
+  stats(): NodeStats {
+    return {
+      sessions: this.sessions.size,
+      connections: this.connections.size,
+      opening: this.openings.size - this.sessions.size,
+      handshakeQueue: this.pool.queued,
+      handshakes: this.handshakes,
+      received: this.received,
+      accepted: this.accepted,
+      dropped: this.drops.total,
+      drops: this.drops.snapshot(),
+    };
+  }
+
+  private socketFor(to: Address): dgram.Socket | undefined {
+    const v6 = isIPv6(to.address);
+    return this.sockets.find((s) => (s.address().family === 'IPv6') === v6) ?? this.sockets[0];
+  }
+
+  private send(datagram: Buffer, to: Address): void {
+    this.socketFor(to)?.send(datagram, to.port, to.address);
+  }
+
+  private onDatagram(msg: Buffer, from: Address): void {
+    this.received++;
+    const droppedBefore = this.drops.total;
+    try {
+      if (msg.length < MIN_DATAGRAM) {
+        this.drops.add('short');
+        return;
+      }
+      const now = performance.now();
+      const sessionId = readSessionId(msg);
+      if (sessionId === 0) {
+        this.onStartup(msg, from, now);
+        return;
+      }
+      const session = this.sessions.get(sessionId);
+      if (!session) {
+        this.drops.add('unknown-session');
+        return;
+      }
+      session.receive(msg, from, now);
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        this.drops.add(e.reason);
+        return;
+      }
+      this.drops.add('internal-error');
+      this.log.error({ err: e, from: formatAddress(from) }, 'datagram handling failed');
+    } finally {
+      if (this.drops.total === droppedBefore) this.accepted++;
+    }
+  }
+
+  private onStartup(msg: Buffer, from: Address, now: number): void {
+    const result = this.responder.onStartup(msg, from, now);
+    switch (result.kind) {
+      case 'reply':
+        this.send(result.datagram, from);
+        return;
+      case 'drop':
+        this.drops.add(result.reason);
+        return;
+      case 'rendezvous':
+        this.drops.add('unknown-peer'); // P2P introduction comes with rendezvous support
+        return;
+      case 'keying':
+        this.onIIKeying(result.initiatorSessionId, result.job.skic, result.job, from);
+        return;
+    }
+  }
+
+  private onIIKeying(
+    initiatorSessionId: number,
+    skic: Buffer,
+    job: Parameters<CryptoPool['submit']>[0],
+    from: Address,
+  ): void {
+    const key = `${addressKey(from)}|${initiatorSessionId}`;
+    const opening = this.openings.get(key);
+    if (opening) {
+      // RFC 7016 §3.5.1.3: a retransmitted IIKeying gets the same RIKeying, without a new DH.
+      if (opening.skic.equals(skic) && opening.riKeying) this.send(opening.riKeying, from);
+      else if (!opening.skic.equals(skic)) this.drops.add('iikeying-conflict');
+      return;
+    }
+    const entry: Opening = { skic: Buffer.from(skic), session: undefined, riKeying: undefined };
+    const accepted = this.pool.submit(job, (result) => {
+      if (result instanceof Error) {
+        this.openings.delete(key);
+        this.drops.add('keying-failed');
+        this.log.debug({ err: result.message, from: formatAddress(from) }, 'handshake failed');
+        return;
+      }
+      this.openSession(entry, key, initiatorSessionId, result, from);
+    });
+    if (!accepted) {
+      this.drops.add('handshake-queue-full');
+      return;
+    }
+    this.openings.set(key, entry);
+  }
+
+  private openSession(
+    entry: Opening,
+    key: string,
+    initiatorSessionId: number,
+    k: KeyingResult,
+    from: Address,
+  ): void {
+    const now = performance.now();
+    const localId = this.allocateSessionId();
+    const session = new Session({
+      role: 'responder',
+      localId,
+      remoteId: initiatorSessionId,
+      address: from,
+      cipher: new PacketCipher({
+        encryptKey: Buffer.from(k.encryptKey),
+        decryptKey: Buffer.from(k.decryptKey),
+        sendHmac: k.sendHmac && { key: Buffer.from(k.sendHmac.key), length: k.sendHmac.length },
+        recvHmac: k.recvHmac && { key: Buffer.from(k.recvHmac.key), length: k.recvHmac.length },
+        sendSseq: k.sendSseq,
+        recvSseq: k.recvSseq,
+      }),
+      hooks: this.hooks,
+      now,
+      config: this.options.session ?? DEFAULT_SESSION_CONFIG,
+    });
+    const conn = new TCServerConnection(session, k.peerId, this.options.handler);
+    session.context = { conn, openingKey: key } satisfies SessionEntry;
+    this.sessions.set(localId, session);
+    this.connections.add(conn);
+    entry.session = session;
+    entry.riKeying = this.responder.riKeying(initiatorSessionId, localId, Buffer.from(k.skrc), now);
+    this.handshakes++;
+    this.send(entry.riKeying, from);
+  }
+
+  private allocateSessionId(): number {
+    for (;;) {
+      const id = randomInt(1, 0xffffffff);
+      if (!this.sessions.has(id)) return id;
+    }
+  }
+
+  private release(session: Session): void {
+    const entry = session.context as SessionEntry;
+    this.sessions.delete(session.localId);
+    this.openings.delete(entry.openingKey);
+  }
+
+  private wake(session: Session): void {
+    this.wakeups.add(session);
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const now = performance.now();
+      for (const s of this.wakeups) s.flush(now);
+      this.wakeups.clear();
+    });
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const s of this.sessions.values()) if (s.deadline <= now) s.service(now);
+  }
+}

@@ -1,0 +1,191 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  getDiffieHellman,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
+import { ProtocolError } from './errors.ts';
+
+/**
+ * Diffie-Hellman for the Flash profile (RFC 7425 §4.6): MODP groups 2 (RFC 2409 §6.2),
+ * 14 (RFC 3526 §3) and 16 (RFC 3526 §5), generator 2. Public keys and shared secrets are
+ * minimal big-endian byte strings: the key derivation HMACs the secret's bytes, so a
+ * left-padded secret would change every session key (RTMFP-NOTES pitfall 5).
+ */
+
+/** Groups we compute, in the order an initiator prefers them (strongest first, as rtmfp-cpp). */
+export const SUPPORTED_DH_GROUPS: readonly number[] = [16, 14, 2];
+
+export interface DHKeyPair {
+  group: number;
+  /** Minimal big-endian g^x mod p. */
+  publicKey: Buffer;
+  /** The exponent x, big-endian. */
+  privateKey: Buffer;
+}
+
+interface GroupParams {
+  prime: Buffer;
+  /** DER AlgorithmIdentifier { dhKeyAgreement, DHParameter { p, g } }, reused for every key. */
+  algorithm: Buffer;
+  /** p − 2^24: the largest public key RFC 7425 §4.6.2 accepts. */
+  maxPublic: bigint;
+  /** Private exponent length: twice the group's security strength, as OpenSSL picks for these groups. */
+  exponentBytes: number;
+}
+
+const NODE_GROUP_NAME: Record<number, string> = { 2: 'modp2', 14: 'modp14', 16: 'modp16' };
+const EXPONENT_BYTES: Record<number, number> = { 2: 28, 14: 29, 16: 41 };
+const MIN_PUBLIC = 1n << 24n;
+/** RFC 7425 §4.6.2: a public key needs this many 0 bits and this many 1 bits. */
+const MIN_BITS_EACH = 16;
+/** PKCS #3 dhKeyAgreement, 1.2.840.113549.1.3.1. */
+const DH_OID = Buffer.from('06092a864886f70d010301', 'hex');
+const GENERATOR = Buffer.from([2]);
+
+const groups = new Map<number, GroupParams>();
+
+function params(group: number): GroupParams {
+  let p = groups.get(group);
+  if (p) return p;
+  const name = NODE_GROUP_NAME[group];
+  if (!name) throw new ProtocolError('bad-dh-group', `DH group ${group} is not supported (have 16, 14, 2)`);
+  const prime = getDiffieHellman(name).getPrime();
+  p = {
+    prime,
+    algorithm: der(
+      0x30,
+      Buffer.concat([DH_OID, der(0x30, Buffer.concat([derUInt(prime), derUInt(GENERATOR)]))]),
+    ),
+    maxPublic: toBigInt(prime) - MIN_PUBLIC,
+    exponentBytes: EXPONENT_BYTES[group],
+  };
+  groups.set(group, p);
+  return p;
+}
+
+/**
+ * Private KeyObjects of the pairs made here, so computeDHSecret skips re-importing the
+ * exponent: an import recomputes the public key, a whole extra modular exponentiation
+ * (1.8 ms in group 16). Keys that arrive from elsewhere (another thread) are imported.
+ */
+const privateKeyObjects = new WeakMap<Buffer, KeyObject>();
+
+/**
+ * A key pair in `group`; pass `privateKey` to rebuild a known pair (tests, vectors).
+ * Node's DiffieHellmanGroup cannot take a chosen exponent and createDiffieHellman(prime)
+ * spends seconds checking the prime, so the key goes through a PKCS #8 KeyObject instead.
+ */
+export function generateDHKeyPair(group: number, privateKey?: Buffer): DHKeyPair {
+  const p = params(group);
+  let x = privateKey;
+  if (!x) {
+    x = randomBytes(p.exponentBytes);
+    x[0] |= 0x80; // full length, like rtmfp-cpp's BN_RAND_TOP_ONE
+  }
+  const pkcs8 = der(0x30, Buffer.concat([DER_VERSION_0, p.algorithm, der(0x04, derUInt(x))]));
+  const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+  privateKeyObjects.set(x, key);
+  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return { group, publicKey: publicKeyFromSpki(spki), privateKey: x };
+}
+
+/**
+ * The shared secret (peer public key)^x mod p, minimal big-endian. Throws
+ * ProtocolError('bad-dh-key') for a public key RFC 7425 §4.6.2 forbids.
+ */
+export function computeDHSecret(group: number, privateKey: Buffer, peerPublicKey: Buffer): Buffer {
+  const p = params(group);
+  validatePublicKey(p, peerPublicKey);
+  const key =
+    privateKeyObjects.get(privateKey) ??
+    createPrivateKey({
+      key: der(0x30, Buffer.concat([DER_VERSION_0, p.algorithm, der(0x04, derUInt(privateKey))])),
+      format: 'der',
+      type: 'pkcs8',
+    });
+  const spki = der(
+    0x30,
+    Buffer.concat([p.algorithm, der(0x03, Buffer.concat([ZERO, derUInt(peerPublicKey)]))]),
+  );
+  const peer = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  return stripLeadingZeros(diffieHellman({ privateKey: key, publicKey: peer }));
+}
+
+/**
+ * RFC 7425 §4.6.2: 2^24 ≤ y ≤ p − 2^24, with at least 16 zero bits and 16 one bits. Bits are
+ * counted from the first non-zero byte on, whole bytes, as rtmfp-cpp `validate_public` does.
+ */
+function validatePublicKey(p: GroupParams, y: Buffer): void {
+  const value = toBigInt(y);
+  if (value < MIN_PUBLIC || value > p.maxPublic) {
+    throw new ProtocolError('bad-dh-key', 'DH public key outside [2^24, p - 2^24] (RFC 7425 §4.6.2)');
+  }
+  let ones = 0;
+  let counted = 0;
+  for (const b of stripLeadingZeros(y)) {
+    counted += 8;
+    for (let v = b; v !== 0; v &= v - 1) ones++;
+  }
+  if (ones < MIN_BITS_EACH || counted - ones < MIN_BITS_EACH) {
+    throw new ProtocolError(
+      'bad-dh-key',
+      'DH public key has fewer than 16 zero or one bits (RFC 7425 §4.6.2)',
+    );
+  }
+}
+
+function stripLeadingZeros(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return i === 0 ? b : b.subarray(i);
+}
+
+function toBigInt(b: Buffer): bigint {
+  return b.length === 0 ? 0n : BigInt(`0x${b.toString('hex')}`);
+}
+
+// --- the little DER the key import/export needs (X.690)
+
+const DER_VERSION_0 = Buffer.from([0x02, 0x01, 0x00]);
+const ZERO = Buffer.from([0]);
+
+function der(tag: number, body: Buffer): Buffer {
+  const n = body.length;
+  let head: number[];
+  if (n < 0x80) head = [tag, n];
+  else if (n < 0x100) head = [tag, 0x81, n];
+  else head = [tag, 0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from(head), body]);
+}
+
+/** DER INTEGER of an unsigned big-endian number. */
+function derUInt(b: Buffer): Buffer {
+  const v = stripLeadingZeros(b);
+  return der(0x02, v[0] & 0x80 ? Buffer.concat([ZERO, v]) : v);
+}
+
+/** Walks SubjectPublicKeyInfo { AlgorithmIdentifier, BIT STRING { INTEGER y } } to y. */
+function publicKeyFromSpki(spki: Buffer): Buffer {
+  let pos = 0;
+  const enter = (tag: number): number => {
+    if (spki[pos] !== tag) throw new Error(`unexpected DER tag ${spki[pos]} in exported DH key`);
+    let len = spki[pos + 1];
+    pos += 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + spki[pos++];
+    }
+    return len;
+  };
+  enter(0x30);
+  const algorithmLength = enter(0x30);
+  pos += algorithmLength;
+  enter(0x03);
+  pos += 1; // unused-bits count of the BIT STRING
+  const len = enter(0x02);
+  return stripLeadingZeros(spki.subarray(pos, pos + len));
+}

@@ -1,0 +1,212 @@
+import type { Address, OriginAddress } from './address.ts';
+import { type EPD, epdSelects, makeServerCertificate, parseCertificate, parseEPD } from './certificate.ts';
+import {
+  ChunkType,
+  FLASH_SIGNATURE,
+  type IHello,
+  type IIKeying,
+  readIHello,
+  readIIKeying,
+  writeCookieChange,
+  writeRedirect,
+  writeRHello,
+  writeRIKeying,
+} from './chunks.ts';
+import type { CookieJar } from './cookie.ts';
+import { computeDHSecret, generateDHKeyPair, SUPPORTED_DH_GROUPS } from './dh.ts';
+import { ProtocolError } from './errors.ts';
+import {
+  deriveSessionKeys,
+  makeResponderKeyingComponent,
+  parseKeyingComponent,
+  responderNegotiation,
+} from './keying.ts';
+import { PacketMode, PacketReader, PacketWriter } from './packet.ts';
+import { PacketCipher } from './packet-crypto.ts';
+
+/** A server's certificate and what follows from it. */
+export interface ServerIdentity {
+  certificate: Buffer;
+  fingerprint: Buffer;
+  hostname: string | undefined;
+  groups: readonly number[];
+}
+
+/** A fresh ephemeral-DH server certificate (RFC 7425 §4.3), listing only groups we compute. */
+export function makeServerIdentity(
+  hostname?: string,
+  groups: readonly number[] = SUPPORTED_DH_GROUPS,
+): ServerIdentity {
+  const certificate = makeServerCertificate({ hostname, groups });
+  return { certificate, fingerprint: parseCertificate(certificate).fingerprint, hostname, groups };
+}
+
+/** The expensive half of a handshake, posted to a worker thread (plain data only). */
+export interface KeyingJob {
+  certificate: Uint8Array;
+  skic: Uint8Array;
+  groups: readonly number[];
+}
+
+export interface HmacParams {
+  key: Uint8Array;
+  length: number;
+}
+
+/** Session keys and the responder keying component, as computed by `responderKeying`. */
+export interface KeyingResult {
+  skrc: Uint8Array;
+  encryptKey: Uint8Array;
+  decryptKey: Uint8Array;
+  sendHmac: HmacParams | undefined;
+  recvHmac: HmacParams | undefined;
+  sendSseq: boolean;
+  recvSseq: boolean;
+  /** Hex SHA-256 of the initiator's certificate (Flash `farID`). */
+  peerId: string;
+  nearNonce: Uint8Array;
+  farNonce: Uint8Array;
+}
+
+/**
+ * RFC 7425 §4.6 as responder: pick the DH group (the initiator's static key in a group we
+ * offer, or its ephemeral key), make our ephemeral key, negotiate HMAC and sequence numbers,
+ * derive the session keys. Pure and CPU-heavy; runs in the crypto worker pool.
+ */
+export function responderKeying(job: KeyingJob): KeyingResult {
+  const certificate = parseCertificate(Buffer.from(job.certificate));
+  const skicBytes = Buffer.from(job.skic);
+  const skic = parseKeyingComponent(skicBytes);
+  let group: number;
+  let peerKey: Buffer;
+  if (skic.ephemeralKey) {
+    group = skic.ephemeralKey.group;
+    peerKey = skic.ephemeralKey.publicKey;
+  } else if (skic.groupSelect !== undefined) {
+    group = skic.groupSelect;
+    const key = certificate.staticKeys.get(group);
+    if (!key) throw new ProtocolError('bad-keying', `no static key for group ${group}`);
+    peerKey = key;
+  } else {
+    // Flash and librtmfp send their key in the certificate and no group select (RTMFP-NOTES §3.2).
+    const found = job.groups.find((g) => certificate.staticKeys.has(g));
+    if (found === undefined) throw new ProtocolError('bad-keying', 'no DH group in common');
+    group = found;
+    peerKey = certificate.staticKeys.get(found)!;
+  }
+  if (!job.groups.includes(group)) throw new ProtocolError('bad-keying', `DH group ${group} not offered`);
+  const mine = generateDHKeyPair(group);
+  const sharedSecret = computeDHSecret(group, mine.privateKey, peerKey);
+  const { answer, negotiated } = responderNegotiation(skic);
+  const skrc = makeResponderKeyingComponent({ group, publicKey: mine.publicKey, ...answer });
+  const keys = deriveSessionKeys({
+    sharedSecret,
+    nearComponent: skrc,
+    farComponent: skicBytes,
+    sendHmac: negotiated.sendHmac,
+    recvHmac: negotiated.recvHmac,
+  });
+  return {
+    skrc,
+    encryptKey: keys.encryptKey,
+    decryptKey: keys.decryptKey,
+    sendHmac: keys.sendHmacKey && { key: keys.sendHmacKey, length: negotiated.sendHmacLength },
+    recvHmac: keys.recvHmacKey && { key: keys.recvHmacKey, length: negotiated.recvHmacLength },
+    sendSseq: negotiated.sendSseq,
+    recvSseq: negotiated.recvSseq,
+    peerId: certificate.fingerprint.toString('hex'),
+    nearNonce: keys.nearNonce,
+    farNonce: keys.farNonce,
+  };
+}
+
+export type StartupResult =
+  | { kind: 'reply'; datagram: Buffer }
+  | { kind: 'drop'; reason: string }
+  | { kind: 'rendezvous'; epd: EPD; tag: Buffer; peerId: Buffer }
+  | { kind: 'keying'; initiatorSessionId: number; job: KeyingJob & { skic: Buffer } };
+
+const startupCipher = PacketCipher.startup();
+
+/**
+ * The responder's startup exchange (RFC 7016 §3.5.1): IHello → RHello with a stateless
+ * cookie, IIKeying → a keying job once the cookie echoes. Nothing here keeps per-source
+ * state, so a flood of IHellos from many addresses allocates nothing that outlives it.
+ */
+export class Responder {
+  private readonly identity: ServerIdentity;
+  private readonly cookies: CookieJar;
+  private readonly writer = new PacketWriter(4300);
+
+  constructor(identity: ServerIdentity, cookies: CookieJar) {
+    this.identity = identity;
+    this.cookies = cookies;
+  }
+
+  onStartup(datagram: Buffer, from: Address, now: number): StartupResult {
+    const packet = new PacketReader(startupCipher.open(datagram));
+    if (packet.header.mode !== PacketMode.startup) return { kind: 'drop', reason: 'bad-mode' };
+    // RFC 7016 §3.5.1: one handshake chunk per packet is enough; ignore the rest.
+    if (!packet.nextChunk()) return { kind: 'drop', reason: 'no-chunk' };
+    switch (packet.chunkType) {
+      case ChunkType.iHello:
+        return this.onIHello(readIHello(packet.chunk), from, now);
+      case ChunkType.iiKeying:
+        return this.onIIKeying(readIIKeying(packet.chunk), from, now);
+      default:
+        return { kind: 'drop', reason: 'unexpected-startup-chunk' };
+    }
+  }
+
+  /** RHello, or the rendezvous lookup when the EPD names another endpoint (RFC 7425 §4.4). */
+  private onIHello(hello: IHello, from: Address, now: number): StartupResult {
+    const epd = parseEPD(hello.epd);
+    const selection = epdSelects(epd, {
+      fingerprint: this.identity.fingerprint,
+      hostname: this.identity.hostname,
+      acceptsAncillaryData: true,
+    });
+    if (selection === 'other-fingerprint')
+      return { kind: 'rendezvous', epd, tag: hello.tag, peerId: epd.fingerprint! };
+    if (selection === 'no') return { kind: 'drop', reason: 'not-selected' };
+    const cookie = this.cookies.make(from, now);
+    const pw = this.begin(now);
+    writeRHello(pw.w, { tag: hello.tag, cookie, certificate: this.identity.certificate });
+    return { kind: 'reply', datagram: startupCipher.seal(pw.view(), 0) };
+  }
+
+  private onIIKeying(k: IIKeying, from: Address, now: number): StartupResult {
+    const check = this.cookies.check(k.cookie, from, now);
+    if (check === 'moved') {
+      // RFC 7016 §3.5.1.2: the initiator moved since RHello; give it a cookie for its new address.
+      const pw = this.begin(now);
+      writeCookieChange(pw.w, { oldCookie: k.cookie, newCookie: this.cookies.make(from, now) });
+      return { kind: 'reply', datagram: startupCipher.seal(pw.view(), k.initiatorSessionId) };
+    }
+    if (check !== 'valid') return { kind: 'drop', reason: `cookie-${check}` };
+    if (k.initiatorSessionId === 0) return { kind: 'drop', reason: 'bad-session-id' };
+    return {
+      kind: 'keying',
+      initiatorSessionId: k.initiatorSessionId,
+      job: { certificate: k.certificate, skic: k.skic, groups: this.identity.groups },
+    };
+  }
+
+  /** RFC 7016 §2.3.7: RIKeying goes under the default key with SSID = the initiator's session ID. */
+  riKeying(initiatorSessionId: number, responderSessionId: number, skrc: Buffer, now: number): Buffer {
+    const pw = this.begin(now);
+    writeRIKeying(pw.w, { responderSessionId, skrc, signature: FLASH_SIGNATURE });
+    return startupCipher.seal(pw.view(), initiatorSessionId);
+  }
+
+  /** RFC 7016 §2.3.5: send the initiator to other addresses instead of answering. */
+  redirect(tag: Buffer, addresses: OriginAddress[], now: number): Buffer {
+    const pw = this.begin(now);
+    writeRedirect(pw.w, { tag, addresses });
+    return startupCipher.seal(pw.view(), 0);
+  }
+
+  private begin(now: number): PacketWriter {
+    return this.writer.begin(PacketMode.startup, Math.floor(now / 4), undefined, 4256);
+  }
+}

@@ -1,0 +1,562 @@
+import { randomBytes } from 'node:crypto';
+import { type Address, sameAddress } from './address.ts';
+import { Reader, vluLength } from './binary.ts';
+import {
+  type AckRanges,
+  ChunkType,
+  DataOption,
+  MANDATORY_OPTION_CUTOFF,
+  readAckBitmap,
+  readAckRanges,
+  readFlowException,
+  readUserData,
+  type UserData,
+  writeAckRanges,
+  writeBufferProbe,
+  writeFlowException,
+  writeUserData,
+} from './chunks.ts';
+import { Congestion, MAX_BURST_PACKETS, MSS } from './congestion.ts';
+import { ProtocolError } from './errors.ts';
+import { PacketMode, PacketReader, PacketWriter, TIMESTAMP_TICK_MS } from './packet.ts';
+import type { PacketCipher } from './packet-crypto.ts';
+import { RecvFlow } from './recv-flow.ts';
+import { type Fragment, SendFlow } from './send-flow.ts';
+
+export interface SessionConfig {
+  /** Ping the peer after this long without hearing from it. */
+  keepaliveMs: number;
+  /** Give the session up after this long without hearing from it. */
+  timeoutMs: number;
+}
+
+/** tcserver's keepalive; a peer silent for three keepalives is gone. */
+export const DEFAULT_SESSION_CONFIG: SessionConfig = { keepaliveMs: 10_000, timeoutMs: 30_000 };
+
+/** RFC 7016 §3.6.3.4.1: delayed acknowledgement, and the packet count that forces one. */
+const DELAYED_ACK_MS = 200;
+const PACKETS_BEFORE_ACK = 2;
+/** RFC 7016 §3.5.5: resend Close Request every 5 s; stop after this (we are not waiting 90 s). */
+const CLOSE_RESEND_MS = 5_000;
+const CLOSE_GIVE_UP_MS = 15_000;
+/** Answer repeated Close Requests for a while after closing (rtmfp-cpp lingers 19 s). */
+const CLOSE_LINGER_MS = 19_000;
+/** Stop echoing a peer timestamp this old (rtmfp-cpp: 128 s). */
+const TIMESTAMP_ECHO_MAX_MS = 128_000;
+/** RFC 7016 §3.5.2.2: RTT samples at or above half the 16-bit clock are bogus. */
+const MAX_RTT_TICKS = 32_768;
+/** Completed receive flows are kept this long to keep acking a retransmitted FIN (rtmfp-cpp 120 s). */
+const RECV_FLOW_LINGER_MS = 120_000;
+/** Bounds on what one peer can make us hold. */
+export const MAX_RECV_FLOWS = 256;
+const MAX_ACK_RANGES = 64;
+/** Buffer probe interval while the peer's window is closed (RFC 7016 §3.6.2.6). */
+const PROBE_MS = 1_000;
+/** Min interval between address-change challenges (RFC 7016 §3.5.4.2). */
+const MOBILITY_CHALLENGE_MS = 1_000;
+const MOBILITY_MARK = 0x4d; // 'M'
+
+export type SessionState = 'open' | 'closing' | 'closed';
+export type CloseReason = 'closed' | 'closed-by-peer' | 'timeout' | 'aborted';
+
+/** What a session needs from whoever runs it. Called synchronously. */
+export interface SessionHooks {
+  /** Put a datagram on the wire. */
+  send(datagram: Buffer, to: Address): void;
+  /** Data was queued outside of receive/service: call `flush` soon. */
+  wake(session: Session): void;
+  /** The peer opened a flow; set `flow.onMessage` or `flow.reject(code)`. */
+  flow(session: Session, flow: RecvFlow): void;
+  /** The session is over for its users (once). */
+  closed(session: Session, reason: CloseReason): void;
+  /** The session's ID may be forgotten: nothing more will arrive for it. */
+  released(session: Session): void;
+  /** The peer proved it moved to a new address (RFC 7016 §3.5.4.2). */
+  moved?(session: Session, from: Address): void;
+}
+
+export interface SessionOptions {
+  role: 'initiator' | 'responder';
+  /** Session ID the peer puts in packets to us. */
+  localId: number;
+  /** Session ID we put in packets to the peer. */
+  remoteId: number;
+  address: Address;
+  cipher: PacketCipher;
+  hooks: SessionHooks;
+  now: number;
+  config?: SessionConfig;
+}
+
+/**
+ * One established RTMFP session (RFC 7016 §3.5 onwards): decrypts its packets, dispatches
+ * chunks to flows, assembles outgoing packets under the congestion window, and runs its own
+ * timers from the `now` it is handed. It does no I/O: datagrams leave through `hooks.send`.
+ */
+export class Session {
+  readonly role: 'initiator' | 'responder';
+  readonly localId: number;
+  readonly remoteId: number;
+  address: Address;
+  state: SessionState = 'open';
+  /** Earliest time `service` has work to do. */
+  deadline = 0;
+  /** Free for the layer above (e.g. the TC connection). */
+  context: unknown;
+
+  readonly sendFlows = new Map<number, SendFlow>();
+  readonly recvFlows = new Map<number, RecvFlow>();
+  readonly congestion = new Congestion();
+  bytesInFlight = 0;
+
+  private readonly cipher: PacketCipher;
+  private readonly hooks: SessionHooks;
+  private readonly config: SessionConfig;
+  private readonly ownMode: number;
+  private readonly writer = new PacketWriter();
+  private nextFlowId = 1;
+  private tsn = 0;
+  private rtoAt = 0;
+  private lastReceivedAt: number;
+  private lastPingAt = 0;
+  private pingDue = false;
+  private peerTimestamp = -1;
+  private peerTimestampAt = 0;
+  private closeStartedAt = 0;
+  private closeSentAt = 0;
+  private releaseAt = 0;
+  private wakeRequested = false;
+  private candidate: Address | undefined;
+  private challenge: Buffer | undefined;
+  private challengeAt = 0;
+  private readonly recvFlowDoneAt = new Map<number, number>();
+  private readonly probeAt = new Map<number, number>();
+  private closedNotified = false;
+  /** The latest `now` handed in, for calls made from outside a receive/service/flush. */
+  private clock: number;
+
+  constructor(o: SessionOptions) {
+    this.role = o.role;
+    this.localId = o.localId;
+    this.remoteId = o.remoteId;
+    this.address = o.address;
+    this.cipher = o.cipher;
+    this.hooks = o.hooks;
+    this.config = o.config ?? DEFAULT_SESSION_CONFIG;
+    this.ownMode = o.role === 'initiator' ? PacketMode.initiator : PacketMode.responder;
+    this.lastReceivedAt = o.now;
+    this.clock = o.now;
+    this.deadline = o.now + this.config.keepaliveMs;
+  }
+
+  /** Opens a flow to the peer (RFC 7016 §3.6.2.1), optionally as a return flow of one of its flows. */
+  openFlow(metadata: Buffer, associatedFlowId?: number): SendFlow {
+    const flow = new SendFlow(this.nextFlowId++, metadata, associatedFlowId, () => this.requestFlush());
+    this.sendFlows.set(flow.id, flow);
+    return flow;
+  }
+
+  /**
+   * One datagram addressed to this session. Throws ProtocolError when it does not decrypt or
+   * authenticate, or breaks the protocol; the caller drops and counts it.
+   */
+  receive(datagram: Buffer, from: Address, now: number): void {
+    if (this.state === 'closed' && this.releaseAt === 0) return;
+    this.clock = now;
+    const packet = new PacketReader(this.cipher.open(datagram));
+    const { mode, timestamp, timestampEcho } = packet.header;
+    // RFC 7016 §2.2.4: a packet in our own mode, or a startup packet, is not from our peer.
+    if (mode === this.ownMode || mode === PacketMode.startup) throw new ProtocolError('bad-mode');
+    this.lastReceivedAt = now;
+    if (timestamp !== undefined && timestamp !== this.peerTimestamp) {
+      this.peerTimestamp = timestamp;
+      this.peerTimestampAt = now;
+    }
+    if (timestampEcho !== undefined) {
+      const ticks = (ticksOf(now) - timestampEcho) & 0xffff;
+      if (ticks < MAX_RTT_TICKS) this.congestion.onRttSample(ticks * TIMESTAMP_TICK_MS);
+    }
+
+    const r = packet.chunk;
+    let previous: UserData | undefined;
+    let dataFlows: Set<RecvFlow> | undefined;
+    while (packet.nextChunk()) {
+      const type = packet.chunkType;
+      if (type !== ChunkType.nextUserData) previous = undefined;
+      switch (type) {
+        case ChunkType.userData:
+        case ChunkType.nextUserData: {
+          if (type === ChunkType.nextUserData && !previous)
+            throw new ProtocolError('bad-chunk', 'Next User Data first');
+          previous = readUserData(r, previous);
+          const flow = this.onUserData(previous, now);
+          if (flow) {
+            dataFlows ??= new Set();
+            dataFlows.add(flow);
+          }
+          break;
+        }
+        case ChunkType.ackRanges:
+          this.onAck(readAckRanges(r), now);
+          break;
+        case ChunkType.ackBitmap:
+          this.onAck(readAckBitmap(r), now);
+          break;
+        case ChunkType.bufferProbe: {
+          const flow = this.recvFlows.get(r.vlu());
+          if (flow) flow.ackNow = true;
+          break;
+        }
+        case ChunkType.flowException: {
+          const e = readFlowException(r);
+          const flow = this.sendFlows.get(e.flowId);
+          if (flow) {
+            this.bytesInFlight -= flow.fail(e.code);
+            this.sendFlows.delete(flow.id);
+          }
+          break;
+        }
+        case ChunkType.ping:
+          this.sendControl(ChunkType.pingReply, r.rest(), from, now);
+          break;
+        case ChunkType.pingReply:
+          this.onPingReply(r.rest(), from);
+          break;
+        case ChunkType.closeRequest:
+          this.sendControl(ChunkType.closeAck, undefined, from, now);
+          this.finish('closed-by-peer', now + CLOSE_LINGER_MS);
+          return;
+        case ChunkType.closeAck:
+          if (this.state === 'closing') this.finish('closed', now);
+          return;
+        default:
+          break; // RFC 7016 §2.3: unknown chunks are ignored
+      }
+    }
+    if (this.state === 'closed') return;
+    if (dataFlows) {
+      for (const flow of dataFlows) {
+        if (++flow.packetsSinceAck >= PACKETS_BEFORE_ACK) flow.ackNow = true;
+        if (flow.ackDueAt === 0) flow.ackDueAt = now + DELAYED_ACK_MS;
+      }
+    }
+    if (!sameAddress(from, this.address)) this.challengeAddress(from, now);
+    this.flush(now);
+  }
+
+  /** Runs timers that are due: keepalive, timeout, retransmission, delayed acks, close. */
+  service(now: number): void {
+    this.clock = now;
+    if (this.state === 'closed') {
+      if (now >= this.releaseAt) this.release();
+      return;
+    }
+    if (now - this.lastReceivedAt >= this.config.timeoutMs) {
+      this.finish('timeout', now);
+      return;
+    }
+    if (this.state === 'closing') {
+      if (now - this.closeStartedAt >= CLOSE_GIVE_UP_MS) {
+        this.finish('closed', now);
+        return;
+      }
+    }
+    if (this.rtoAt !== 0 && now >= this.rtoAt) {
+      let lost = 0;
+      for (const flow of this.sendFlows.values()) lost += flow.onTimeout();
+      this.bytesInFlight -= lost;
+      this.congestion.onTimeout();
+      this.rtoAt = 0;
+    }
+    if (
+      now - this.lastReceivedAt >= this.config.keepaliveMs &&
+      now - this.lastPingAt >= this.config.keepaliveMs
+    ) {
+      this.pingDue = true;
+    }
+    for (const [id, at] of this.recvFlowDoneAt) {
+      if (now - at < RECV_FLOW_LINGER_MS) continue;
+      this.recvFlows.delete(id);
+      this.recvFlowDoneAt.delete(id);
+    }
+    this.flush(now);
+  }
+
+  /** Sends whatever is ready: control chunks, acks, then data within the congestion window. */
+  flush(now: number): void {
+    this.clock = now;
+    this.wakeRequested = false;
+    if (this.state === 'closed') return;
+    let burst = 0;
+    // Acks not yet due ride along when data goes out anyway (RFC 7016 §3.6.3.4.1).
+    let piggyback = false;
+    for (const flow of this.sendFlows.values()) if (flow.hasDataToSend()) piggyback = true;
+    for (;;) {
+      const pw = this.writer.begin(this.ownMode, ticksOf(now), this.echoOf(now));
+      this.writeControl(pw, now, piggyback);
+      const more = burst < MAX_BURST_PACKETS && this.writeData(pw, now);
+      if (pw.empty) break;
+      this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), this.address);
+      if (!more) break;
+      burst++;
+    }
+    this.updateDeadline(now);
+  }
+
+  /**
+   * Graceful close (RFC 7016 §3.5.5): data already written is delivered, then Close Request is
+   * sent until acknowledged. Users see the session closed at once.
+   */
+  close(now = this.clock): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    this.closeStartedAt = now;
+    this.closeSentAt = -CLOSE_RESEND_MS;
+    this.notifyClosed('closed');
+    this.flush(now);
+  }
+
+  /** Ends the session at once, telling the peer nothing. */
+  abort(): void {
+    this.finish('aborted', 0);
+  }
+
+  /** Queue a flush through `hooks.wake` (coalesced). */
+  requestFlush(): void {
+    if (this.wakeRequested || this.state === 'closed') return;
+    this.wakeRequested = true;
+    this.hooks.wake(this);
+  }
+
+  private onUserData(chunk: UserData, now: number): RecvFlow | undefined {
+    let flow = this.recvFlows.get(chunk.flowId);
+    if (!flow) {
+      if (this.recvFlows.size >= MAX_RECV_FLOWS) return undefined;
+      flow = this.newRecvFlow(chunk);
+      this.recvFlows.set(flow.id, flow);
+      if (flow.state === 'open') this.hooks.flow(this, flow);
+    }
+    if (flow.state === 'complete') {
+      flow.ackNow = true;
+      return flow;
+    }
+    if (!flow.onData(chunk)) flow.reject(0);
+    if ((flow.state as RecvFlow['state']) === 'complete') this.recvFlowDoneAt.set(flow.id, now);
+    return flow;
+  }
+
+  /** RFC 7016 §3.6.3.1: a new flow needs its metadata; unknown mandatory options reject it. */
+  private newRecvFlow(chunk: UserData): RecvFlow {
+    let metadata: Buffer | undefined;
+    let associated: number | undefined;
+    let acceptable = true;
+    for (const o of chunk.options ?? []) {
+      if (o.type === DataOption.userMetadata) metadata = o.value;
+      else if (o.type === DataOption.returnAssociation) associated = new Reader(o.value).vlu();
+      else if (o.type < MANDATORY_OPTION_CUTOFF) acceptable = false;
+    }
+    const flow = new RecvFlow(chunk.flowId, metadata ?? Buffer.alloc(0), associated);
+    if (!acceptable || !metadata || (associated !== undefined && !this.sendFlows.has(associated)))
+      flow.reject(0);
+    return flow;
+  }
+
+  private onAck(ack: AckRanges, now: number): void {
+    const flow = this.sendFlows.get(ack.flowId);
+    if (!flow) return;
+    const windowFull = this.bytesInFlight + MSS >= this.congestion.cwnd;
+    const result = flow.onAck(ack);
+    this.bytesInFlight -= result.ackedBytes + result.lostBytes;
+    if (result.ackedBytes > 0) {
+      this.congestion.onAck(result.ackedBytes, windowFull);
+      this.rtoAt = this.bytesInFlight > 0 ? now + this.congestion.erto : 0;
+    }
+    if (result.lostBytes > 0) this.congestion.onLoss(now);
+    if (flow.state === 'complete') this.sendFlows.delete(flow.id);
+  }
+
+  private onPingReply(body: Buffer, from: Address): void {
+    if (
+      !this.challenge ||
+      !this.candidate ||
+      !sameAddress(from, this.candidate) ||
+      !body.equals(this.challenge)
+    )
+      return;
+    this.address = this.candidate;
+    this.candidate = undefined;
+    this.challenge = undefined;
+    this.hooks.moved?.(this, from);
+  }
+
+  /** RFC 7016 §3.5.4.2: switch to a new address only once it echoes a ping we sent there. */
+  private challengeAddress(from: Address, now: number): void {
+    if (this.candidate && sameAddress(this.candidate, from) && now - this.challengeAt < MOBILITY_CHALLENGE_MS)
+      return;
+    this.candidate = from;
+    this.challengeAt = now;
+    this.challenge = Buffer.concat([Buffer.from([MOBILITY_MARK]), randomBytes(8)]);
+    this.sendControl(ChunkType.ping, this.challenge, from, now);
+  }
+
+  /** A packet with one control chunk, sent at once to `to` (which may differ from the session address). */
+  private sendControl(type: number, body: Buffer | undefined, to: Address, now: number): void {
+    const pw = this.writer.begin(this.ownMode, ticksOf(now), this.echoOf(now));
+    const s = pw.startChunk(type);
+    if (body) pw.w.bytes(body.subarray(0, Math.max(0, pw.room - 3)));
+    pw.endChunk(s);
+    this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), to);
+  }
+
+  private writeControl(pw: PacketWriter, now: number, piggyback: boolean): void {
+    // RFC 7016 §3.5.5: what was written before close() is delivered first, then Close Request.
+    if (this.state === 'closing' && this.bytesInFlight === 0 && !this.hasDataToSend()) {
+      if (now - this.closeSentAt >= CLOSE_RESEND_MS) {
+        pw.endChunk(pw.startChunk(ChunkType.closeRequest));
+        this.closeSentAt = now;
+      }
+    }
+    if (this.pingDue) {
+      pw.endChunk(pw.startChunk(ChunkType.ping));
+      this.pingDue = false;
+      this.lastPingAt = now;
+    }
+    for (const flow of this.recvFlows.values()) {
+      const due = flow.ackNow || (flow.ackDueAt !== 0 && (piggyback || now >= flow.ackDueAt));
+      if (!due) continue;
+      if (pw.room < 32) return; // the rest go in the next packet
+      if (flow.state === 'rejected') writeFlowException(pw.w, { flowId: flow.id, code: flow.exceptionCode });
+      const maxRanges = Math.min(MAX_ACK_RANGES, Math.floor((pw.room - 24) / 10));
+      writeAckRanges(pw.w, flow.takeAck(maxRanges));
+    }
+  }
+
+  /**
+   * Adds data chunks while the packet, the congestion window and each flow's peer window allow.
+   * True when the packet filled up with more data waiting, so another packet should follow.
+   */
+  private writeData(pw: PacketWriter, now: number): boolean {
+    let wrote = false;
+    let blocked = false;
+    let full = false;
+    const tsn = this.tsn + 1;
+    let last: Fragment | undefined;
+    let lastFlow: SendFlow | undefined;
+    for (const flow of this.sendFlows.values()) {
+      let flowInFlight = -1;
+      for (const f of flow.queue) {
+        if (!f.needsSend) continue;
+        if (flowInFlight < 0) flowInFlight = flow.bytesInFlight();
+        if (this.bytesInFlight + f.data.length > this.congestion.cwnd && this.bytesInFlight > 0) {
+          blocked = true;
+          break;
+        }
+        if (flowInFlight + f.data.length > flow.peerWindow && flowInFlight > 0) break;
+        if (flow.peerWindow === 0) {
+          this.probe(pw, flow, now);
+          break;
+        }
+        const next = last !== undefined && lastFlow === flow && last.seq + 1 === f.seq;
+        const options = !flow.acknowledged && !next && !wrote ? flow.options : undefined;
+        const size = dataChunkSize(flow, f, options !== undefined, next);
+        if (size > pw.room) {
+          full = true;
+          blocked = true;
+          break;
+        }
+        writeUserData(
+          pw.w,
+          { flags: f.flags, flowId: flow.id, sequenceNumber: f.seq, fsnOffset: flow.fsnOffset(f.seq) },
+          options,
+          f.data,
+          next,
+        );
+        f.tsn = tsn;
+        f.naks = 0;
+        f.needsSend = false;
+        f.inFlight = true;
+        flowInFlight += f.data.length;
+        this.bytesInFlight += f.data.length;
+        wrote = true;
+        last = f;
+        lastFlow = flow;
+      }
+      if (blocked) break;
+    }
+    if (wrote) {
+      this.tsn = tsn;
+      if (this.rtoAt === 0) this.rtoAt = now + this.congestion.erto;
+    }
+    return full;
+  }
+
+  private hasDataToSend(): boolean {
+    for (const flow of this.sendFlows.values()) if (flow.queue.length > 0) return true;
+    return false;
+  }
+
+  private probe(pw: PacketWriter, flow: SendFlow, now: number): void {
+    if (now < (this.probeAt.get(flow.id) ?? 0) || pw.room < 16) return;
+    this.probeAt.set(flow.id, now + PROBE_MS);
+    writeBufferProbe(pw.w, flow.id);
+  }
+
+  private echoOf(now: number): number | undefined {
+    if (this.peerTimestamp < 0 || now - this.peerTimestampAt > TIMESTAMP_ECHO_MAX_MS) return undefined;
+    return (this.peerTimestamp + Math.floor((now - this.peerTimestampAt) / TIMESTAMP_TICK_MS)) & 0xffff;
+  }
+
+  private updateDeadline(now: number): void {
+    let d = Math.min(
+      this.lastReceivedAt + this.config.keepaliveMs,
+      this.lastReceivedAt + this.config.timeoutMs,
+    );
+    if (now - this.lastPingAt < this.config.keepaliveMs)
+      d = Math.max(d, this.lastPingAt + this.config.keepaliveMs);
+    d = Math.min(d, this.lastReceivedAt + this.config.timeoutMs);
+    if (this.rtoAt !== 0) d = Math.min(d, this.rtoAt);
+    if (this.state === 'closing')
+      d = Math.min(d, this.closeSentAt + CLOSE_RESEND_MS, this.closeStartedAt + CLOSE_GIVE_UP_MS);
+    for (const flow of this.recvFlows.values()) {
+      if (flow.ackNow) d = Math.min(d, now);
+      else if (flow.ackDueAt !== 0) d = Math.min(d, flow.ackDueAt);
+    }
+    for (const at of this.probeAt.values()) d = Math.min(d, at);
+    this.deadline = d;
+  }
+
+  private finish(reason: CloseReason, releaseAt: number): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.releaseAt = releaseAt;
+    this.deadline = releaseAt;
+    for (const flow of this.sendFlows.values()) flow.dropQueue();
+    this.sendFlows.clear();
+    this.bytesInFlight = 0;
+    this.notifyClosed(reason);
+    if (releaseAt <= this.clock) this.release();
+  }
+
+  private notifyClosed(reason: CloseReason): void {
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    this.hooks.closed(this, reason);
+  }
+
+  private release(): void {
+    this.releaseAt = 0;
+    this.recvFlows.clear();
+    this.hooks.released(this);
+  }
+}
+
+function ticksOf(now: number): number {
+  return Math.floor(now / TIMESTAMP_TICK_MS) & 0xffff;
+}
+
+function dataChunkSize(flow: SendFlow, f: Fragment, withOptions: boolean, next: boolean): number {
+  let n = 3 + 1 + f.data.length;
+  if (!next) n += vluLength(flow.id) + vluLength(f.seq) + vluLength(flow.fsnOffset(f.seq));
+  if (withOptions) n += flow.optionsLength;
+  return n;
+}

@@ -1,0 +1,340 @@
+import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { type Address, sameAddress } from '../runtime/rtmfp/address.ts';
+import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
+import { ProtocolError } from '../runtime/rtmfp/errors.ts';
+import { Initiator } from '../runtime/rtmfp/handshake-initiator.ts';
+import type { KeyingPolicy } from '../runtime/rtmfp/keying.ts';
+import { PacketCipher, readSessionId } from '../runtime/rtmfp/packet-crypto.ts';
+import { Session, type SessionConfig } from '../runtime/rtmfp/session.ts';
+import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
+import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
+
+export type { AmfObject, AmfValue };
+
+const DEFAULT_PORT = 1935;
+const TICK_MS = 20;
+/** Startup retransmission: first after this, then growing (rtmfp-cpp grows by 1.5 s). */
+const STARTUP_RETRY_MS = 500;
+const STARTUP_RETRY_GROWTH_MS = 500;
+/** How long a graceful close waits for the server's Close Ack. */
+const CLOSE_WAIT_MS = 2_000;
+
+export interface ClientOptions {
+  /** Arguments after the command object of `connect`. */
+  args?: AmfValue[];
+  /** Give up connecting after this long (ms). Default 10 s. */
+  timeoutMs?: number;
+  /** DH groups in order of preference (default 16, 14, 2). */
+  groups?: readonly number[];
+  /** HMAC / session sequence number policy (default: both required, like tcconn). */
+  policy?: KeyingPolicy;
+  /** Extra fields for the connect command object. */
+  commandObject?: AmfObject;
+  session?: SessionConfig;
+}
+
+/** A status the server answered with: `code`, `description` and the whole info object. */
+export class StatusError extends Error {
+  readonly code: string;
+  readonly description: string;
+  readonly info: AmfValue;
+
+  constructor(info: AmfValue, fallback: string) {
+    const o = isRecord(info) ? info : {};
+    const description = typeof o.description === 'string' ? o.description : fallback;
+    super(description);
+    this.name = 'StatusError';
+    this.code = typeof o.code === 'string' ? o.code : 'NetConnection.Call.Failed';
+    this.description = description;
+    this.info = info;
+  }
+}
+
+/** Handler for a server-to-client call: its return value (or promise) is the `_result`. */
+export type CallHandler = (...args: AmfValue[]) => AmfValue | Promise<AmfValue>;
+
+/**
+ * A NetConnection to an fnhost node (or any RFC 7425 server) over RTMFP.
+ * Events: `close` (info object), `status` (onStatus info).
+ */
+export class NetConnection extends EventEmitter {
+  /** The connect `_result` info object. */
+  info: AmfValue = null;
+  readonly url: string;
+  /** Our peer ID (hex SHA-256 of our certificate). */
+  readonly peerId: string;
+  /** The server's certificate fingerprint, hex. */
+  serverFingerprint = '';
+  private readonly socket: dgram.Socket;
+  private readonly handlers = new Map<string, CallHandler>();
+  private session: Session | undefined;
+  private tc: TCClientConnection | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private torndown = false;
+  /** Datagrams handed to the socket and not yet sent. */
+  private sending = 0;
+  private closeInfo: AmfValue = null;
+
+  private constructor(url: string, socket: dgram.Socket, peerId: string) {
+    super();
+    this.url = url;
+    this.socket = socket;
+    this.peerId = peerId;
+  }
+
+  /** Opens a session to `url` (`rtmfp://host[:port]/app…`) and sends `connect`. */
+  static async open(url: string, options: ClientOptions = {}): Promise<NetConnection> {
+    const target = await resolve(url);
+    const socket = dgram.createSocket(isIPv6(target.address) ? 'udp6' : 'udp4');
+    await new Promise<void>((r) => socket.bind(0, r));
+    const initiator = new Initiator({ uri: url, groups: options.groups, policy: options.policy });
+    const nc = new NetConnection(url, socket, initiator.peerId);
+    try {
+      await nc.handshake(initiator, target, options);
+    } catch (e) {
+      nc.teardown();
+      throw e;
+    }
+    return nc;
+  }
+
+  get connected(): boolean {
+    return !this.closed && this.session?.state === 'open';
+  }
+
+  /** NetConnection.call: resolves to the `_result` value, rejects with a StatusError from `_error`. */
+  call(name: string, ...args: AmfValue[]): Promise<AmfValue> {
+    const tc = this.tc;
+    if (!tc || !this.connected) return Promise.reject(new StatusError(this.closeInfo, 'not connected'));
+    return new Promise((resolvePromise, reject) => {
+      tc.call(name, args, (ok, value) =>
+        ok ? resolvePromise(value) : reject(new StatusError(value, `${name} failed`)),
+      );
+    });
+  }
+
+  /** Answers the server's calls of `name`. */
+  handle(name: string, handler: CallHandler): this {
+    this.handlers.set(name, handler);
+    return this;
+  }
+
+  /** Graceful close: the server sees the session end; resolves once it acknowledged (or after 2 s). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const session = this.session;
+    if (session && session.state === 'open') {
+      const acked = new Promise<void>((r) => this.once('released', r));
+      session.close(performance.now());
+      await Promise.race([acked, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
+    }
+    this.finish(closedInfo('Connection closed.'));
+    this.teardown();
+  }
+
+  private handshake(initiator: Initiator, target: Address, options: ClientOptions): Promise<void> {
+    return new Promise((resolvePromise, reject) => {
+      let targets: Address[] = [target];
+      let attempts = 0;
+      let retryAt = 0;
+      const timeout = setTimeout(() => {
+        reject(new StatusError(failedInfo('connect timed out'), 'connect timed out'));
+      }, options.timeoutMs ?? 10_000);
+      const sendStartup = (now: number) => {
+        const datagram = initiator.current(now);
+        for (const t of targets) this.send(datagram, t);
+        retryAt = now + STARTUP_RETRY_MS + attempts++ * STARTUP_RETRY_GROWTH_MS;
+      };
+      const established = (ok: boolean, info: AmfValue) => {
+        clearTimeout(timeout);
+        if (ok) {
+          this.info = info;
+          resolvePromise();
+        } else {
+          reject(new StatusError(info, 'connect rejected'));
+        }
+      };
+      this.socket.on('message', (msg, rinfo) => {
+        const from = { address: rinfo.address, port: rinfo.port };
+        const now = performance.now();
+        try {
+          if (this.session) {
+            if (readSessionId(msg) === this.session.localId) this.session.receive(msg, from, now);
+            return;
+          }
+          const step = initiator.onStartup(msg, now);
+          if (step.kind === 'send') {
+            targets = [from];
+            sendStartup(now);
+          } else if (step.kind === 'redirect') {
+            const next = step.addresses.filter((a) => !targets.some((t) => sameAddress(t, a)));
+            targets = [...targets, ...next].slice(-24);
+            sendStartup(now);
+          } else if (step.kind === 'established') {
+            this.serverFingerprint = step.serverFingerprint.toString('hex');
+            this.startSession(step, from, now, options, established);
+          }
+        } catch (e) {
+          if (!(e instanceof ProtocolError)) throw e;
+          // Malformed or undecryptable datagrams are ignored, as a server ignores ours.
+        }
+      });
+      this.timer = setInterval(() => {
+        const now = performance.now();
+        if (this.session) {
+          if (this.session.deadline <= now) this.session.service(now);
+        } else if (now >= retryAt) {
+          sendStartup(now);
+        }
+      }, TICK_MS);
+      this.timer.unref();
+      sendStartup(performance.now());
+    });
+  }
+
+  private startSession(
+    step: Extract<ReturnType<Initiator['onStartup']>, { kind: 'established' }>,
+    from: Address,
+    now: number,
+    options: ClientOptions,
+    established: (ok: boolean, info: AmfValue) => void,
+  ): void {
+    let wakeScheduled = false;
+    const session = new Session({
+      role: 'initiator',
+      localId: step.localId,
+      remoteId: step.remoteId,
+      address: from,
+      cipher: new PacketCipher(step.cipher),
+      now,
+      config: options.session,
+      hooks: {
+        send: (datagram, to) => this.send(datagram, to),
+        wake: (s) => {
+          if (wakeScheduled) return;
+          wakeScheduled = true;
+          setImmediate(() => {
+            wakeScheduled = false;
+            s.flush(performance.now());
+          });
+        },
+        flow: (_s, flow) => this.tc?.onFlow(flow),
+        closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
+        released: () => {
+          this.emit('released');
+          this.teardown();
+        },
+      },
+    });
+    const tc = new TCClientConnection(session, {
+      connected: established,
+      status: (info) => {
+        if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
+        this.emit('status', info);
+      },
+      call: (name, args, reply) => this.onServerCall(name, args, reply),
+    });
+    this.session = session;
+    this.tc = tc;
+    tc.connect({
+      tcUrl: this.url,
+      app: appOfUrl(this.url),
+      args: options.args ?? [],
+      commandObject: options.commandObject,
+    });
+    session.flush(now);
+  }
+
+  private onServerCall(
+    name: string,
+    args: AmfValue[],
+    reply: ((ok: boolean, value: AmfValue) => void) | undefined,
+  ): void {
+    const handler = this.handlers.get(name);
+    if (!handler) {
+      reply?.(false, {
+        level: 'error',
+        code: 'NetConnection.Call.Failed',
+        description: `no handler for ${name}`,
+      });
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(...args))
+      .then(
+        (value) => reply?.(true, value ?? null),
+        (e: unknown) =>
+          reply?.(false, {
+            level: 'error',
+            code: 'NetConnection.Call.Failed',
+            description: e instanceof Error ? e.message : String(e),
+          }),
+      );
+  }
+
+  /** The connection is over for the user; the socket stays until the session is released. */
+  private finish(info: AmfValue): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeInfo = info;
+    this.tc?.failPending(info);
+    if (this.session?.state !== 'closing') this.teardown();
+    this.emit('close', info);
+  }
+
+  private send(datagram: Buffer, to: Address): void {
+    if (this.torndown) return;
+    this.sending++;
+    this.socket.send(datagram, to.port, to.address, () => {
+      if (--this.sending === 0) this.emit('sent');
+    });
+  }
+
+  /** Stops timers and the session; the socket closes once what was sent has left (e.g. a Close Ack). */
+  private teardown(): void {
+    if (this.torndown) return;
+    this.torndown = true;
+    if (this.timer) clearInterval(this.timer);
+    this.session?.abort();
+    const close = () => this.socket.close();
+    if (this.sending === 0) close();
+    else this.once('sent', close);
+  }
+}
+
+/** Connects to `url` with `connect` arguments; resolves once the server accepted. */
+export function connect(url: string, ...args: AmfValue[]): Promise<NetConnection> {
+  return NetConnection.open(url, { args });
+}
+
+async function resolve(url: string): Promise<Address> {
+  const m = /^rtmfp:\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?(?:\/|$)/i.exec(url);
+  if (!m) throw new TypeError(`not an rtmfp:// URL: ${url}`);
+  const host = m[1].replace(/^\[|\]$/g, '');
+  const port = m[2] ? Number(m[2]) : DEFAULT_PORT;
+  const { address } = await lookup(host);
+  return { address, port };
+}
+
+function closedInfo(description: string): AmfObject {
+  return { level: 'status', code: 'NetConnection.Connect.Closed', description };
+}
+
+function failedInfo(description: string): AmfObject {
+  return { level: 'error', code: 'NetConnection.Connect.Failed', description };
+}
+
+function isRecord(v: AmfValue): v is AmfObject {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    !(v instanceof Date) &&
+    !(v instanceof Uint8Array)
+  );
+}

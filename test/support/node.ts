@@ -1,0 +1,61 @@
+import pino from 'pino';
+import { builtinApp } from '../../runtime/host/builtin-app.ts';
+import { RtmfpNode } from '../../runtime/host/node.ts';
+import type { SessionConfig } from '../../runtime/rtmfp/session.ts';
+import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
+
+export const silentLogger = pino({ level: 'silent' });
+
+export interface TestNode {
+  node: RtmfpNode;
+  port: number;
+  /** `rtmfp://127.0.0.1:PORT/app` */
+  url: (app?: string) => string;
+  stop: () => Promise<void>;
+}
+
+/** A node (default: the built-in app) on a free UDP port of 127.0.0.1. */
+export async function startNode(
+  o: { session?: SessionConfig; cryptoWorkers?: number; handler?: TCServerHandler } = {},
+): Promise<TestNode> {
+  const node = new RtmfpNode({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    handler: o.handler ?? builtinApp(silentLogger),
+    logger: silentLogger,
+    session: o.session,
+    cryptoWorkers: o.cryptoWorkers,
+  });
+  const [bound] = await node.start();
+  let stopped = false;
+  return {
+    node,
+    port: bound.port,
+    url: (app = 'app') => `rtmfp://127.0.0.1:${bound.port}/${app}`,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await node.stop();
+    },
+  };
+}
+
+/** Polls `condition` every 10 ms until true; throws after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
