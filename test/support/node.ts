@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { builtinApp } from '../../runtime/host/builtin-app.ts';
-import { RtmfpNode } from '../../runtime/host/node.ts';
+import { type ListenAddress, RtmfpNode } from '../../runtime/host/node.ts';
+import { formatAddress } from '../../runtime/rtmfp/address.ts';
 import type { SessionConfig } from '../../runtime/rtmfp/session.ts';
 import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
 
@@ -9,17 +10,22 @@ export const silentLogger = pino({ level: 'silent' });
 export interface TestNode {
   node: RtmfpNode;
   port: number;
-  /** `rtmfp://127.0.0.1:PORT/app` */
+  /** `rtmfp://HOST:PORT/app` */
   url: (app?: string) => string;
   stop: () => Promise<void>;
 }
 
 /** A node (default: the built-in app) on a free UDP port of 127.0.0.1. */
 export async function startNode(
-  o: { session?: SessionConfig; cryptoWorkers?: number; handler?: TCServerHandler } = {},
+  o: {
+    session?: SessionConfig;
+    cryptoWorkers?: number;
+    handler?: TCServerHandler;
+    listen?: ListenAddress[];
+  } = {},
 ): Promise<TestNode> {
   const node = new RtmfpNode({
-    listen: [{ host: '127.0.0.1', port: 0 }],
+    listen: o.listen ?? [{ host: '127.0.0.1', port: 0 }],
     handler: o.handler ?? builtinApp(silentLogger),
     logger: silentLogger,
     session: o.session,
@@ -30,7 +36,7 @@ export async function startNode(
   return {
     node,
     port: bound.port,
-    url: (app = 'app') => `rtmfp://127.0.0.1:${bound.port}/${app}`,
+    url: (app = 'app') => `rtmfp://${formatAddress(bound)}/${app}`,
     stop: async () => {
       if (stopped) return;
       stopped = true;

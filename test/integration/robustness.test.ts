@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { after, before, describe, test } from 'node:test';
+import { Writer } from '../../runtime/rtmfp/binary.ts';
+import { makeEPD } from '../../runtime/rtmfp/certificate.ts';
+import { writeIHello } from '../../runtime/rtmfp/chunks.ts';
+import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
+import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
+import { connect, NetConnection } from '../../sdk/client.ts';
+import { startNode, type TestNode, until } from '../support/node.ts';
+
+/** A UDP relay whose upstream side can be swapped, as a NAT rebinding does. */
+class Rebinder {
+  readonly front = dgram.createSocket('udp4');
+  upstream = dgram.createSocket('udp4');
+  captured: Buffer[] = [];
+  private client = 0;
+  private readonly target: number;
+
+  constructor(target: number) {
+    this.target = target;
+  }
+
+  async start(): Promise<number> {
+    this.front.on('message', (msg, rinfo) => {
+      this.client = rinfo.port;
+      this.captured.push(Buffer.from(msg));
+      this.upstream.send(msg, this.target, '127.0.0.1');
+    });
+    await new Promise<void>((r) => this.front.bind(0, '127.0.0.1', r));
+    await this.bindUpstream();
+    return this.front.address().port;
+  }
+
+  /** Drops the old upstream socket: the node now sees the client at a new address. */
+  async rebind(): Promise<number> {
+    const old = this.upstream;
+    this.upstream = dgram.createSocket('udp4');
+    await this.bindUpstream();
+    old.close();
+    return this.upstream.address().port;
+  }
+
+  close(): void {
+    this.front.close();
+    this.upstream.close();
+  }
+
+  private async bindUpstream(): Promise<void> {
+    const socket = this.upstream;
+    socket.on('message', (msg) => this.front.send(msg, this.client, '127.0.0.1'));
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  }
+}
+
+describe('a node under hostile or changing conditions', () => {
+  let n: TestNode;
+  before(async () => {
+    n = await startNode();
+  });
+  after(() => n.stop());
+
+  test('a client whose address changes keeps its session (RFC 7016 §3.5.4.2)', async () => {
+    const relay = new Rebinder(n.port);
+    const port = await relay.start();
+    const nc = await connect(`rtmfp://127.0.0.1:${port}/app`);
+    try {
+      assert.equal(await nc.call('echo', 'before'), 'before');
+      const newPort = await relay.rebind();
+      assert.equal(await nc.call('echo', 'after'), 'after');
+      const sessions = [...n.node.sessions.values()];
+      assert.ok(
+        sessions.some((s) => s.address.port === newPort),
+        'the node now sends to the new address',
+      );
+    } finally {
+      await nc.close();
+      relay.close();
+    }
+  });
+
+  test('replayed session datagrams are dropped and counted, not processed twice', async () => {
+    const relay = new Rebinder(n.port);
+    const port = await relay.start();
+    const nc = await connect(`rtmfp://127.0.0.1:${port}/app`);
+    try {
+      assert.equal(await nc.call('echo', 1), 1);
+      const before = n.node.stats().drops.replayed ?? 0;
+      // Skip the two startup datagrams (IHello, IIKeying): the rest are session packets.
+      const sessionPackets = relay.captured.slice(2);
+      for (const d of sessionPackets) relay.upstream.send(d, n.port, '127.0.0.1');
+      await until(
+        () => (n.node.stats().drops.replayed ?? 0) - before >= sessionPackets.length,
+        3_000,
+        'replays counted',
+      );
+      assert.equal(await nc.call('echo', 2), 2);
+    } finally {
+      await nc.close();
+      relay.close();
+    }
+  });
+
+  test('an IHello flood from many addresses leaves no per-source state behind', async () => {
+    const cipher = PacketCipher.startup();
+    const pw = new PacketWriter();
+    const sockets = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const s = dgram.createSocket('udp4');
+        await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+        return s;
+      }),
+    );
+    let answers = 0;
+    for (const s of sockets) s.on('message', () => answers++);
+    const before = n.node.stats();
+    const epd = makeEPD({ ancillaryData: `rtmfp://127.0.0.1:${n.port}/app` });
+    for (let i = 0; i < 2_000; i++) {
+      pw.begin(PacketMode.startup, i, undefined);
+      writeIHello(pw.w, { epd, tag: new Writer(16).u32(i).fill(0, 12).toBuffer() });
+      sockets[i % sockets.length].send(cipher.seal(pw.view(), 0), n.port, '127.0.0.1');
+      if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => answers >= 1_900, 5_000, 'RHellos');
+    const after = n.node.stats();
+    assert.equal(after.sessions, before.sessions, 'no session was created');
+    assert.equal(after.opening, 0, 'no handshake is pending');
+    await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  });
+
+  test('IPv6 clients are served on an IPv6 socket', async () => {
+    const v6 = await startNode({ listen: [{ host: '::1', port: 0 }] });
+    try {
+      const nc = await NetConnection.open(`rtmfp://[::1]:${v6.port}/app`);
+      assert.equal(await nc.call('echo', 'v6'), 'v6');
+      await nc.close();
+    } finally {
+      await v6.stop();
+    }
+  });
+});
