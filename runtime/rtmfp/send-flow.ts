@@ -30,6 +30,8 @@ export interface AckResult {
   ackedBytes: number;
   /** Bytes that stopped being in flight because they were declared lost. */
   lostBytes: number;
+  /** Newest transmission the ack covered (0: none), for loss detection on the other flows. */
+  maxAckedTsn: number;
 }
 
 export type SendFlowState = 'open' | 'closing' | 'complete' | 'failed';
@@ -56,6 +58,10 @@ export class SendFlow {
 
   /** Unacknowledged fragments in sequence order. */
   readonly queue: Fragment[] = [];
+  /** Bytes of this flow in flight, kept as fragments change state. */
+  private inFlightBytes = 0;
+  /** Fragments with `needsSend` set. */
+  private sendable = 0;
   /** Peer's receive window in bytes (RFC 7016 §3.6.3.3). */
   peerWindow = 64 * 1024;
   acknowledged = false;
@@ -122,16 +128,25 @@ export class SendFlow {
 
   /** Drops everything unsent; returns the bytes that were in flight. */
   dropQueue(): number {
-    let inFlight = 0;
-    for (const f of this.queue) if (f.inFlight) inFlight += f.data.length;
+    const inFlight = this.inFlightBytes;
     this.queue.length = 0;
+    this.inFlightBytes = 0;
+    this.sendable = 0;
     return inFlight;
   }
 
   hasDataToSend(): boolean {
-    if (this.state === 'failed' || this.state === 'complete') return false;
-    for (const f of this.queue) if (f.needsSend) return true;
-    return false;
+    return this.sendable > 0 && this.state !== 'failed' && this.state !== 'complete';
+  }
+
+  /** Records that `f` went out in the packet with transmission sequence number `tsn`. */
+  markSent(f: Fragment, tsn: number): void {
+    if (f.needsSend) this.sendable--;
+    if (!f.inFlight) this.inFlightBytes += f.data.length;
+    f.tsn = tsn;
+    f.naks = 0;
+    f.needsSend = false;
+    f.inFlight = true;
   }
 
   /**
@@ -145,53 +160,65 @@ export class SendFlow {
 
   /** Bytes of this flow that are in flight (for the peer's receive window). */
   bytesInFlight(): number {
-    let n = 0;
-    for (const f of this.queue) if (f.inFlight) n += f.data.length;
-    return n;
+    return this.inFlightBytes;
   }
 
-  /** Applies an acknowledgement (RFC 7016 §3.6.2.4) and detects losses by NAK count. */
+  /**
+   * Applies an acknowledgement (RFC 7016 §3.6.2.4): retires what it covers, then counts a NAK
+   * against every fragment in flight that was sent before the newest one it acknowledged.
+   */
   onAck(ack: AckRanges): AckResult {
-    const result: AckResult = { ackedBytes: 0, lostBytes: 0 };
+    const result: AckResult = { ackedBytes: 0, lostBytes: 0, maxAckedTsn: 0 };
     this.acknowledged = true;
     this.peerWindow = ack.bufferBlocks * 1024;
-    let maxAckedTsn = 0;
     let kept = 0;
     for (const f of this.queue) {
       if (f.tsn > 0 && isAcked(f.seq, ack)) {
         if (f.inFlight) result.ackedBytes += f.data.length;
-        if (f.tsn > maxAckedTsn) maxAckedTsn = f.tsn;
+        if (f.needsSend) this.sendable--;
+        if (f.tsn > result.maxAckedTsn) result.maxAckedTsn = f.tsn;
         continue;
       }
       this.queue[kept++] = f;
     }
     this.queue.length = kept;
-    for (const f of this.queue) {
-      if (!f.inFlight || f.tsn >= maxAckedTsn) continue;
-      if (++f.naks >= NAKS_FOR_LOSS) {
-        f.inFlight = false;
-        f.needsSend = true;
-        result.lostBytes += f.data.length;
-      }
-    }
+    this.inFlightBytes -= result.ackedBytes;
+    result.lostBytes = this.detectLoss(result.maxAckedTsn);
     this.checkComplete();
     return result;
+  }
+
+  /**
+   * RFC 7016 §3.6.2.4: a fragment sent before one the peer has acknowledged (on any flow of
+   * the session) collects a NAK; after NAKS_FOR_LOSS it is lost. Returns the bytes lost.
+   */
+  detectLoss(ackedTsn: number): number {
+    let lost = 0;
+    for (const f of this.queue) {
+      if (!f.inFlight || f.tsn >= ackedTsn) continue;
+      if (++f.naks >= NAKS_FOR_LOSS) lost += this.markLost(f);
+    }
+    return lost;
   }
 
   /** Retransmission timeout: everything in flight is lost. Returns those bytes. */
   onTimeout(): number {
     let lost = 0;
-    for (const f of this.queue) {
-      if (!f.inFlight) continue;
-      f.inFlight = false;
-      f.needsSend = true;
-      lost += f.data.length;
-    }
+    for (const f of this.queue) if (f.inFlight) lost += this.markLost(f);
     return lost;
+  }
+
+  private markLost(f: Fragment): number {
+    f.inFlight = false;
+    if (!f.needsSend) this.sendable++;
+    f.needsSend = true;
+    this.inFlightBytes -= f.data.length;
+    return f.data.length;
   }
 
   private push(flags: number, data: Buffer): void {
     this.queue.push({ seq: this.nextSeq++, flags, data, inFlight: false, needsSend: true, tsn: 0, naks: 0 });
+    this.sendable++;
   }
 
   private checkComplete(): void {

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Address, sameAddress } from './address.ts';
-import { Reader, vluLength } from './binary.ts';
+import { Reader } from './binary.ts';
 import {
-  type AckRanges,
   ChunkType,
   DataOption,
   MANDATORY_OPTION_CUTOFF,
@@ -12,16 +11,15 @@ import {
   readUserData,
   type UserData,
   writeAckRanges,
-  writeBufferProbe,
   writeFlowException,
-  writeUserData,
 } from './chunks.ts';
-import { Congestion, MAX_BURST_PACKETS, MSS } from './congestion.ts';
+import { MAX_BURST_PACKETS } from './congestion.ts';
 import { ProtocolError } from './errors.ts';
 import { PacketMode, PacketReader, PacketWriter, TIMESTAMP_TICK_MS } from './packet.ts';
 import type { PacketCipher } from './packet-crypto.ts';
 import { RecvFlow } from './recv-flow.ts';
-import { type Fragment, SendFlow } from './send-flow.ts';
+import { SendFlow } from './send-flow.ts';
+import { SendScheduler } from './send-scheduler.ts';
 
 export interface SessionConfig {
   /** Ping the peer after this long without hearing from it. */
@@ -50,8 +48,6 @@ const RECV_FLOW_LINGER_MS = 120_000;
 /** Bounds on what one peer can make us hold. */
 export const MAX_RECV_FLOWS = 256;
 const MAX_ACK_RANGES = 64;
-/** Buffer probe interval while the peer's window is closed (RFC 7016 §3.6.2.6). */
-const PROBE_MS = 1_000;
 /** Min interval between address-change challenges (RFC 7016 §3.5.4.2). */
 const MOBILITY_CHALLENGE_MS = 1_000;
 const MOBILITY_MARK = 0x4d; // 'M'
@@ -104,10 +100,9 @@ export class Session {
   /** Free for the layer above (e.g. the TC connection). */
   context: unknown;
 
-  readonly sendFlows = new Map<number, SendFlow>();
   readonly recvFlows = new Map<number, RecvFlow>();
-  readonly congestion = new Congestion();
-  bytesInFlight = 0;
+  /** Our flows to the peer, under one congestion window. */
+  readonly sender = new SendScheduler();
 
   private readonly cipher: PacketCipher;
   private readonly hooks: SessionHooks;
@@ -115,8 +110,6 @@ export class Session {
   private readonly ownMode: number;
   private readonly writer = new PacketWriter();
   private nextFlowId = 1;
-  private tsn = 0;
-  private rtoAt = 0;
   private lastReceivedAt: number;
   private lastPingAt = 0;
   private pingDue = false;
@@ -130,7 +123,6 @@ export class Session {
   private challenge: Buffer | undefined;
   private challengeAt = 0;
   private readonly recvFlowDoneAt = new Map<number, number>();
-  private readonly probeAt = new Map<number, number>();
   private closedNotified = false;
   /** The latest `now` handed in, for calls made from outside a receive/service/flush. */
   private clock: number;
@@ -152,7 +144,7 @@ export class Session {
   /** Opens a flow to the peer (RFC 7016 §3.6.2.1), optionally as a return flow of one of its flows. */
   openFlow(metadata: Buffer, associatedFlowId?: number): SendFlow {
     const flow = new SendFlow(this.nextFlowId++, metadata, associatedFlowId, () => this.requestFlush());
-    this.sendFlows.set(flow.id, flow);
+    this.sender.add(flow);
     return flow;
   }
 
@@ -174,7 +166,7 @@ export class Session {
     }
     if (timestampEcho !== undefined) {
       const ticks = (ticksOf(now) - timestampEcho) & 0xffff;
-      if (ticks < MAX_RTT_TICKS) this.congestion.onRttSample(ticks * TIMESTAMP_TICK_MS);
+      if (ticks < MAX_RTT_TICKS) this.sender.congestion.onRttSample(ticks * TIMESTAMP_TICK_MS);
     }
 
     const r = packet.chunk;
@@ -197,10 +189,10 @@ export class Session {
           break;
         }
         case ChunkType.ackRanges:
-          this.onAck(readAckRanges(r), now);
+          this.sender.onAck(readAckRanges(r), now);
           break;
         case ChunkType.ackBitmap:
-          this.onAck(readAckBitmap(r), now);
+          this.sender.onAck(readAckBitmap(r), now);
           break;
         case ChunkType.bufferProbe: {
           const flow = this.recvFlows.get(r.vlu());
@@ -209,11 +201,7 @@ export class Session {
         }
         case ChunkType.flowException: {
           const e = readFlowException(r);
-          const flow = this.sendFlows.get(e.flowId);
-          if (flow) {
-            this.bytesInFlight -= flow.fail(e.code);
-            this.sendFlows.delete(flow.id);
-          }
+          this.sender.onException(e.flowId, e.code);
           break;
         }
         case ChunkType.ping:
@@ -261,13 +249,7 @@ export class Session {
         return;
       }
     }
-    if (this.rtoAt !== 0 && now >= this.rtoAt) {
-      let lost = 0;
-      for (const flow of this.sendFlows.values()) lost += flow.onTimeout();
-      this.bytesInFlight -= lost;
-      this.congestion.onTimeout();
-      this.rtoAt = 0;
-    }
+    this.sender.service(now);
     if (
       now - this.lastReceivedAt >= this.config.keepaliveMs &&
       now - this.lastPingAt >= this.config.keepaliveMs
@@ -289,12 +271,11 @@ export class Session {
     if (this.state === 'closed') return;
     let burst = 0;
     // Acks not yet due ride along when data goes out anyway (RFC 7016 §3.6.3.4.1).
-    let piggyback = false;
-    for (const flow of this.sendFlows.values()) if (flow.hasDataToSend()) piggyback = true;
+    const piggyback = this.sender.hasDataToSend();
     for (;;) {
       const pw = this.writer.begin(this.ownMode, ticksOf(now), this.echoOf(now));
       this.writeControl(pw, now, piggyback);
-      const more = burst < MAX_BURST_PACKETS && this.writeData(pw, now);
+      const more = burst < MAX_BURST_PACKETS && this.sender.write(pw, now);
       if (pw.empty) break;
       this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), this.address);
       if (!more) break;
@@ -356,23 +337,9 @@ export class Session {
       else if (o.type < MANDATORY_OPTION_CUTOFF) acceptable = false;
     }
     const flow = new RecvFlow(chunk.flowId, metadata ?? Buffer.alloc(0), associated);
-    if (!acceptable || !metadata || (associated !== undefined && !this.sendFlows.has(associated)))
+    if (!acceptable || !metadata || (associated !== undefined && !this.sender.flows.has(associated)))
       flow.reject(0);
     return flow;
-  }
-
-  private onAck(ack: AckRanges, now: number): void {
-    const flow = this.sendFlows.get(ack.flowId);
-    if (!flow) return;
-    const windowFull = this.bytesInFlight + MSS >= this.congestion.cwnd;
-    const result = flow.onAck(ack);
-    this.bytesInFlight -= result.ackedBytes + result.lostBytes;
-    if (result.ackedBytes > 0) {
-      this.congestion.onAck(result.ackedBytes, windowFull);
-      this.rtoAt = this.bytesInFlight > 0 ? now + this.congestion.erto : 0;
-    }
-    if (result.lostBytes > 0) this.congestion.onLoss(now);
-    if (flow.state === 'complete') this.sendFlows.delete(flow.id);
   }
 
   private onPingReply(body: Buffer, from: Address): void {
@@ -410,7 +377,7 @@ export class Session {
 
   private writeControl(pw: PacketWriter, now: number, piggyback: boolean): void {
     // RFC 7016 §3.5.5: what was written before close() is delivered first, then Close Request.
-    if (this.state === 'closing' && this.bytesInFlight === 0 && !this.hasDataToSend()) {
+    if (this.state === 'closing' && !this.sender.hasUnacknowledged()) {
       if (now - this.closeSentAt >= CLOSE_RESEND_MS) {
         pw.endChunk(pw.startChunk(ChunkType.closeRequest));
         this.closeSentAt = now;
@@ -431,76 +398,6 @@ export class Session {
     }
   }
 
-  /**
-   * Adds data chunks while the packet, the congestion window and each flow's peer window allow.
-   * True when the packet filled up with more data waiting, so another packet should follow.
-   */
-  private writeData(pw: PacketWriter, now: number): boolean {
-    let wrote = false;
-    let blocked = false;
-    let full = false;
-    const tsn = this.tsn + 1;
-    let last: Fragment | undefined;
-    let lastFlow: SendFlow | undefined;
-    for (const flow of this.sendFlows.values()) {
-      let flowInFlight = -1;
-      for (const f of flow.queue) {
-        if (!f.needsSend) continue;
-        if (flowInFlight < 0) flowInFlight = flow.bytesInFlight();
-        if (this.bytesInFlight + f.data.length > this.congestion.cwnd && this.bytesInFlight > 0) {
-          blocked = true;
-          break;
-        }
-        if (flowInFlight + f.data.length > flow.peerWindow && flowInFlight > 0) break;
-        if (flow.peerWindow === 0) {
-          this.probe(pw, flow, now);
-          break;
-        }
-        const next = last !== undefined && lastFlow === flow && last.seq + 1 === f.seq;
-        const options = !flow.acknowledged && !next && !wrote ? flow.options : undefined;
-        const size = dataChunkSize(flow, f, options !== undefined, next);
-        if (size > pw.room) {
-          full = true;
-          blocked = true;
-          break;
-        }
-        writeUserData(
-          pw.w,
-          { flags: f.flags, flowId: flow.id, sequenceNumber: f.seq, fsnOffset: flow.fsnOffset(f.seq) },
-          options,
-          f.data,
-          next,
-        );
-        f.tsn = tsn;
-        f.naks = 0;
-        f.needsSend = false;
-        f.inFlight = true;
-        flowInFlight += f.data.length;
-        this.bytesInFlight += f.data.length;
-        wrote = true;
-        last = f;
-        lastFlow = flow;
-      }
-      if (blocked) break;
-    }
-    if (wrote) {
-      this.tsn = tsn;
-      if (this.rtoAt === 0) this.rtoAt = now + this.congestion.erto;
-    }
-    return full;
-  }
-
-  private hasDataToSend(): boolean {
-    for (const flow of this.sendFlows.values()) if (flow.queue.length > 0) return true;
-    return false;
-  }
-
-  private probe(pw: PacketWriter, flow: SendFlow, now: number): void {
-    if (now < (this.probeAt.get(flow.id) ?? 0) || pw.room < 16) return;
-    this.probeAt.set(flow.id, now + PROBE_MS);
-    writeBufferProbe(pw.w, flow.id);
-  }
-
   private echoOf(now: number): number | undefined {
     if (this.peerTimestamp < 0 || now - this.peerTimestampAt > TIMESTAMP_ECHO_MAX_MS) return undefined;
     return (this.peerTimestamp + Math.floor((now - this.peerTimestampAt) / TIMESTAMP_TICK_MS)) & 0xffff;
@@ -514,14 +411,13 @@ export class Session {
     if (now - this.lastPingAt < this.config.keepaliveMs)
       d = Math.max(d, this.lastPingAt + this.config.keepaliveMs);
     d = Math.min(d, this.lastReceivedAt + this.config.timeoutMs);
-    if (this.rtoAt !== 0) d = Math.min(d, this.rtoAt);
+    d = Math.min(d, this.sender.deadline());
     if (this.state === 'closing')
       d = Math.min(d, this.closeSentAt + CLOSE_RESEND_MS, this.closeStartedAt + CLOSE_GIVE_UP_MS);
     for (const flow of this.recvFlows.values()) {
       if (flow.ackNow) d = Math.min(d, now);
       else if (flow.ackDueAt !== 0) d = Math.min(d, flow.ackDueAt);
     }
-    for (const at of this.probeAt.values()) d = Math.min(d, at);
     this.deadline = d;
   }
 
@@ -530,9 +426,7 @@ export class Session {
     this.state = 'closed';
     this.releaseAt = releaseAt;
     this.deadline = releaseAt;
-    for (const flow of this.sendFlows.values()) flow.dropQueue();
-    this.sendFlows.clear();
-    this.bytesInFlight = 0;
+    this.sender.clear();
     this.notifyClosed(reason);
     if (releaseAt <= this.clock) this.release();
   }
@@ -552,11 +446,4 @@ export class Session {
 
 function ticksOf(now: number): number {
   return Math.floor(now / TIMESTAMP_TICK_MS) & 0xffff;
-}
-
-function dataChunkSize(flow: SendFlow, f: Fragment, withOptions: boolean, next: boolean): number {
-  let n = 3 + 1 + f.data.length;
-  if (!next) n += vluLength(flow.id) + vluLength(f.seq) + vluLength(flow.fsnOffset(f.seq));
-  if (withOptions) n += flow.optionsLength;
-  return n;
 }

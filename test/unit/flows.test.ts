@@ -4,7 +4,7 @@ import { MAX_VLU, Writer } from '../../runtime/rtmfp/binary.ts';
 import { DataFlags, type UserData, writeUserData } from '../../runtime/rtmfp/chunks.ts';
 import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
 import { RECV_BUFFER_BYTES, RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
-import { type Fragment, NAKS_FOR_LOSS, SendFlow } from '../../runtime/rtmfp/send-flow.ts';
+import { type AckResult, type Fragment, NAKS_FOR_LOSS, SendFlow } from '../../runtime/rtmfp/send-flow.ts';
 
 const FLOW_ID = 5;
 const METADATA = Buffer.from('TC\x04\x00', 'latin1');
@@ -61,10 +61,7 @@ class Link {
   }
 
   transmitOne(f: Fragment): UserData {
-    f.tsn = ++this.tsn;
-    f.naks = 0;
-    f.needsSend = false;
-    f.inFlight = true;
+    this.send.markSent(f, ++this.tsn);
     return {
       flags: f.flags,
       flowId: this.send.id,
@@ -166,7 +163,7 @@ describe('SendFlow → RecvFlow delivery', () => {
     assert.deepEqual(link.delivered, messages);
     const inFlight = link.send.bytesInFlight();
     const result = link.ack();
-    assert.deepEqual(result, { ackedBytes: inFlight, lostBytes: 0 });
+    assert.deepEqual(bytesOf(result), { ackedBytes: inFlight, lostBytes: 0 });
     assert.equal(link.send.queue.length, 0);
   });
 
@@ -260,12 +257,12 @@ describe('SendFlow loss detection', () => {
     const first = link.send.queue[0];
     for (let i = 1; i < NAKS_FOR_LOSS; i++) {
       link.deliver([chunks[i]]);
-      assert.deepEqual(link.ack(), { ackedBytes: chunks[i].data.length, lostBytes: 0 });
+      assert.deepEqual(bytesOf(link.ack()), { ackedBytes: chunks[i].data.length, lostBytes: 0 });
       assert.equal(first.needsSend, false);
       assert.equal(first.inFlight, true);
     }
     link.deliver([chunks[NAKS_FOR_LOSS]]);
-    assert.deepEqual(link.ack(), {
+    assert.deepEqual(bytesOf(link.ack()), {
       ackedBytes: chunks[NAKS_FOR_LOSS].data.length,
       lostBytes: first.data.length,
     });
@@ -623,3 +620,8 @@ describe('RecvFlow receive buffer', () => {
     assert.deepEqual(got, []);
   });
 });
+
+/** The byte counts of an ack result (its newest acknowledged TSN aside). */
+function bytesOf(r: AckResult): { ackedBytes: number; lostBytes: number } {
+  return { ackedBytes: r.ackedBytes, lostBytes: r.lostBytes };
+}
