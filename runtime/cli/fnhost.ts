@@ -1,51 +1,20 @@
-#!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { builtinApp } from '../host/builtin-app.ts';
-import { type ListenAddress, RtmfpNode } from '../host/node.ts';
-import { formatAddress } from '../rtmfp/address.ts';
+#!/usr/bin/env -S node --no-node-snapshot
+import { ConfigError } from '../config/config.ts';
+import { dev } from './dev.ts';
 
 const USAGE = `fnhost — serverless functions on RTMFP nodes
 
 usage:
-  fnhost dev [dir] [--rtmfp HOST:PORT]   run one standalone node (default 0.0.0.0:1935)
-  fnhost help                            this text
+  fnhost dev [dir] [--rtmfp HOST:PORT]... [--config FILE] [--json]
+      run one standalone node with the app in dir (default: main from wrangler-like.toml,
+      else functions/), rebuilt and hot-swapped on every save
+  fnhost help      this text
+
+Config comes from ./wrangler-like.toml, then FNHOST_* environment variables, then flags.
 `;
 
 /** A CLI mistake: printed without a stack trace, exit code 2. */
 class UsageError extends Error {}
-
-function parseListen(text: string): ListenAddress {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || !(port >= 0 && port < 65536))
-    throw new UsageError(`--rtmfp must be HOST:PORT (or [v6]:PORT), got "${text}"`);
-  return { host: m[1], port };
-}
-
-async function dev(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { rtmfp: { type: 'string', multiple: true }, json: { type: 'boolean' } },
-  });
-  const listen = (values.rtmfp ?? ['0.0.0.0:1935']).map(parseListen);
-  const logger = pino({ level: process.env.FNHOST_LOG_LEVEL ?? 'info' }, pino.destination(2));
-  const node = new RtmfpNode({ listen, handler: builtinApp(logger), logger });
-  const bound = await node.start();
-  for (const a of bound) process.stdout.write(`rtmfp listening on udp://${formatAddress(a)}\n`);
-  logger.info({ fingerprint: node.fingerprint }, 'node ready');
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal, ...node.stats() }, 'shutting down');
-    await node.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -66,6 +35,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((e: unknown) => {
   if (
     e instanceof UsageError ||
+    e instanceof ConfigError ||
     (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))
   ) {
     process.stderr.write(`fnhost: ${e.message}\n`);

@@ -3,13 +3,14 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { type Address, addressKey, formatAddress } from '../rtmfp/address.ts';
+import { type Address, AddressOrigin, addressKey, formatAddress } from '../rtmfp/address.ts';
 import { CookieJar } from '../rtmfp/cookie.ts';
 import { ProtocolError } from '../rtmfp/errors.ts';
 import { type KeyingResult, makeServerIdentity, Responder, type ServerIdentity } from '../rtmfp/handshake.ts';
 import { PacketCipher, readSessionId } from '../rtmfp/packet-crypto.ts';
 import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks } from '../rtmfp/session.ts';
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { HandshakeRequest } from './apps.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DropCounter } from './drops.ts';
 
@@ -21,6 +22,8 @@ const TICK_MS = 20;
 const MIN_DATAGRAM = 20;
 /** Time a clean shutdown waits for Close Requests to go out and be acknowledged. */
 const SHUTDOWN_GRACE_MS = 1_000;
+/** Handshake tags remembered to count a client's attempts for onHandshake. */
+const MAX_TRACKED_TAGS = 10_000;
 
 export interface ListenAddress {
   host: string;
@@ -45,6 +48,8 @@ export interface NodeStats {
 export interface NodeOptions {
   listen: ListenAddress[];
   handler: TCServerHandler;
+  /** Decides where an IHello goes: undefined (or a promise of it) answers here, addresses redirect. */
+  handshake?: (request: HandshakeRequest, now: number) => Promise<Address[] | undefined> | undefined;
   logger: Logger;
   session?: SessionConfig;
   cryptoWorkers?: number;
@@ -82,6 +87,7 @@ export class RtmfpNode {
   private readonly openings = new Map<string, Opening>();
   private readonly connections = new Set<TCServerConnection>();
   private readonly wakeups = new Set<Session>();
+  private readonly attempts = new Map<string, number>();
   private wakeScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly hooks: SessionHooks;
@@ -217,6 +223,9 @@ export class RtmfpNode {
   private onStartup(msg: Buffer, from: Address, now: number): void {
     const result = this.responder.onStartup(msg, from, now);
     switch (result.kind) {
+      case 'hello':
+        this.onIHello(result.tag, result.uri, from, now);
+        return;
       case 'reply':
         this.send(result.datagram, from);
         return;
@@ -230,6 +239,39 @@ export class RtmfpNode {
         this.onIIKeying(result.initiatorSessionId, result.job.skic, result.job, from);
         return;
     }
+  }
+
+  /** RHello, unless the app's onHandshake sends the client elsewhere (RFC 7016 §2.3.5 Redirect). */
+  private onIHello(tag: Buffer, uri: string, from: Address, now: number): void {
+    const decision = this.options.handshake?.({ from, uri, attempts: this.countAttempt(tag) }, now);
+    if (!decision) {
+      this.send(this.responder.rHello(tag, from, now), from);
+      return;
+    }
+    const copy = Buffer.from(tag);
+    decision.then((addresses) => {
+      const later = performance.now();
+      if (!addresses) this.send(this.responder.rHello(copy, from, later), from);
+      else
+        this.send(
+          this.responder.redirect(
+            copy,
+            addresses.map((a) => ({ ...a, origin: AddressOrigin.relay })),
+            later,
+          ),
+          from,
+        );
+    });
+  }
+
+  /** IHellos seen per tag (a retrying client reuses its tag); bounded, oldest forgotten first. */
+  private countAttempt(tag: Buffer): number {
+    const key = tag.toString('hex');
+    const n = (this.attempts.get(key) ?? 0) + 1;
+    this.attempts.delete(key);
+    this.attempts.set(key, n);
+    if (this.attempts.size > MAX_TRACKED_TAGS) this.attempts.delete(this.attempts.keys().next().value!);
+    return n;
   }
 
   private onIIKeying(

@@ -122,6 +122,7 @@ export function responderKeying(job: KeyingJob): KeyingResult {
 
 export type StartupResult =
   | { kind: 'reply'; datagram: Buffer }
+  | { kind: 'hello'; tag: Buffer; uri: string }
   | { kind: 'drop'; reason: string }
   | { kind: 'rendezvous'; epd: EPD; tag: Buffer; peerId: Buffer }
   | { kind: 'keying'; initiatorSessionId: number; job: KeyingJob & { skic: Buffer } };
@@ -150,7 +151,7 @@ export class Responder {
     if (!packet.nextChunk()) return { kind: 'drop', reason: 'no-chunk' };
     switch (packet.chunkType) {
       case ChunkType.iHello:
-        return this.onIHello(readIHello(packet.chunk), from, now);
+        return this.onIHello(readIHello(packet.chunk));
       case ChunkType.iiKeying:
         return this.onIIKeying(readIIKeying(packet.chunk), from, now);
       default:
@@ -158,8 +159,8 @@ export class Responder {
     }
   }
 
-  /** RHello, or the rendezvous lookup when the EPD names another endpoint (RFC 7425 §4.4). */
-  private onIHello(hello: IHello, from: Address, now: number): StartupResult {
+  /** An IHello for us (answered by `rHello` or `redirect`), or a rendezvous lookup (RFC 7425 §4.4). */
+  private onIHello(hello: IHello): StartupResult {
     const epd = parseEPD(hello.epd);
     const selection = epdSelects(epd, {
       fingerprint: this.identity.fingerprint,
@@ -169,10 +170,14 @@ export class Responder {
     if (selection === 'other-fingerprint')
       return { kind: 'rendezvous', epd, tag: hello.tag, peerId: epd.fingerprint! };
     if (selection === 'no') return { kind: 'drop', reason: 'not-selected' };
-    const cookie = this.cookies.make(from, now);
+    return { kind: 'hello', tag: hello.tag, uri: epd.ancillaryData?.toString('utf8') ?? '' };
+  }
+
+  /** RFC 7016 §2.3.4: answer an IHello with a cookie and our certificate. */
+  rHello(tag: Buffer, to: Address, now: number): Buffer {
     const pw = this.begin(now);
-    writeRHello(pw.w, { tag: hello.tag, cookie, certificate: this.identity.certificate });
-    return { kind: 'reply', datagram: startupCipher.seal(pw.view(), 0) };
+    writeRHello(pw.w, { tag, cookie: this.cookies.make(to, now), certificate: this.identity.certificate });
+    return startupCipher.seal(pw.view(), 0);
   }
 
   private onIIKeying(k: IIKeying, from: Address, now: number): StartupResult {

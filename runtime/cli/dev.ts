@@ -1,0 +1,139 @@
+import { type FSWatcher, watch } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { MemoryKv } from '../cluster/memory-kv.ts';
+import { type FnhostConfig, loadConfig } from '../config/config.ts';
+import { AppHost } from '../host/apps.ts';
+import { RtmfpNode } from '../host/node.ts';
+import { formatAddress } from '../rtmfp/address.ts';
+import { makeServerIdentity } from '../rtmfp/handshake.ts';
+import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
+import { makeLogger } from './logger.ts';
+
+/** Wait this long after the last file change before rebuilding (editors write in bursts). */
+const REBUILD_DEBOUNCE_MS = 100;
+
+/**
+ * `fnhost dev [dir]`: one standalone node (memory State) running the app in `dir`, rebuilt
+ * and hot-swapped on every save without dropping connected clients. A build that fails is
+ * printed with file and line, and the running version stays.
+ */
+export async function dev(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      rtmfp: { type: 'string', multiple: true },
+      config: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const cwd = process.cwd();
+  const config = loadConfig({
+    dir: cwd,
+    file: values.config && path.resolve(cwd, values.config),
+    env: process.env,
+    overrides: { rtmfp: values.rtmfp, main: positionals[0] },
+  });
+  const log = makeLogger({ json: values.json });
+  const first = await build(config);
+  if (first instanceof Error) {
+    process.stderr.write(`fnhost: ${first.message}\n`);
+    process.exit(1);
+  }
+
+  const identity = makeServerIdentity();
+  const self = {
+    id: identity.fingerprint.toString('hex').slice(0, 16),
+    publicAddress: config.node.publicAddress ?? '',
+  };
+  const apps = new AppHost({
+    logger: log,
+    limits: config.limits,
+    env: () => config.vars,
+    kv: new MemoryKv(),
+    node: self,
+    handshakesPerSecond: config.limits.handshakes,
+  });
+  await apps.load(config.name, first);
+  const node = new RtmfpNode({
+    listen: config.node.rtmfp,
+    identity,
+    handler: apps,
+    handshake: (request, now) => apps.handshake(request, now),
+    logger: log,
+  });
+  const bound = await node.start();
+  self.publicAddress ||= formatAddress(bound[0]);
+  for (const a of bound) process.stdout.write(`rtmfp listening on udp://${formatAddress(a)}\n`);
+  process.stdout.write(
+    `app "${config.name}" from ${path.relative(cwd, config.mainPath) || '.'}: rtmfp://${formatAddress(bound[0])}/${config.name}\n`,
+  );
+
+  const watcher = watchApp(config, async () => {
+    const next = await build(config);
+    if (next instanceof Error) {
+      process.stderr.write(
+        `fnhost: ${next.message}\n  (still running version ${short(apps.version(config.name))})\n`,
+      );
+      return;
+    }
+    if (next.hash === apps.version(config.name)) return;
+    try {
+      await apps.load(config.name, next);
+      process.stdout.write(
+        `reloaded "${config.name}": version ${short(next.hash)}, ${node.stats().connections} clients kept\n`,
+      );
+    } catch (e) {
+      process.stderr.write(
+        `fnhost: ${errorText(e)}\n  (still running version ${short(apps.version(config.name))})\n`,
+      );
+    }
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    watcher.close();
+    log.info({ signal, ...node.stats() }, 'shutting down');
+    await node.stop();
+    await apps.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** Bundles the app; a build problem comes back as an Error to print, not a throw. */
+async function build(config: FnhostConfig): Promise<Bundle | Error> {
+  try {
+    return await bundleApp(path.relative(process.cwd(), config.mainPath) || '.');
+  } catch (e) {
+    if (e instanceof BuildError) return new Error(`build failed:\n${e.message}`);
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+/** Calls `rebuild` after changes settle; one rebuild at a time, the last change always wins. */
+function watchApp(config: FnhostConfig, rebuild: () => Promise<void>): FSWatcher {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const watcher = watch(config.mainPath, { recursive: true }, (_event, file) => {
+    if (file && path.basename(String(file)).startsWith('.')) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      running = running.then(rebuild);
+    }, REBUILD_DEBOUNCE_MS);
+  });
+  watcher.unref();
+  return watcher;
+}
+
+function short(hash: string | undefined): string {
+  return hash ? hash.slice(0, 12) : 'none';
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

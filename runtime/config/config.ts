@@ -1,0 +1,322 @@
+import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { basename, dirname, resolve } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+
+/** The project config file looked for in the project folder. */
+export const CONFIG_FILE = 'wrangler-like.toml';
+
+const DEFAULT_MAIN = 'functions/';
+const DEFAULT_RTMFP = '0.0.0.0:1935';
+const DEFAULT_CLUSTER = 'default';
+const DEFAULT_HEARTBEAT_MS = 1_000;
+const DEFAULT_CPU_MS = 50;
+const DEFAULT_MEMORY_MB = 128;
+const DEFAULT_AWAIT_MS = 5_000;
+const DEFAULT_HANDSHAKES = 1000;
+/** isolated-vm refuses smaller isolates. */
+const MIN_MEMORY_MB = 8;
+const ENV_PREFIX = 'FNHOST_';
+const VAR_PREFIX = 'FNHOST_VAR_';
+/** App and cluster names end up in rtmfp:// paths and Redis keys. */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
+const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
+const REDIS_SCHEMES = ['redis://', 'rediss://', 'redis+sentinel://'];
+
+/** A UDP or TCP listen address; IPv6 hosts are kept without brackets. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Where this node listens and how others reach it. */
+export interface NodeConfig {
+  /** RTMFP (UDP) listen addresses. */
+  rtmfp: HostPort[];
+  /** HTTP listen address for /loadbalancer /status /metrics /healthz; undefined: no HTTP. */
+  http: HostPort | undefined;
+  /** HOST:PORT clients are redirected to; undefined: the host decides. */
+  publicAddress: string | undefined;
+}
+
+/** How this node joins a cluster. */
+export interface ClusterConfig {
+  /** Redis URL; undefined: standalone, in-memory state. */
+  redis: string | undefined;
+  name: string;
+  heartbeatMs: number;
+}
+
+/** Per-app sandbox limits, and the per-node bound on onHandshake calls. */
+export interface LimitsConfig {
+  cpuMs: number;
+  memoryMb: number;
+  awaitMs: number;
+  /** onHandshake calls per second on a node; past it an IHello gets the default answer (accept here). */
+  handshakes: number;
+}
+
+/** The project config, fully defaulted and checked. */
+export interface FnhostConfig {
+  name: string;
+  /** The functions folder as written. */
+  main: string;
+  /** `main` as an absolute path. */
+  mainPath: string;
+  node: NodeConfig;
+  cluster: ClusterConfig;
+  limits: LimitsConfig;
+  vars: Record<string, string>;
+  /** Absolute path of the config file read, if any. */
+  file: string | undefined;
+}
+
+/** Settings given as CLI flags; they win over the environment and the file. */
+export interface ConfigOverrides {
+  name?: string;
+  main?: string;
+  rtmfp?: string[];
+  http?: string;
+  publicAddress?: string;
+  redis?: string;
+  cluster?: string;
+  heartbeatMs?: number;
+  cpuMs?: number;
+  memoryMb?: number;
+  awaitMs?: number;
+}
+
+/** A config mistake; `key` names the setting, variable or flag at fault ('' for the file itself). */
+export class ConfigError extends Error {
+  readonly key: string;
+  constructor(key: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConfigError';
+    this.key = key;
+  }
+}
+
+type Setting = keyof ConfigOverrides | 'handshakes';
+/** A setting's value as given, and `what` names where it came from (`[limits] cpu_ms`, `FNHOST_CPU_MS`). */
+type Raw = { value: unknown; what: string };
+type Layer = Partial<Record<Setting, Raw>>;
+
+const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
+const SECTIONS: Record<string, Record<string, Setting>> = {
+  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress' },
+  cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs' },
+  limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
+};
+const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
+const NUMERIC: ReadonlySet<Setting> = new Set(['heartbeatMs', 'cpuMs', 'memoryMb', 'awaitMs', 'handshakes']);
+
+/** Reads `o.file`, else `<dir>/wrangler-like.toml` if present, else uses defaults; then env and flags. */
+export function loadConfig(
+  o: { dir?: string; file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigOverrides } = {},
+): FnhostConfig {
+  const dir = resolve(o.dir ?? process.cwd());
+  const file = resolve(dir, o.file ?? CONFIG_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && o.file === undefined) return parseConfig('', { ...o, file: undefined, dir });
+    const reason = code === 'ENOENT' ? 'not found' : (err as Error).message;
+    throw new ConfigError('', `config: cannot read ${file}: ${reason}`, { cause: err });
+  }
+  return parseConfig(text, { ...o, file, dir });
+}
+
+/** Checks TOML text (from `file`, relative to `dir`) and layers env and flags over it. */
+export function parseConfig(
+  text: string,
+  o: { file?: string; dir: string; env?: NodeJS.ProcessEnv; overrides?: ConfigOverrides },
+): FnhostConfig {
+  const dir = resolve(o.dir);
+  const file = o.file === undefined ? undefined : resolve(dir, o.file);
+  const fromFile = fileLayer(parseToml(text, file ?? '<config>'));
+  const fromEnv = envLayer(o.env ?? process.env);
+  const fromFlags = flagLayer(o.overrides ?? {});
+  const pick = <T>(setting: Setting, fallback: T, check: (value: unknown, what: string) => T): T => {
+    const raw = fromFlags[setting] ?? fromEnv[setting] ?? fromFile[setting];
+    return raw ? check(raw.value, raw.what) : fallback;
+  };
+  const main = pick('main', DEFAULT_MAIN, nonEmptyString);
+  // main from the file (or its default) is relative to the file; from env or flags, to the project dir.
+  const mainBase = file && !fromFlags.main && !fromEnv.main ? dirname(file) : dir;
+  return {
+    name: pick('name', undefined, appName) ?? defaultName(dir),
+    main,
+    mainPath: resolve(mainBase, main),
+    node: {
+      rtmfp: pick('rtmfp', [parseHostPort(DEFAULT_RTMFP, 'rtmfp')], hostPortList),
+      http: pick('http', undefined, hostPort),
+      publicAddress: pick('publicAddress', undefined, (v, what) => {
+        const text = nonEmptyString(v, what);
+        parseHostPort(text, what);
+        return text;
+      }),
+    },
+    cluster: {
+      redis: pick('redis', undefined, redisUrl),
+      name: pick('cluster', DEFAULT_CLUSTER, appName),
+      heartbeatMs: pick('heartbeatMs', DEFAULT_HEARTBEAT_MS, integerAtLeast(1)),
+    },
+    limits: {
+      cpuMs: pick('cpuMs', DEFAULT_CPU_MS, integerAtLeast(1)),
+      memoryMb: pick('memoryMb', DEFAULT_MEMORY_MB, integerAtLeast(MIN_MEMORY_MB)),
+      awaitMs: pick('awaitMs', DEFAULT_AWAIT_MS, integerAtLeast(1)),
+      handshakes: pick('handshakes', DEFAULT_HANDSHAKES, integerAtLeast(1)),
+    },
+    vars: Object.fromEntries([...fromFile.vars, ...fromEnv.vars]),
+    file,
+  };
+}
+
+/** Parses `HOST:PORT` or `[IPv6]:PORT` (port 0-65535); `key` names the setting in the error. */
+export function parseHostPort(text: string, key: string): HostPort {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^\s:[\]/]+):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65_535 || (text.startsWith('[') && !isIPv6(m[1])))
+    fail(key, 'HOST:PORT or [IPv6]:PORT with a port from 0 to 65535', text);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+function parseToml(text: string, file: string): Record<string, unknown> {
+  try {
+    return parse(text);
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const reason = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
+    const where = `${file}:${err.line}:${err.column}`;
+    throw new ConfigError('', `config: ${where}: ${reason}\n\n${err.codeblock.trimEnd()}`, { cause: err });
+  }
+}
+
+function fileLayer(doc: Record<string, unknown>): Layer & { vars: Map<string, string> } {
+  const layer: Layer = {};
+  const vars = new Map<string, string>();
+  for (const [key, value] of Object.entries(doc)) {
+    if (Object.hasOwn(TOP_KEYS, key)) {
+      layer[TOP_KEYS[key]] = { value, what: key };
+    } else if (key === 'vars' || Object.hasOwn(SECTIONS, key)) {
+      if (!isTable(value)) fail(`[${key}]`, 'a table', value);
+      for (const [name, v] of Object.entries(value)) {
+        const what = `[${key}] ${name}`;
+        if (key === 'vars') {
+          if (typeof v !== 'string') fail(what, 'a string', v);
+          vars.set(name, v);
+        } else if (Object.hasOwn(SECTIONS[key], name)) {
+          layer[SECTIONS[key][name]] = { value: v, what };
+        } else {
+          unknown('key', what, Object.keys(SECTIONS[key]));
+        }
+      }
+    } else if (isTable(value)) {
+      unknown('section', `[${key}]`, [...Object.keys(SECTIONS), 'vars']);
+    } else {
+      unknown('key', key, [...Object.keys(TOP_KEYS), ...Object.keys(SECTIONS), 'vars']);
+    }
+  }
+  return { ...layer, vars };
+}
+
+/** Empty variables count as unset, so `FNHOST_REDIS=` in a compose file means "no Redis". */
+function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string> } {
+  const layer: Layer = {};
+  for (const setting of SETTINGS) {
+    const what = ENV_PREFIX + snakeCase(setting).toUpperCase();
+    const text = env[what];
+    if (text === undefined || text === '') continue;
+    let value: unknown = text;
+    if (setting === 'rtmfp') value = text.split(',').map((s) => s.trim());
+    else if (NUMERIC.has(setting) && /^\d+$/.test(text)) value = Number(text);
+    layer[setting] = { value, what };
+  }
+  const vars = new Map<string, string>();
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(VAR_PREFIX) || value === undefined) continue;
+    if (key === VAR_PREFIX) throw new ConfigError(key, `config: ${key} has no name: use ${VAR_PREFIX}<NAME>`);
+    vars.set(key.slice(VAR_PREFIX.length), value);
+  }
+  return { ...layer, vars };
+}
+
+function flagLayer(overrides: Partial<Record<Setting, unknown>>): Layer {
+  const layer: Layer = {};
+  for (const setting of SETTINGS) {
+    const value = overrides[setting];
+    if (value !== undefined) layer[setting] = { value, what: `--${snakeCase(setting).replaceAll('_', '-')}` };
+  }
+  return layer;
+}
+
+function defaultName(dir: string): string {
+  const name = basename(dir);
+  if (!NAME.test(name))
+    throw new ConfigError(
+      'name',
+      `config: name defaults to the project folder's name "${name}", which is not ${NAME_RULE}; set name in ${CONFIG_FILE}`,
+    );
+  return name;
+}
+
+function appName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !NAME.test(value)) fail(what, NAME_RULE, value);
+  return value;
+}
+
+function nonEmptyString(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '') fail(what, 'a non-empty string', value);
+  return value;
+}
+
+function integerAtLeast(min: number): (value: unknown, what: string) => number {
+  const rule = min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
+  return (value, what) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) fail(what, rule, value);
+    return value;
+  };
+}
+
+function hostPort(value: unknown, what: string): HostPort {
+  return parseHostPort(nonEmptyString(value, what), what);
+}
+
+function hostPortList(value: unknown, what: string): HostPort[] {
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) fail(what, 'HOST:PORT or a non-empty array of them', value);
+  return list.map((item: unknown) => hostPort(item, what));
+}
+
+function redisUrl(value: unknown, what: string): string {
+  const url = nonEmptyString(value, what);
+  if (!REDIS_SCHEMES.some((scheme) => url.startsWith(scheme)))
+    // Never echo a password into logs.
+    fail(what, `a URL starting with ${REDIS_SCHEMES.join(', ')}`, url.replace(/^(.*\/\/)?[^@]*@/, '$1***@'));
+  return url;
+}
+
+function fail(what: string, expected: string, got: unknown): never {
+  throw new ConfigError(what, `config: ${what} must be ${expected}, got ${describe(got)}`);
+}
+
+function unknown(kind: 'key' | 'section', what: string, known: string[]): never {
+  throw new ConfigError(what, `config: unknown ${kind} ${what} (known: ${known.join(', ')})`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a date';
+  if (typeof value === 'object' && value !== null) return 'a table';
+  return String(value);
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function snakeCase(setting: Setting): string {
+  return setting.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

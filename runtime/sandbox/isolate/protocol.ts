@@ -1,0 +1,65 @@
+/**
+ * What crosses between the node and an app's isolate. Both sides import these types; the
+ * isolate side is bundled separately (isolate/runtime.ts) and sees no Node API.
+ */
+
+/** A client as the node describes it to the isolate. */
+export interface ClientInfo {
+  id: string;
+  address: string;
+  path: string;
+  properties: Record<string, string>;
+}
+
+/** Events the node dispatches into the isolate. */
+export type DispatchKind = 'start' | 'stop' | 'handshake' | 'connect' | 'disconnect' | 'rpc';
+
+/** A handler's failure, as plain data. */
+export interface HandlerFailure {
+  kind: 'error' | 'reject' | 'redirect';
+  message: string;
+  stack: string | undefined;
+  addresses?: string[];
+}
+
+/**
+ * The answer to a dispatch: a value, a pending promise (settled later through the host's
+ * `settle`), a failure, or `missing` when the app has no handler for the event.
+ */
+export type DispatchResult = { v: unknown } | { p: number } | { e: HandlerFailure } | { missing: true };
+
+export type Settlement = { v: unknown } | { e: HandlerFailure };
+
+/** Asynchronous operations the isolate asks of the node; answered through `resume`. */
+export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call';
+
+/** Synchronous queries the isolate makes of the node. */
+export type SyncOp = 'node' | 'servers' | 'client.close';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Globals the node installs in the isolate before the runtime and the app's bundle run. */
+export interface HostGlobals {
+  __host_log(
+    level: LogLevel,
+    event: string,
+    clientId: string | undefined,
+    message: string,
+    fields: unknown,
+  ): void;
+  __host_op(opId: number, op: AsyncOp, args: unknown[]): void;
+  __host_sync(op: SyncOp, args: unknown[]): unknown;
+  __host_settle(pendingId: number, settlement: Settlement): void;
+  __host_env: Record<string, string>;
+}
+
+/** What the runtime exposes to the node (`globalThis.__fnhost`). */
+export interface IsolateApi {
+  dispatch(kind: DispatchKind, name: string, client: ClientInfo | undefined, args: unknown[]): DispatchResult;
+  resume(opId: number, ok: boolean, value: unknown): void;
+  abandon(pendingId: number): void;
+  /** Registers a client (e.g. after a swap) with its `data` carried over. */
+  adopt(client: ClientInfo, data: unknown): void;
+  clientData(id: string): unknown;
+  handlers(): string[];
+}

@@ -1,0 +1,232 @@
+/**
+ * The runtime inside every app isolate: it builds `ctx` and `client` objects on top of the
+ * host globals and runs the app's handlers. Bundled on its own into a plain script; it must
+ * not use any Node API (there is none in the isolate).
+ */
+import type {
+  AsyncOp,
+  ClientInfo,
+  DispatchKind,
+  DispatchResult,
+  HandlerFailure,
+  HostGlobals,
+  IsolateApi,
+  LogLevel,
+  Settlement,
+} from './protocol.ts';
+
+type Handler = (...args: unknown[]) => unknown;
+interface AppShape {
+  [event: string]: unknown;
+  rpc?: Record<string, Handler>;
+}
+
+const g = globalThis as unknown as HostGlobals & { __fnhostApp?: AppShape; __fnhost?: IsolateApi };
+const host = {
+  log: g.__host_log,
+  op: g.__host_op,
+  sync: g.__host_sync,
+  settle: g.__host_settle,
+  env: Object.freeze({ ...g.__host_env }),
+};
+// The app sees none of the host's globals.
+for (const name of ['__host_log', '__host_op', '__host_sync', '__host_settle', '__host_env']) {
+  delete (g as unknown as Record<string, unknown>)[name];
+}
+
+interface ClientObject {
+  readonly id: string;
+  readonly address: string;
+  readonly path: string;
+  readonly properties: Readonly<Record<string, string>>;
+  data: Record<string, unknown>;
+  call(name: string, ...args: unknown[]): Promise<unknown>;
+  close(reason?: string): void;
+}
+
+const clients = new Map<string, ClientObject>();
+const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+const pending = new Set<number>();
+let nextOp = 1;
+let nextPending = 1;
+
+function op(name: AsyncOp, args: unknown[]): Promise<unknown> {
+  const id = nextOp++;
+  return new Promise((resolve, reject) => {
+    waiting.set(id, { resolve, reject });
+    host.op(id, name, args);
+  });
+}
+
+function makeClient(info: ClientInfo, data: Record<string, unknown> = {}): ClientObject {
+  return {
+    id: info.id,
+    address: info.address,
+    path: info.path,
+    properties: Object.freeze({ ...info.properties }),
+    data,
+    call: (name, ...args) => op('client.call', [info.id, name, args]),
+    close: (reason) => {
+      host.sync('client.close', [info.id, reason ?? '']);
+    },
+  };
+}
+
+function makeLog(event: string, clientId: string | undefined) {
+  const line = (level: LogLevel) => (message: unknown, fields?: unknown) => {
+    host.log(level, event, clientId, String(message), fields ?? null);
+  };
+  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+}
+
+const kv = {
+  get: (key: string) => op('kv.get', [String(key)]),
+  set: (key: string, value: unknown, options?: { ttlMs?: number }) =>
+    op('kv.set', [String(key), value, options?.ttlMs ?? 0]).then(() => undefined),
+  delete: (key: string) => op('kv.delete', [String(key)]).then(() => undefined),
+  incr: (key: string, by = 1) => op('kv.incr', [String(key), Number(by)]) as Promise<number>,
+};
+
+const servers = {
+  get count() {
+    return (host.sync('servers', []) as unknown[]).length;
+  },
+  at: (i: number) => (host.sync('servers', []) as unknown[])[i],
+  all: () => host.sync('servers', []) as unknown[],
+  leastLoaded: () => {
+    const all = host.sync('servers', []) as { load: { clients: number }; paused: boolean }[];
+    return all.filter((s) => !s.paused).sort((a, b) => a.load.clients - b.load.clients)[0];
+  },
+};
+
+const clientsView = {
+  get count() {
+    return clients.size;
+  },
+  get: (id: string) => clients.get(id),
+  all: () => [...clients.values()],
+};
+
+function makeCtx(event: string, clientId: string | undefined) {
+  return Object.freeze({
+    get node() {
+      return host.sync('node', []);
+    },
+    servers,
+    clients: clientsView,
+    env: host.env,
+    log: makeLog(event, clientId),
+    kv,
+  });
+}
+
+function failure(e: unknown): HandlerFailure {
+  if (e instanceof Error) {
+    const tagged = e as Error & { fnhost?: string; addresses?: unknown };
+    const kind = tagged.fnhost === 'reject' || tagged.fnhost === 'redirect' ? tagged.fnhost : 'error';
+    const out: HandlerFailure = { kind, message: e.message, stack: e.stack };
+    if (kind === 'redirect' && Array.isArray(tagged.addresses)) out.addresses = tagged.addresses.map(String);
+    return out;
+  }
+  return { kind: 'error', message: `a non-Error was thrown: ${String(e)}`, stack: undefined };
+}
+
+function settle(id: number, s: Settlement): void {
+  if (!pending.delete(id)) return;
+  try {
+    host.settle(id, s);
+  } catch (e) {
+    host.settle(id, {
+      e: {
+        kind: 'error',
+        message: `the handler's result cannot be sent: ${failure(e).message}`,
+        stack: undefined,
+      },
+    });
+  }
+}
+
+function handlerFor(kind: DispatchKind, name: string): Handler | undefined {
+  const app = g.__fnhostApp;
+  if (!app) return undefined;
+  const event = {
+    start: 'onStart',
+    stop: 'onStop',
+    handshake: 'onHandshake',
+    connect: 'onConnection',
+    disconnect: 'onDisconnection',
+    rpc: '',
+  }[kind];
+  const fn = kind === 'rpc' ? app.rpc?.[name] : app[event];
+  return typeof fn === 'function' ? (fn as Handler) : undefined;
+}
+
+const api: IsolateApi = {
+  dispatch(kind, name, info, args) {
+    let client: ClientObject | undefined;
+    if (info) {
+      client = clients.get(info.id);
+      if (!client && kind === 'connect') {
+        client = makeClient(info);
+        clients.set(info.id, client);
+      }
+    }
+    const fn = handlerFor(kind, name);
+    if (kind === 'disconnect' && info) clients.delete(info.id);
+    if (!fn) return { missing: true };
+    const event = kind === 'rpc' ? `rpc.${name}` : kind;
+    const ctx = makeCtx(event, info?.id);
+    const callArgs: unknown[] =
+      kind === 'handshake'
+        ? [args[0], ctx]
+        : client
+          ? kind === 'disconnect'
+            ? [client, ctx]
+            : [client, args, ctx]
+          : [ctx];
+    let result: unknown;
+    try {
+      result = fn(...callArgs);
+    } catch (e) {
+      return { e: failure(e) } satisfies DispatchResult;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as Promise<unknown>).then === 'function'
+    ) {
+      const id = nextPending++;
+      pending.add(id);
+      (result as Promise<unknown>).then(
+        (v) => settle(id, { v }),
+        (e) => settle(id, { e: failure(e) }),
+      );
+      return { p: id };
+    }
+    return { v: result };
+  },
+  resume(opId, ok, value) {
+    const w = waiting.get(opId);
+    if (!w) return;
+    waiting.delete(opId);
+    if (ok) w.resolve(value);
+    else w.reject(new Error(String(value)));
+  },
+  abandon(pendingId) {
+    pending.delete(pendingId);
+  },
+  adopt(info, data) {
+    clients.set(info.id, makeClient(info, (data ?? {}) as Record<string, unknown>));
+  },
+  clientData(id) {
+    return clients.get(id)?.data;
+  },
+  handlers() {
+    const app = g.__fnhostApp ?? {};
+    const names = Object.keys(app).filter((k) => typeof app[k] === 'function');
+    for (const r of Object.keys(app.rpc ?? {})) names.push(`rpc.${r}`);
+    return names;
+  },
+};
+
+Object.defineProperty(g, '__fnhost', { value: Object.freeze(api) });

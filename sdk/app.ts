@@ -1,0 +1,151 @@
+/**
+ * fnhost/sdk — what an app author imports. An app is an object of lifecycle handlers
+ * (`defineApp({...})` in `functions/index.ts`), or one `on*.ts` file per event. Handlers run
+ * in an isolated sandbox on every node; they see only their arguments and `ctx`.
+ */
+
+/** A value that crosses between a client, a handler and the node: AMF-compatible data. */
+export type Value =
+  | string
+  | number
+  | boolean
+  | null
+  | undefined
+  | Date
+  | Uint8Array
+  | Value[]
+  | { [key: string]: Value };
+
+/** One connected client (an RTMFP session with a NetConnection) of this app on this node. */
+export interface Client {
+  /** Peer ID: hex SHA-256 of the client's certificate (Flash `farID`). */
+  readonly id: string;
+  /** The client's address as the node sees it, `host:port`. */
+  readonly address: string;
+  /** The connect URL's path after the app name (`rtmfp://host/chat/room1` → `room1`). */
+  readonly path: string;
+  /** Query parameters of the connect URL. */
+  readonly properties: Readonly<Record<string, string>>;
+  /** Per-client state for your handlers; lives in the sandbox as long as the client is connected. */
+  data: Record<string, unknown>;
+  /** Calls a method on the client (its NetConnection client object); resolves to its answer. */
+  call(name: string, ...args: Value[]): Promise<Value>;
+  /** Ends the client's connection; it sees NetConnection.Connect.Closed with `reason`. */
+  close(reason?: string): void;
+}
+
+/** An IHello about to be answered: who is knocking, and for what. */
+export interface Handshake {
+  /** Source address of the IHello, `host:port`. */
+  readonly address: string;
+  /** The URL's path after the app name. */
+  readonly path: string;
+  /** Query parameters of the URL the client dialled. */
+  readonly properties: Readonly<Record<string, string>>;
+  /** How many IHellos with this tag the node has seen (1 on the first). */
+  readonly attempts: number;
+}
+
+/** This node. */
+export interface NodeInfo {
+  readonly id: string;
+  /** Address clients are redirected to, `host:port`. */
+  readonly publicAddress: string;
+  readonly load: { readonly clients: number };
+}
+
+/** A node of the cluster (only this node until clustering is enabled). */
+export interface Server {
+  readonly id: string;
+  readonly publicAddress: string;
+  readonly load: { readonly clients: number };
+  readonly paused: boolean;
+}
+
+/** The live nodes. */
+export interface Servers {
+  readonly count: number;
+  at(index: number): Server | undefined;
+  all(): Server[];
+  /** The node with the fewest clients. */
+  leastLoaded(): Server | undefined;
+}
+
+/** This app's clients on this node. */
+export interface Clients {
+  readonly count: number;
+  get(id: string): Client | undefined;
+  all(): Client[];
+}
+
+/** App-scoped key/value store with optional expiry. */
+export interface Kv {
+  get(key: string): Promise<Value>;
+  set(key: string, value: Value, options?: { ttlMs?: number }): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Adds `by` (default 1) to a numeric value, creating it at 0; resolves to the new value. */
+  incr(key: string, by?: number): Promise<number>;
+}
+
+/** Structured logging: lines are tagged with app, event and client, and reach `fnhost tail`. */
+export interface Log {
+  debug(message: string, fields?: Record<string, Value>): void;
+  info(message: string, fields?: Record<string, Value>): void;
+  warn(message: string, fields?: Record<string, Value>): void;
+  error(message: string, fields?: Record<string, Value>): void;
+}
+
+/** What every handler gets as its last argument. */
+export interface Ctx {
+  readonly node: NodeInfo;
+  readonly servers: Servers;
+  readonly clients: Clients;
+  /** `[vars]` from the config, and secrets. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly log: Log;
+  readonly kv: Kv;
+}
+
+type Awaitable<T> = T | Promise<T>;
+/** What a handler may return when its result does not matter or is optional. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing is the common case
+type Nothing = undefined | void;
+
+/** The lifecycle handlers of an app; every one is optional and may be async. */
+export interface App {
+  /** The app's version is loaded on a node. */
+  onStart?(ctx: Ctx): Awaitable<void>;
+  /** The app's version is unloaded (new version deployed, node stopping). */
+  onStop?(ctx: Ctx): Awaitable<void>;
+  /** An IHello for this app: return nothing to accept here, or address(es) `host:port` to redirect to. */
+  onHandshake?(hs: Handshake, ctx: Ctx): Awaitable<string | string[] | Nothing>;
+  /** NetConnection `connect`: return fields for the `_result` info, or `throw reject(…)` / `throw redirect(…)`. */
+  onConnection?(client: Client, args: Value[], ctx: Ctx): Awaitable<Record<string, Value> | Nothing>;
+  /** The client's session closed or timed out. */
+  onDisconnection?(client: Client, ctx: Ctx): Awaitable<void>;
+  /** NetConnection.call(name): the result is the `_result`; a throw becomes `_error` with its message. */
+  rpc?: Record<string, (client: Client, args: Value[], ctx: Ctx) => Awaitable<Value | Nothing>>;
+}
+
+/** Declares an app (identity at run time; it gives your handlers their types). */
+export function defineApp<T extends App>(app: T): T {
+  return app;
+}
+
+/** Thrown from `onConnection`: the client gets NetConnection.Connect.Rejected with `message`. */
+export function reject(message: string): Error {
+  return Object.assign(new Error(message), { name: 'RejectError', fnhost: 'reject' as const });
+}
+
+/**
+ * Thrown from `onConnection`: the connect is refused and the info object carries the new
+ * address (`info.ex.redirect`, `info.ex.code` 302: the Wowza/FMS convention players follow).
+ */
+export function redirect(addresses: string | string[]): Error {
+  const list = Array.isArray(addresses) ? addresses : [addresses];
+  return Object.assign(new Error(`redirected to ${list.join(', ')}`), {
+    name: 'RedirectError',
+    fnhost: 'redirect' as const,
+    addresses: list,
+  });
+}

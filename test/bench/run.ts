@@ -1,0 +1,200 @@
+import { availableParallelism, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { type BenchContext, since } from './clients.ts';
+import { echoRate } from './echo.bench.ts';
+import { memoryPerSession } from './memory.bench.ts';
+import { runPacketCryptoBench } from './packet-crypto.bench.ts';
+import { formatNumber, formatTable, type Row } from './report.ts';
+import { sealAndSendCost } from './send.bench.ts';
+import { ServerProcess } from './server-process.ts';
+import { burstRate, handshakeCpu } from './sessions.bench.ts';
+
+/**
+ * `npm run bench [-- --json]`: every benchmark in turn, each against a baseline measured in
+ * the same run. Progress goes to stderr, the table (or JSON) to stdout. Servers run in child
+ * processes (server-process.ts) so their CPU and memory are measured apart from the clients.
+ * A failing or overrunning step becomes an error row; the rest still run.
+ */
+
+/** The whole suite stays under this; a step past it is skipped. */
+const SUITE_BUDGET_MS = 170_000;
+/** Least time worth starting a step with. */
+const MIN_STEP_MS = 5_000;
+
+interface Step {
+  section: string;
+  name: string;
+  unit: string;
+  timeoutMs: number;
+  run(ctx: BenchContext): Promise<Row[]>;
+}
+
+const suiteStart = performance.now();
+
+function progress(message: string): void {
+  process.stderr.write(`[bench ${formatNumber(since(suiteStart) / 1000).padStart(6)} s] ${message}\n`);
+}
+
+/** The session rate of the smallest burst per DH group: what larger bursts are compared with. */
+const smallBurst = new Map<number, { clients: number; rate: number }>();
+
+function burstStep(clients: number, group: number): Step {
+  return {
+    section: 'b',
+    name: `sessions/s, ${clients} clients opening at once, DH ${group}`,
+    unit: 'sessions/s',
+    timeoutMs: 75_000,
+    async run(ctx) {
+      const { row, rate } = await burstRate(ctx, clients, group, smallBurst.get(group));
+      if (!smallBurst.has(group)) smallBurst.set(group, { clients, rate });
+      return [row];
+    },
+  };
+}
+
+const STEPS: Step[] = [
+  {
+    section: 'a',
+    name: 'server CPU per session, DH 16',
+    unit: 'ms',
+    timeoutMs: 30_000,
+    run: async (ctx) => [await handshakeCpu(ctx, 16, 50)],
+  },
+  {
+    section: 'a',
+    name: 'server CPU per session, DH 2',
+    unit: 'ms',
+    timeoutMs: 30_000,
+    run: async (ctx) => [await handshakeCpu(ctx, 2, 100)],
+  },
+  burstStep(10, 16),
+  burstStep(50, 16),
+  burstStep(200, 16),
+  burstStep(10, 2),
+  burstStep(200, 2),
+  {
+    section: 'c',
+    name: 'echo calls/s, 1 client × 32 in flight',
+    unit: 'calls/s',
+    timeoutMs: 30_000,
+    run: async (ctx) => [await echoRate(ctx, 1, 32, 3_000)],
+  },
+  {
+    section: 'c',
+    name: 'echo calls/s, 10 clients × 32 in flight',
+    unit: 'calls/s',
+    timeoutMs: 30_000,
+    run: async (ctx) => [await echoRate(ctx, 10, 32, 3_000)],
+  },
+  {
+    section: 'd',
+    name: 'packet crypto seal+open',
+    unit: 'µs',
+    timeoutMs: 30_000,
+    run: async () => packetCryptoRows(),
+  },
+  {
+    section: 'd',
+    name: 'encrypt+HMAC+send per 1200-byte packet',
+    unit: 'µs',
+    timeoutMs: 20_000,
+    run: async () => [await sealAndSendCost(2_000)],
+  },
+  {
+    section: 'e',
+    name: 'server memory per idle session',
+    unit: 'kB',
+    timeoutMs: 100_000,
+    run: memoryPerSession,
+  },
+];
+
+/** packet-crypto.bench.ts's rows, the PacketCipher one set against its naive baseline. */
+function packetCryptoRows(): Row[] {
+  const results = runPacketCryptoBench();
+  const naive = results.find((r) => r.name.includes('naive (cipher/hmac per packet)'));
+  return results.map((r) => {
+    const row: Row = { section: 'd', name: r.name, value: r.value, unit: r.unit };
+    if (naive && r.name.includes('PacketCipher seal+open')) {
+      row.baseline = `naive ${formatNumber(naive.value)} µs`;
+      row.ratio = r.value / naive.value;
+    }
+    return row;
+  });
+}
+
+async function runStep(step: Step): Promise<Row[]> {
+  const left = SUITE_BUDGET_MS - since(suiteStart);
+  if (left < MIN_STEP_MS)
+    return [
+      { section: step.section, name: step.name, unit: step.unit, error: 'skipped: suite time budget spent' },
+    ];
+  const servers: ServerProcess[] = [];
+  const ctx: BenchContext = {
+    progress: (m) => progress(`  ${m}`),
+    startServer: async (nodeOptions) => {
+      const s = await ServerProcess.start(nodeOptions);
+      servers.push(s);
+      return s;
+    },
+  };
+  const timeoutMs = Math.min(step.timeoutMs, left);
+  let timer: NodeJS.Timeout | undefined;
+  const overrun = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`did not finish in ${formatNumber(timeoutMs / 1000)} s`)),
+      timeoutMs,
+    );
+  });
+  progress(`${step.section}: ${step.name}`);
+  try {
+    const rows = await Promise.race([step.run(ctx), overrun]);
+    for (const r of rows)
+      progress(`  → ${r.name}: ${r.value === undefined ? '' : formatNumber(r.value)} ${r.unit}`);
+    return rows;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    progress(`  → FAILED: ${message}`);
+    return [{ section: step.section, name: step.name, unit: step.unit, error: message }];
+  } finally {
+    clearTimeout(timer);
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  // Whatever else runs on the machine shares its 2 cores with client and server: say how busy it was.
+  const load = loadavg()[0];
+  progress(
+    `fnhost bench on Node ${process.version}, ${availableParallelism()} CPUs, load ${formatNumber(load)}`,
+  );
+  const rows: Row[] = [];
+  for (const step of STEPS) rows.push(...(await runStep(step)));
+  const seconds = since(suiteStart) / 1000;
+  progress(`done in ${formatNumber(seconds)} s`);
+  const failed = rows.filter((r) => r.error).length;
+  const out = json
+    ? JSON.stringify(
+        { node: process.version, cpus: availableParallelism(), loadBefore: load, seconds, rows },
+        null,
+        2,
+      )
+    : [
+        `fnhost bench — Node ${process.version}, ${availableParallelism()} CPUs, ` +
+          `1-min load before ${formatNumber(load)}, ${formatNumber(seconds)} s` +
+          (failed ? `, ${failed} failed` : ''),
+        '',
+        formatTable(rows),
+        '',
+        'a: server = a child process, CPU of all its threads; clients run in the bench process.',
+        'b: ratio vs the smallest burst in the same DH group (≈1 = no collapse).',
+        'c: ratio vs raw UDP ping-pong in one process with the same number in flight.',
+        'c: echo batches ~16 calls per datagram; the raw ping-pong sends one datagram per round trip.',
+        'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
+      ].join('\n');
+  // Clients of a step that overran may still hold sockets and timers: exit once the output is out.
+  process.stdout.write(`${out}\n`, () => process.exit(failed ? 1 : 0));
+}
+
+if (import.meta.main) await main();
