@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
 import { type Address, AddressOrigin, addressKey, formatAddress } from '../rtmfp/address.ts';
 import { CookieJar } from '../rtmfp/cookie.ts';
 import { ProtocolError } from '../rtmfp/errors.ts';
-import { type KeyingResult, makeServerIdentity, Responder, type ServerIdentity } from '../rtmfp/handshake.ts';
+import {
+  type KeyingJob,
+  type KeyingResult,
+  makeServerIdentity,
+  Responder,
+  type ServerIdentity,
+} from '../rtmfp/handshake.ts';
 import { PacketCipher, readSessionId } from '../rtmfp/packet-crypto.ts';
 import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks } from '../rtmfp/session.ts';
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
@@ -83,6 +89,8 @@ export class RtmfpNode {
   private readonly responder: Responder;
   private readonly pool: CryptoPool;
   private readonly sockets: dgram.Socket[] = [];
+  private socket4: dgram.Socket | undefined;
+  private socket6: dgram.Socket | undefined;
   /** Handshakes keyed by address + initiator session ID, while keying and while the session lives. */
   private readonly openings = new Map<string, Opening>();
   private readonly connections = new Set<TCServerConnection>();
@@ -90,6 +98,7 @@ export class RtmfpNode {
   private readonly attempts = new Map<string, number>();
   private wakeScheduled = false;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private readonly hooks: SessionHooks;
   /** Sessions opened since start. */
   handshakes = 0;
@@ -141,6 +150,8 @@ export class RtmfpNode {
         });
       });
       this.sockets.push(socket);
+      if (isIPv6(l.host)) this.socket6 ??= socket;
+      else this.socket4 ??= socket;
       const a = socket.address();
       bound.push({ address: a.address, port: a.port });
     }
@@ -151,6 +162,8 @@ export class RtmfpNode {
 
   /** Clean shutdown: closes every session (Close Request), waits briefly, releases sockets and workers. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     for (const conn of [...this.connections]) conn.close('Server shutting down.');
     const deadline = performance.now() + SHUTDOWN_GRACE_MS;
     while (this.sessions.size > 0 && performance.now() < deadline) {
@@ -179,13 +192,10 @@ export class RtmfpNode {
     };
   }
 
-  private socketFor(to: Address): dgram.Socket | undefined {
-    const v6 = isIPv6(to.address);
-    return this.sockets.find((s) => (s.address().family === 'IPv6') === v6) ?? this.sockets[0];
-  }
-
   private send(datagram: Buffer, to: Address): void {
-    this.socketFor(to)?.send(datagram, to.port, to.address);
+    // IPv6 text always has a colon; IPv4 never does.
+    const socket = (to.address.includes(':') ? this.socket6 : this.socket4) ?? this.sockets[0];
+    socket?.send(datagram, to.port, to.address);
   }
 
   private onDatagram(msg: Buffer, from: Address): void {
@@ -236,7 +246,7 @@ export class RtmfpNode {
         this.drops.add('unknown-peer'); // P2P introduction comes with rendezvous support
         return;
       case 'keying':
-        this.onIIKeying(result.initiatorSessionId, result.job.skic, result.job, from);
+        this.onIIKeying(result.initiatorSessionId, result.job, from);
         return;
     }
   }
@@ -274,12 +284,8 @@ export class RtmfpNode {
     return n;
   }
 
-  private onIIKeying(
-    initiatorSessionId: number,
-    skic: Buffer,
-    job: Parameters<CryptoPool['submit']>[0],
-    from: Address,
-  ): void {
+  private onIIKeying(initiatorSessionId: number, job: KeyingJob, from: Address): void {
+    const skic = Buffer.from(job.skic.buffer, job.skic.byteOffset, job.skic.byteLength);
     const key = `${addressKey(from)}|${initiatorSessionId}`;
     const opening = this.openings.get(key);
     if (opening) {

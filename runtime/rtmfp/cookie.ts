@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type Address, addressKey } from './address.ts';
+import { hmacSha256, PrekeyedHmac } from './hmac.ts';
 
 /** librtmfp accepts only 64-byte cookies (RTMFP-NOTES §3.1). */
 export const COOKIE_LENGTH = 64;
@@ -22,9 +23,11 @@ export type CookieCheck = 'valid' | 'expired' | 'forged' | 'moved';
  */
 export class CookieJar {
   private readonly secret: Buffer;
+  private readonly mac: PrekeyedHmac;
 
   constructor(secret: Buffer = randomBytes(32)) {
     this.secret = secret;
+    this.mac = new PrekeyedHmac(secret);
   }
 
   make(to: Address, nowMs: number): Buffer {
@@ -48,16 +51,10 @@ export class CookieJar {
   }
 
   private stamp(cookie: Buffer): Buffer {
-    return createHmac('sha256', this.secret)
-      .update(cookie.subarray(0, TIME + NONCE))
-      .digest()
-      .subarray(0, STAMP);
+    return this.mac.digest(cookie.subarray(0, TIME + NONCE)).subarray(0, STAMP);
   }
 
   private binding(cookie: Buffer, address: Address): Buffer {
-    return createHmac('sha256', this.secret)
-      .update(cookie.subarray(0, TIME + NONCE))
-      .update(addressKey(address))
-      .digest();
+    return hmacSha256(this.secret, cookie.subarray(0, TIME + NONCE), Buffer.from(addressKey(address)));
   }
 }

@@ -107,17 +107,25 @@ export function responderKeying(job: KeyingJob): KeyingResult {
     recvHmac: negotiated.recvHmac,
   });
   return {
-    skrc,
-    encryptKey: keys.encryptKey,
-    decryptKey: keys.decryptKey,
-    sendHmac: keys.sendHmacKey && { key: keys.sendHmacKey, length: negotiated.sendHmacLength },
-    recvHmac: keys.recvHmacKey && { key: keys.recvHmacKey, length: negotiated.recvHmacLength },
+    skrc: compact(skrc),
+    encryptKey: compact(keys.encryptKey),
+    decryptKey: compact(keys.decryptKey),
+    sendHmac: keys.sendHmacKey && { key: compact(keys.sendHmacKey), length: negotiated.sendHmacLength },
+    recvHmac: keys.recvHmacKey && { key: compact(keys.recvHmacKey), length: negotiated.recvHmacLength },
     sendSseq: negotiated.sendSseq,
     recvSseq: negotiated.recvSseq,
     peerId: certificate.fingerprint.toString('hex'),
-    nearNonce: keys.nearNonce,
-    farNonce: keys.farNonce,
+    nearNonce: compact(keys.nearNonce),
+    farNonce: compact(keys.farNonce),
   };
+}
+
+/**
+ * A copy with an ArrayBuffer of its own. Buffers are often views of a larger pool or of the
+ * received datagram, and posting a view to a worker clones its whole ArrayBuffer.
+ */
+function compact(view: Uint8Array): Uint8Array {
+  return new Uint8Array(view);
 }
 
 export type StartupResult =
@@ -125,7 +133,7 @@ export type StartupResult =
   | { kind: 'hello'; tag: Buffer; uri: string }
   | { kind: 'drop'; reason: string }
   | { kind: 'rendezvous'; epd: EPD; tag: Buffer; peerId: Buffer }
-  | { kind: 'keying'; initiatorSessionId: number; job: KeyingJob & { skic: Buffer } };
+  | { kind: 'keying'; initiatorSessionId: number; job: KeyingJob };
 
 const startupCipher = PacketCipher.startup();
 
@@ -193,7 +201,7 @@ export class Responder {
     return {
       kind: 'keying',
       initiatorSessionId: k.initiatorSessionId,
-      job: { certificate: k.certificate, skic: k.skic, groups: this.identity.groups },
+      job: { certificate: compact(k.certificate), skic: compact(k.skic), groups: this.identity.groups },
     };
   }
 

@@ -1,6 +1,7 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Reader, Writer } from './binary.ts';
 import { ProtocolError } from './errors.ts';
+import { hmacSha256 } from './hmac.ts';
 import { readOptions, writeOption } from './option.ts';
 
 /**
@@ -279,10 +280,6 @@ export function deriveSessionKeys(o: {
     sendHmacKey: o.sendHmac ? hmacSha256(s, encryptKeyFull) : undefined,
     recvHmacKey: o.recvHmac ? hmacSha256(s, decryptKeyFull) : undefined,
   };
-}
-
-function hmacSha256(key: Buffer, msg: Buffer): Buffer {
-  return createHmac('sha256', key).update(msg).digest();
 }
 
 function checkHmacLength(length: number): void {

@@ -9,6 +9,7 @@ import {
 import { Reader, vluLength } from './binary.ts';
 import { checksum } from './checksum.ts';
 import { ProtocolError } from './errors.ts';
+import { PrekeyedHmac } from './hmac.ts';
 
 /**
  * The Flash-profile packet cipher (RFC 7425 §4.2, §4.6.4, §4.6.5; RFC 7016 §2.2), the
@@ -31,8 +32,6 @@ const MIN_DATAGRAM = SESSION_ID_LENGTH + BLOCK;
 const CHECKSUM_LENGTH = 2;
 /** rtmfp-cpp `MAX_SSEQ_GAP`: sequence numbers this far behind the highest are replays. */
 const SSEQ_WINDOW = 32;
-const SHA256_BLOCK = 64;
-const SHA256_LENGTH = 32;
 const MIN_HMAC_LENGTH = 4;
 const MAX_HMAC_LENGTH = 32;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
@@ -224,39 +223,6 @@ export class PacketCipher {
     if (this.scratch.length < length)
       this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2));
     return this.scratch;
-  }
-}
-
-/**
- * HMAC-SHA256 (RFC 2104) = SHA256(K⊕opad ‖ SHA256(K⊕ipad ‖ m)) with the padded keys written
- * once into two scratch buffers: per message, copy m after K⊕ipad and run two one-shot
- * hashes. Measured 2.8 µs for 1,200 B, against 3.5 µs copying pre-keyed Hash objects and
- * 16 µs for createHmac.
- */
-class PrekeyedHmac {
-  private inner: Buffer;
-  private readonly outer = Buffer.allocUnsafe(SHA256_BLOCK + SHA256_LENGTH);
-
-  constructor(key: Buffer) {
-    const k = Buffer.alloc(SHA256_BLOCK);
-    (key.length > SHA256_BLOCK ? hash('sha256', key, 'buffer') : key).copy(k);
-    this.inner = Buffer.allocUnsafe(2048);
-    for (let i = 0; i < SHA256_BLOCK; i++) {
-      this.inner[i] = k[i] ^ 0x36;
-      this.outer[i] = k[i] ^ 0x5c;
-    }
-  }
-
-  digest(message: Buffer): Buffer {
-    const length = SHA256_BLOCK + message.length;
-    if (this.inner.length < length) {
-      const grown = Buffer.allocUnsafe(Math.max(length, this.inner.length * 2));
-      this.inner.copy(grown, 0, 0, SHA256_BLOCK);
-      this.inner = grown;
-    }
-    message.copy(this.inner, SHA256_BLOCK);
-    hash('sha256', this.inner.subarray(0, length), 'buffer').copy(this.outer, SHA256_BLOCK);
-    return hash('sha256', this.outer, 'buffer');
   }
 }
 

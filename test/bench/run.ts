@@ -2,6 +2,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type BenchContext, since } from './clients.ts';
 import { echoRate } from './echo.bench.ts';
+import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
@@ -10,7 +11,7 @@ import { ServerProcess } from './server-process.ts';
 import { burstRate, handshakeCpu } from './sessions.bench.ts';
 
 /**
- * `npm run bench [-- --json]`: every benchmark in turn, each against a baseline measured in
+ * `npm run bench [-- --json] [-- --only SECTIONS]`: every benchmark (or sections, e.g. `ab`) in turn, each against a baseline measured in
  * the same run. Progress goes to stderr, the table (or JSON) to stdout. Servers run in child
  * processes (server-process.ts) so their CPU and memory are measured apart from the clients.
  * A failing or overrunning step becomes an error row; the rest still run.
@@ -107,6 +108,13 @@ const STEPS: Step[] = [
     timeoutMs: 100_000,
     run: memoryPerSession,
   },
+  {
+    section: 'f',
+    name: 'handler latency (isolated-vm)',
+    unit: 'µs',
+    timeoutMs: 60_000,
+    run: handlerLatency,
+  },
 ];
 
 /** packet-crypto.bench.ts's rows, the PacketCipher one set against its naive baseline. */
@@ -169,8 +177,11 @@ async function main(): Promise<void> {
   progress(
     `fnhost bench on Node ${process.version}, ${availableParallelism()} CPUs, load ${formatNumber(load)}`,
   );
+  // `--only ab` runs sections a and b.
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? '') : '';
   const rows: Row[] = [];
-  for (const step of STEPS) rows.push(...(await runStep(step)));
+  for (const step of STEPS) if (!only || only.includes(step.section)) rows.push(...(await runStep(step)));
   const seconds = since(suiteStart) / 1000;
   progress(`done in ${formatNumber(seconds)} s`);
   const failed = rows.filter((r) => r.error).length;
@@ -192,6 +203,7 @@ async function main(): Promise<void> {
         'c: ratio vs raw UDP ping-pong in one process with the same number in flight.',
         'c: echo batches ~16 calls per datagram; the raw ping-pong sends one datagram per round trip.',
         'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
+        'f: node side, TC event to answer; ratio = with the handler ÷ the built-in (no handler) path.',
       ].join('\n');
   // Clients of a step that overran may still hold sockets and timers: exit once the output is out.
   process.stdout.write(`${out}\n`, () => process.exit(failed ? 1 : 0));
