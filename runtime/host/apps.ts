@@ -42,6 +42,8 @@ interface Connected {
   conn: TCServerConnection;
   app: string;
   info: ClientInfo;
+  /** onConnection accepted it: only such a client is handed to onDisconnection. */
+  accepted: boolean;
 }
 
 /**
@@ -72,6 +74,11 @@ export class AppHost implements TCServerHandler {
 
   version(app: string): string | undefined {
     return this.apps.get(app)?.hash;
+  }
+
+  /** Times the app's running version had its isolate rebuilt after hitting the memory limit. */
+  rebuilds(app: string): number | undefined {
+    return this.apps.get(app)?.rebuilds;
   }
 
   /**
@@ -140,16 +147,27 @@ export class AppHost implements TCServerHandler {
       path,
       properties,
     };
-    const entry: Connected = { conn, app, info };
+    const entry: Connected = { conn, app, info, accepted: false };
     this.clients.set(conn, entry);
     this.byId.set(info.id, entry);
     sandbox.dispatch('connect', '', info, request.args.map(toPlain)).then((outcome) => {
       this.report('connect', app, info.id, outcome);
-      if (conn.state !== 'connecting') return;
-      if (outcome.status === 'missing') conn.accept();
-      else if (outcome.status === 'ok')
-        conn.accept(isPlainObject(outcome.value) ? (outcome.value as AmfObject) : {});
-      else this.refuse(conn, app, path, outcome.failure);
+      const accepted = outcome.status === 'ok' || outcome.status === 'missing';
+      if (conn.state !== 'connecting') {
+        // The client left while onConnection ran: it gets onDisconnection only if it was let in.
+        if (accepted) this.disconnected(entry);
+        else this.apps.get(app)?.forget(info.id);
+        return;
+      }
+      if (!accepted) {
+        this.apps.get(app)?.forget(info.id);
+        this.refuse(conn, request.tcUrl, outcome.failure);
+        return;
+      }
+      entry.accepted = true;
+      conn.accept(
+        outcome.status === 'ok' && isPlainObject(outcome.value) ? (outcome.value as AmfObject) : {},
+      );
     });
   }
 
@@ -178,21 +196,29 @@ export class AppHost implements TCServerHandler {
     if (!entry) return;
     this.clients.delete(conn);
     this.byId.delete(entry.info.id);
-    const sandbox = this.apps.get(entry.app);
-    sandbox
+    // A client still in onConnection is settled when it returns; a refused one was forgotten.
+    if (entry.accepted) this.disconnected(entry);
+  }
+
+  private disconnected(entry: Connected): void {
+    this.apps
+      .get(entry.app)
       ?.dispatch('disconnect', '', entry.info, [])
       .then((o) => this.report('disconnect', entry.app, entry.info.id, o));
   }
 
   /** NetConnection.Connect.Rejected with the handler's message, or the redirect convention. */
-  private refuse(conn: TCServerConnection, app: string, path: string, f: HandlerFailure): void {
+  private refuse(conn: TCServerConnection, tcUrl: string, f: HandlerFailure): void {
     if (f.kind === 'reject') {
       conn.reject(f.message);
       return;
     }
     if (f.kind === 'redirect' && f.addresses?.length) {
       const target = f.addresses[0];
-      const url = /^rtmfp:\/\//i.test(target) ? target : `rtmfp://${target}/${app}${path ? `/${path}` : ''}`;
+      // The same URL (app, path, query) on the new host, unless the app gave a whole URL.
+      const url = /^rtmfp:\/\//i.test(target)
+        ? target
+        : tcUrl.replace(/^[a-z]+:\/\/[^/?#]*/i, `rtmfp://${target}`);
       // FMS/Wowza convention that players follow: info.ex.code 302, info.ex.redirect = new URL.
       conn.reject(f.message, { ex: { code: 302, redirect: url } });
       return;

@@ -3,7 +3,6 @@ import {
   createCipheriv,
   createDecipheriv,
   type Decipheriv,
-  hash,
   timingSafeEqual,
 } from 'node:crypto';
 import { Reader, vluLength } from './binary.ts';

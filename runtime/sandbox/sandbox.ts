@@ -54,9 +54,12 @@ interface IsolateRefs {
   abandon: ivm.Reference<IsolateApi['abandon']>;
   adopt: ivm.Reference<IsolateApi['adopt']>;
   clientData: ivm.Reference<IsolateApi['clientData']>;
+  forget: ivm.Reference<IsolateApi['forget']>;
 }
 
 const SCRIPT_NAME = 'fnhost-app.js';
+/** How long an app's top-level code may run when its version loads. */
+const LOAD_TIMEOUT_MS = 1000;
 const RUNTIME_NAME = 'fnhost-runtime.js';
 const isolateRuntime = compileIsolateRuntime();
 
@@ -184,6 +187,17 @@ export class AppSandbox {
     }
   }
 
+  /** Drops a client whose connect was refused, without running onDisconnection. */
+  forget(id: string): void {
+    this.clients.delete(id);
+    if (this.disposed) return;
+    try {
+      this.api.forget.applySync(undefined, [id], { arguments: { copy: true }, timeout: this.limits.cpuMs });
+    } catch {
+      // the isolate is gone (rebuilt or disposed): the client went with it
+    }
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -211,12 +225,20 @@ export class AppSandbox {
     try {
       this.isolate
         .compileScriptSync(this.code.code, { filename: SCRIPT_NAME })
-        .runSync(context, { timeout: 1000 });
+        .runSync(context, { timeout: LOAD_TIMEOUT_MS });
     } catch (e) {
-      this.isolate.dispose();
-      throw new Error(
-        `the app failed to load: ${this.describe(e).message}\n${this.describe(e).stack ?? ''}`.trim(),
-      );
+      // Not describe(): it would take the disposed isolate for a memory overrun and boot again.
+      const failure = this.isolate.isDisposed
+        ? { message: `its top-level code exceeded the ${this.limits.memoryMb} MB memory limit`, stack: '' }
+        : /timed out/i.test(errorMessage(e))
+          ? { message: `its top-level code ran longer than ${LOAD_TIMEOUT_MS} ms`, stack: '' }
+          : this.mapFailure({
+              kind: 'error',
+              message: errorMessage(e),
+              stack: e instanceof Error ? e.stack : undefined,
+            });
+      if (!this.isolate.isDisposed) this.isolate.dispose();
+      throw new Error(`the app failed to load: ${failure.message}\n${failure.stack ?? ''}`.trim());
     }
     const api = global.getSync('__fnhost', { reference: true }) as ivm.Reference<IsolateApi>;
     const ref = <K extends keyof IsolateApi>(name: K) =>
@@ -227,6 +249,7 @@ export class AppSandbox {
       abandon: ref('abandon'),
       adopt: ref('adopt'),
       clientData: ref('clientData'),
+      forget: ref('forget'),
     };
     this.handlerNames = ref('handlers').applySync(undefined, [], { result: { copy: true } }) as string[];
     for (const client of this.clients.values()) this.adopt(client, {});
@@ -326,12 +349,22 @@ export class AppSandbox {
         p.done(failed('the app was restarted after exceeding its memory limit'));
         this.pending.delete(id);
       }
-      this.boot(isolateRuntimeText!);
-      return {
-        kind: 'error',
-        message: `the handler exceeded the ${this.limits.memoryMb} MB memory limit`,
-        stack: undefined,
-      };
+      const message = `the handler exceeded the ${this.limits.memoryMb} MB memory limit`;
+      try {
+        this.boot(isolateRuntimeText!);
+      } catch (e) {
+        // The same code loaded before; if it cannot now, this version is done for on this node.
+        this.disposed = true;
+        this.services.log(
+          'error',
+          'restart',
+          undefined,
+          `the app could not be restarted: ${errorMessage(e)}`,
+          null,
+        );
+        return { kind: 'error', message: `${message}, and the app could not be restarted`, stack: undefined };
+      }
+      return { kind: 'error', message, stack: undefined };
     }
     if (/timed out/i.test(message)) {
       return {

@@ -61,5 +61,7 @@ export interface IsolateApi {
   /** Registers a client (e.g. after a swap) with its `data` carried over. */
   adopt(client: ClientInfo, data: unknown): void;
   clientData(id: string): unknown;
+  /** Drops a client whose connect was refused (it never reaches onDisconnection). */
+  forget(id: string): void;
   handlers(): string[];
 }

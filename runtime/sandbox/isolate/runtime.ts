@@ -166,9 +166,10 @@ const api: IsolateApi = {
     let client: ClientObject | undefined;
     if (info) {
       client = clients.get(info.id);
-      if (!client && kind === 'connect') {
+      if (!client) {
+        // Known to the node but not here (first connect, or the isolate was rebuilt): register it.
         client = makeClient(info);
-        clients.set(info.id, client);
+        if (kind !== 'disconnect') clients.set(info.id, client);
       }
     }
     const fn = handlerFor(kind, name);
@@ -220,6 +221,9 @@ const api: IsolateApi = {
   },
   clientData(id) {
     return clients.get(id)?.data;
+  },
+  forget(id) {
+    clients.delete(id);
   },
   handlers() {
     const app = g.__fnhostApp ?? {};
