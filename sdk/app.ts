@@ -54,12 +54,14 @@ export interface NodeInfo {
   readonly load: { readonly clients: number };
 }
 
-/** A node of the cluster (only this node until clustering is enabled). */
+/** A node of the cluster (only this node on a standalone node). */
 export interface Server {
   readonly id: string;
   readonly publicAddress: string;
   readonly load: { readonly clients: number };
   readonly paused: boolean;
+  /** Calls this app's `server.<name>(from, args, ctx)` on that node (fire and forget). */
+  send(name: string, ...args: Value[]): void;
 }
 
 /** The live nodes. */
@@ -69,6 +71,8 @@ export interface Servers {
   all(): Server[];
   /** The node with the fewest clients. */
   leastLoaded(): Server | undefined;
+  /** `server.<name>` on every other node; returns how many it went to. */
+  broadcast(name: string, ...args: Value[]): number;
 }
 
 /** This app's clients on this node. */
@@ -125,6 +129,12 @@ export interface App {
   onDisconnection?(client: Client, ctx: Ctx): Awaitable<void>;
   /** NetConnection.call(name): the result is the `_result`; a throw becomes `_error` with its message. */
   rpc?: Record<string, (client: Client, args: Value[], ctx: Ctx) => Awaitable<Value | Nothing>>;
+  /** A node joined the cluster. */
+  onServerConnection?(server: Server, ctx: Ctx): Awaitable<void>;
+  /** A node left the cluster (clean leave, or reaped after missing heartbeats). */
+  onServerDisconnection?(server: Server, ctx: Ctx): Awaitable<void>;
+  /** Messages from other nodes: `server.send(name, …)` or `ctx.servers.broadcast(name, …)`. */
+  server?: Record<string, (from: Server, args: Value[], ctx: Ctx) => Awaitable<void>>;
 }
 
 /** Declares an app (identity at run time; it gives your handlers their types). */

@@ -1,6 +1,14 @@
 #!/usr/bin/env -S node --no-node-snapshot
+import { runCommand } from '../../sdk/cli/cluster.ts';
+import { deploy } from '../../sdk/cli/deploy.ts';
+import { rollback } from '../../sdk/cli/rollback.ts';
+import { secret } from '../../sdk/cli/secret.ts';
+import { status } from '../../sdk/cli/status.ts';
+import { tail } from '../../sdk/cli/tail.ts';
+import { versions } from '../../sdk/cli/versions.ts';
 import { ConfigError } from '../config/config.ts';
 import { dev } from './dev.ts';
+import { node } from './node.ts';
 
 const USAGE = `fnhost — serverless functions on RTMFP nodes
 
@@ -8,9 +16,27 @@ usage:
   fnhost dev [dir] [--rtmfp HOST:PORT]... [--config FILE] [--json]
       run one standalone node with the app in dir (default: main from wrangler-like.toml,
       else functions/), rebuilt and hot-swapped on every save
+  fnhost node [--redis URL] [--rtmfp HOST:PORT]... [--http HOST:PORT] [--public-address HOST:PORT]
+      run a cluster node: registers in Redis, runs every deployed app, follows deploys
+  fnhost deploy [dir] [--app NAME] [--timeout SECONDS] [--json]
+      bundle the app in dir (default: main), check that it starts, make it the active
+      version and wait until every live node runs it (default timeout 10 s)
+  fnhost versions [--app NAME] [--json]
+      the app's deployed versions, newest first; * marks the active one
+  fnhost rollback [VERSION] [--app NAME] [--timeout SECONDS] [--json]
+      make VERSION (a hash prefix of 6+ digits; default: the one before the active one)
+      active again and wait for the nodes
+  fnhost status [--json]
+      the live nodes: addresses, state, load, app versions, last heartbeat
+  fnhost secret put NAME [--app NAME] < value
+      store a secret (read from stdin) for the app; nodes pick it up on the next deploy
+  fnhost tail [APP] [--json]
+      stream the app's ctx.log lines from every node until Ctrl-C
   fnhost help      this text
 
 Config comes from ./wrangler-like.toml, then FNHOST_* environment variables, then flags.
+Cluster commands (deploy, versions, rollback, status, secret, tail) also take
+--redis URL, --cluster NAME and --config FILE; they need a Redis ([cluster] redis).
 `;
 
 /** A CLI mistake: printed without a stack trace, exit code 2. */
@@ -21,6 +47,20 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'dev':
       return dev(rest);
+    case 'node':
+      return node(rest);
+    case 'deploy':
+      return runCommand(deploy, rest);
+    case 'versions':
+      return runCommand(versions, rest);
+    case 'rollback':
+      return runCommand(rollback, rest);
+    case 'status':
+      return runCommand(status, rest);
+    case 'secret':
+      return runCommand(secret, rest);
+    case 'tail':
+      return runCommand(tail, rest);
     case undefined:
     case 'help':
     case '--help':

@@ -14,6 +14,8 @@ const DEFAULT_CPU_MS = 50;
 const DEFAULT_MEMORY_MB = 128;
 const DEFAULT_AWAIT_MS = 5_000;
 const DEFAULT_HANDSHAKES = 1000;
+/** A cluster secret shorter than this is too easy to guess. */
+const MIN_SECRET_LENGTH = 16;
 /** isolated-vm refuses smaller isolates. */
 const MIN_MEMORY_MB = 8;
 const ENV_PREFIX = 'FNHOST_';
@@ -45,6 +47,8 @@ export interface ClusterConfig {
   redis: string | undefined;
   name: string;
   heartbeatMs: number;
+  /** Authenticates node-to-node messages; undefined: one shared through the store is used. */
+  secret: string | undefined;
 }
 
 /** Per-app sandbox limits, and the per-node bound on onHandshake calls. */
@@ -80,6 +84,7 @@ export interface ConfigOverrides {
   publicAddress?: string;
   redis?: string;
   cluster?: string;
+  clusterSecret?: string;
   heartbeatMs?: number;
   cpuMs?: number;
   memoryMb?: number;
@@ -104,7 +109,7 @@ type Layer = Partial<Record<Setting, Raw>>;
 const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
 const SECTIONS: Record<string, Record<string, Setting>> = {
   node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress' },
-  cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs' },
+  cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
   limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
 };
 const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
@@ -162,6 +167,12 @@ export function parseConfig(
       redis: pick('redis', undefined, redisUrl),
       name: pick('cluster', DEFAULT_CLUSTER, appName),
       heartbeatMs: pick('heartbeatMs', DEFAULT_HEARTBEAT_MS, integerAtLeast(1)),
+      secret: pick('clusterSecret', undefined, (v, what) => {
+        const text = nonEmptyString(v, what);
+        if (text.length < MIN_SECRET_LENGTH)
+          fail(what, `at least ${MIN_SECRET_LENGTH} characters`, text.replace(/./g, '*'));
+        return text;
+      }),
     },
     limits: {
       cpuMs: pick('cpuMs', DEFAULT_CPU_MS, integerAtLeast(1)),

@@ -12,6 +12,7 @@ import {
   type SandboxCode,
   type SandboxLimits,
   type SandboxServices,
+  type ServerInfo,
 } from '../sandbox/sandbox.ts';
 
 /** This node as handlers see it (`ctx.node`, `ctx.servers`). */
@@ -29,6 +30,17 @@ export interface AppHostOptions {
   node: NodeIdentity;
   /** onHandshake calls allowed per second on this node; past it the default (accept here) applies. */
   handshakesPerSecond: number;
+  /** The cluster's nodes and node-to-node messages; absent: standalone (this node only). */
+  directory?: ServerDirectory;
+  /** Sees every `ctx.log` line of every app (for `fnhost tail`). */
+  tap?: (app: string, record: Record<string, unknown>) => void;
+}
+
+/** Who else is in the cluster, and how to reach their apps (runtime/cluster). */
+export interface ServerDirectory {
+  servers(): ServerInfo[];
+  send(to: string, app: string, name: string, args: unknown[]): void;
+  broadcast(app: string, name: string, args: unknown[]): number;
 }
 
 /** An IHello for an app, as the node hands it over. */
@@ -243,17 +255,46 @@ export class AppHost implements TCServerHandler {
     );
   }
 
+  /** Another node's `server.send(name, …)` for `app` (already authenticated by the cluster). */
+  async deliver(app: string, from: ServerInfo, name: string, args: unknown[]): Promise<void> {
+    const sandbox = this.apps.get(app);
+    if (!sandbox) return;
+    this.report(
+      `server.${name}`,
+      app,
+      undefined,
+      await sandbox.dispatch('server', name, undefined, [from, ...args]),
+    );
+  }
+
+  /** onServerConnection / onServerDisconnection in every app. */
+  async serverChanged(kind: 'serverJoined' | 'serverLeft', server: ServerInfo): Promise<void> {
+    await Promise.all(
+      [...this.apps].map(async ([app, sandbox]) =>
+        this.report(kind, app, undefined, await sandbox.dispatch(kind, '', undefined, [server])),
+      ),
+    );
+  }
+
+  private self(): ServerInfo {
+    return { ...this.o.node, load: { clients: this.clients.size }, paused: false };
+  }
+
   private services(app: string): SandboxServices {
     const log = this.log.child({ app });
     return {
       log: (level, event, clientId, message, fields) => {
-        log[level](
-          { event, client: clientId?.slice(0, 16), ...(isPlainObject(fields) ? fields : {}) },
-          message,
-        );
+        const record = { event, client: clientId?.slice(0, 16), ...(isPlainObject(fields) ? fields : {}) };
+        log[level](record, message);
+        this.o.tap?.(app, { level, ...record, msg: message });
       },
-      node: () => ({ ...this.o.node, load: { clients: this.clients.size } }),
-      servers: () => [{ ...this.o.node, load: { clients: this.clients.size }, paused: false }],
+      node: () => this.self(),
+      servers: () => this.o.directory?.servers() ?? [this.self()],
+      serverSend: (to, name, args) => {
+        if (this.o.directory) this.o.directory.send(to, app, name, args);
+        else if (to === this.o.node.id) void this.deliver(app, this.self(), name, args);
+      },
+      serverBroadcast: (name, args) => this.o.directory?.broadcast(app, name, args) ?? 0,
       kv: (op, args) => {
         const [key, value, extra] = args as [string, unknown, number];
         if (op === 'get') return this.o.kv.get(app, key);

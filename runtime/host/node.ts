@@ -105,6 +105,9 @@ export class RtmfpNode {
   /** Datagrams received, and those a session or the handshake took (the rest are in `drops`). */
   received = 0;
   accepted = 0;
+  sent = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
 
   constructor(options: NodeOptions) {
     this.options = options;
@@ -195,11 +198,14 @@ export class RtmfpNode {
   private send(datagram: Buffer, to: Address): void {
     // IPv6 text always has a colon; IPv4 never does.
     const socket = (to.address.includes(':') ? this.socket6 : this.socket4) ?? this.sockets[0];
+    this.sent++;
+    this.bytesSent += datagram.length;
     socket?.send(datagram, to.port, to.address);
   }
 
   private onDatagram(msg: Buffer, from: Address): void {
     this.received++;
+    this.bytesReceived += msg.length;
     const droppedBefore = this.drops.total;
     try {
       if (msg.length < MIN_DATAGRAM) {

@@ -9,11 +9,12 @@ import type {
   HandlerFailure,
   IsolateApi,
   LogLevel,
+  ServerInfo,
   Settlement,
   SyncOp,
 } from './isolate/protocol.ts';
 
-export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel };
+export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {
@@ -33,6 +34,10 @@ export interface SandboxServices {
   kv(op: 'get' | 'set' | 'delete' | 'incr', args: unknown[]): Promise<unknown>;
   clientCall(clientId: string, name: string, args: unknown[]): Promise<unknown>;
   clientClose(clientId: string, reason: string): void;
+  /** Sends `server.<name>` to node `to` (fire and forget). */
+  serverSend(to: string, name: string, args: unknown[]): void;
+  /** `server.<name>` on every other node; returns how many. */
+  serverBroadcast(name: string, args: unknown[]): number;
 }
 
 /** The app code to load: one script and its source map (see bundle.ts). */
@@ -336,6 +341,11 @@ export class AppSandbox {
       case 'client.close':
         this.services.clientClose(String(args[0]), String(args[1] ?? ''));
         return undefined;
+      case 'server.send':
+        this.services.serverSend(String(args[0]), String(args[1]), (args[2] as unknown[]) ?? []);
+        return undefined;
+      case 'server.broadcast':
+        return this.services.serverBroadcast(String(args[0]), (args[1] as unknown[]) ?? []);
     }
   }
 

@@ -40,7 +40,7 @@ describe('config loading', () => {
         main: 'functions/',
         mainPath: join(dir, 'functions'),
         node: { rtmfp: [{ host: '0.0.0.0', port: 1935 }], http: undefined, publicAddress: undefined },
-        cluster: { redis: undefined, name: 'default', heartbeatMs: 1000 },
+        cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
         vars: {},
         file: undefined,
@@ -63,7 +63,12 @@ describe('config loading', () => {
         http: { host: '127.0.0.1', port: 8080 },
         publicAddress: 'rtmfp.example.com:1935',
       },
-      cluster: { redis: 'redis://127.0.0.1:6379', name: 'eu-west', heartbeatMs: 500 },
+      cluster: {
+        redis: 'redis://127.0.0.1:6379',
+        name: 'eu-west',
+        heartbeatMs: 500,
+        secret: 'correct-horse-battery-staple',
+      },
       limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16 },
       vars: { GREETING: 'hello', EMPTY: '' },
       file: join(FULL, 'wrangler-like.toml'),
@@ -319,4 +324,11 @@ describe('precedence', () => {
       'config: FNHOST_VAR_ has no name: use FNHOST_VAR_<NAME>',
     );
   });
+});
+
+test('a cluster secret shorter than 16 characters is refused without echoing it', () => {
+  assert.throws(
+    () => parseConfig('[cluster]\nsecret = "short"', { dir: '/tmp', env: {} }),
+    (e: unknown) => e instanceof ConfigError && e.key === '[cluster] secret' && !e.message.includes('short'),
+  );
 });

@@ -12,7 +12,18 @@ export interface ClientInfo {
 }
 
 /** Events the node dispatches into the isolate. */
-export type DispatchKind = 'start' | 'stop' | 'handshake' | 'connect' | 'disconnect' | 'rpc';
+export type DispatchKind =
+  | 'start'
+  | 'stop'
+  | 'handshake'
+  | 'connect'
+  | 'disconnect'
+  | 'rpc'
+  /** `server.<name>(from, args, ctx)`: a message from another node; args[0] is the sender. */
+  | 'server'
+  /** onServerConnection / onServerDisconnection: args[0] is the server. */
+  | 'serverJoined'
+  | 'serverLeft';
 
 /** A handler's failure, as plain data. */
 export interface HandlerFailure {
@@ -34,7 +45,15 @@ export type Settlement = { v: unknown } | { e: HandlerFailure };
 export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call';
 
 /** Synchronous queries the isolate makes of the node. */
-export type SyncOp = 'node' | 'servers' | 'client.close';
+export type SyncOp = 'node' | 'servers' | 'client.close' | 'server.send' | 'server.broadcast';
+
+/** A node as handlers see it (without `send`, which the runtime adds). */
+export interface ServerInfo {
+  id: string;
+  publicAddress: string;
+  load: { clients: number };
+  paused: boolean;
+}
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -12,6 +12,7 @@ import type {
   HostGlobals,
   IsolateApi,
   LogLevel,
+  ServerInfo,
   Settlement,
 } from './protocol.ts';
 
@@ -19,6 +20,7 @@ type Handler = (...args: unknown[]) => unknown;
 interface AppShape {
   [event: string]: unknown;
   rpc?: Record<string, Handler>;
+  server?: Record<string, Handler>;
 }
 
 const g = globalThis as unknown as HostGlobals & { __fnhostApp?: AppShape; __fnhost?: IsolateApi };
@@ -87,16 +89,32 @@ const kv = {
   incr: (key: string, by = 1) => op('kv.incr', [String(key), Number(by)]) as Promise<number>,
 };
 
+/** A node object for handlers: its description plus `send(name, ...args)` to its `server.<name>`. */
+function makeServer(info: ServerInfo) {
+  return Object.freeze({
+    ...info,
+    send: (name: string, ...args: unknown[]) => {
+      host.sync('server.send', [info.id, String(name), args]);
+    },
+  });
+}
+
+function liveServers() {
+  return (host.sync('servers', []) as ServerInfo[]).map(makeServer);
+}
+
 const servers = {
   get count() {
     return (host.sync('servers', []) as unknown[]).length;
   },
-  at: (i: number) => (host.sync('servers', []) as unknown[])[i],
-  all: () => host.sync('servers', []) as unknown[],
-  leastLoaded: () => {
-    const all = host.sync('servers', []) as { load: { clients: number }; paused: boolean }[];
-    return all.filter((s) => !s.paused).sort((a, b) => a.load.clients - b.load.clients)[0];
-  },
+  at: (i: number) => liveServers()[i],
+  all: () => liveServers(),
+  leastLoaded: () =>
+    liveServers()
+      .filter((s) => !s.paused)
+      .sort((a, b) => a.load.clients - b.load.clients)[0],
+  broadcast: (name: string, ...args: unknown[]) =>
+    host.sync('server.broadcast', [String(name), args]) as number,
 };
 
 const clientsView = {
@@ -156,8 +174,11 @@ function handlerFor(kind: DispatchKind, name: string): Handler | undefined {
     connect: 'onConnection',
     disconnect: 'onDisconnection',
     rpc: '',
+    server: '',
+    serverJoined: 'onServerConnection',
+    serverLeft: 'onServerDisconnection',
   }[kind];
-  const fn = kind === 'rpc' ? app.rpc?.[name] : app[event];
+  const fn = kind === 'rpc' ? app.rpc?.[name] : kind === 'server' ? app.server?.[name] : app[event];
   return typeof fn === 'function' ? (fn as Handler) : undefined;
 }
 
@@ -175,16 +196,15 @@ const api: IsolateApi = {
     const fn = handlerFor(kind, name);
     if (kind === 'disconnect' && info) clients.delete(info.id);
     if (!fn) return { missing: true };
-    const event = kind === 'rpc' ? `rpc.${name}` : kind;
+    const event = kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : kind;
     const ctx = makeCtx(event, info?.id);
-    const callArgs: unknown[] =
-      kind === 'handshake'
-        ? [args[0], ctx]
-        : client
-          ? kind === 'disconnect'
-            ? [client, ctx]
-            : [client, args, ctx]
-          : [ctx];
+    let callArgs: unknown[];
+    if (kind === 'handshake') callArgs = [args[0], ctx];
+    else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
+    else if (kind === 'serverJoined' || kind === 'serverLeft')
+      callArgs = [makeServer(args[0] as ServerInfo), ctx];
+    else if (client) callArgs = kind === 'disconnect' ? [client, ctx] : [client, args, ctx];
+    else callArgs = [ctx];
     let result: unknown;
     try {
       result = fn(...callArgs);
@@ -229,6 +249,7 @@ const api: IsolateApi = {
     const app = g.__fnhostApp ?? {};
     const names = Object.keys(app).filter((k) => typeof app[k] === 'function');
     for (const r of Object.keys(app.rpc ?? {})) names.push(`rpc.${r}`);
+    for (const r of Object.keys(app.server ?? {})) names.push(`server.${r}`);
     return names;
   },
 };

@@ -1,0 +1,244 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { NodeEntry, NodeRecord, State } from './state.ts';
+
+/** Node-to-node messages older (or further in the future) than this are refused. */
+const MESSAGE_WINDOW_MS = 60_000;
+/** Pub/sub self-probe period; two missed probes → resubscribe and report not ready. */
+const PROBE_MS = 2_000;
+
+/** A message between nodes, as published on `rpc:<nodeId>` (JSON), authenticated by `mac`. */
+interface Envelope {
+  v: 1;
+  kind: 'call' | 'probe';
+  from: string;
+  epoch: string;
+  to: string;
+  app: string;
+  name: string;
+  args: unknown[];
+  ts: number;
+  nonce: string;
+  mac?: string;
+}
+
+export interface ClusterHooks {
+  /** A node appeared in the live set (not called for this node). */
+  joined(server: NodeEntry): void;
+  /** A node left or was reaped. */
+  left(server: NodeEntry): void;
+  /** Another node's `server.send(name, …)` for `app` arrived, authenticated. */
+  message(from: NodeEntry | undefined, fromId: string, app: string, name: string, args: unknown[]): void;
+}
+
+export interface ClusterOptions {
+  state: State;
+  logger: Logger;
+  /** Shared by every node of the cluster: authenticates node-to-node messages. */
+  secret: Buffer;
+  heartbeatMs: number;
+  /** This node's record as of now (load, versions, state…), without id/epoch/startedAt. */
+  describe: () => Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'>;
+  hooks: ClusterHooks;
+  id?: string;
+}
+
+/**
+ * This node's membership of the cluster: heartbeats its record (store clock, TTL 3 ×
+ * heartbeat), reaps dead nodes, keeps the list of live servers and tells the apps who came
+ * and went, and carries authenticated node-to-node messages. Local state is the truth:
+ * after the store comes back it heartbeats at once, re-asserting the node.
+ */
+export class ClusterNode {
+  readonly id: string;
+  readonly epoch = randomBytes(8).toString('hex');
+  readonly startedAt = Date.now();
+  /** Messages dropped: forged (bad MAC), replayed (nonce seen), stale (outside the window). */
+  readonly dropped = { forged: 0, replayed: 0, stale: 0 };
+  private readonly o: ClusterOptions;
+  private readonly log: Logger;
+  private live = new Map<string, NodeEntry>();
+  private readonly seenNonces = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private storeUp = true;
+  private lastProbeAt = Date.now();
+  private probesMissed = 0;
+  private beating = false;
+  private stopped = false;
+
+  constructor(o: ClusterOptions) {
+    this.o = o;
+    this.log = o.logger.child({ component: 'cluster' });
+    this.id = o.id ?? randomBytes(6).toString('hex');
+  }
+
+  /** Store reachable and pub/sub delivering (the self-probe came back): `/readyz`. */
+  get ready(): boolean {
+    return this.storeUp && this.probesMissed < 2;
+  }
+
+  /** Live nodes, this one included, as of the last heartbeat. */
+  servers(): NodeEntry[] {
+    return [...this.live.values()];
+  }
+
+  async start(): Promise<void> {
+    this.o.state.onStatus((status) => {
+      this.storeUp = status === 'up';
+      this.log[status === 'up' ? 'info' : 'warn']({ status }, `cluster store ${status}`);
+      if (status === 'up') void this.beat(); // re-assert at once (DESIGN.md: local state is the truth)
+    });
+    await this.subscribe();
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.o.heartbeatMs);
+    this.timer.unref();
+    this.probeTimer = setInterval(() => void this.probe(), PROBE_MS);
+    this.probeTimer.unref();
+  }
+
+  /** Leaves the cluster cleanly (SIGTERM): the record goes at once, others see the node gone. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearInterval(this.probeTimer);
+    await this.unsubscribe?.().catch(() => {});
+    await this.o.state
+      .leave(this.id, this.epoch)
+      .catch((e: unknown) => this.log.warn({ err: e }, 'leave failed'));
+  }
+
+  /** Heartbeat now (after a deploy, so convergence shows without waiting for the period). */
+  async heartbeatNow(): Promise<void> {
+    await this.beat();
+  }
+
+  /** Sends `server.<name>(from, args)` to the app on node `to`. False if that node is not live. */
+  async send(to: string, app: string, name: string, args: unknown[]): Promise<boolean> {
+    if (!this.live.has(to)) return false;
+    await this.o.state.publish(`rpc:${to}`, this.seal({ kind: 'call', to, app, name, args }));
+    return true;
+  }
+
+  /** `server.<name>` on every other live node. */
+  async broadcast(app: string, name: string, args: unknown[]): Promise<number> {
+    const others = [...this.live.keys()].filter((id) => id !== this.id);
+    await Promise.all(others.map((id) => this.send(id, app, name, args)));
+    return others.length;
+  }
+
+  private record(): NodeRecord {
+    return { ...this.o.describe(), id: this.id, epoch: this.epoch, startedAt: this.startedAt };
+  }
+
+  private async beat(): Promise<void> {
+    if (this.beating || this.stopped) return;
+    this.beating = true;
+    try {
+      await this.o.state.heartbeat(this.record(), this.o.heartbeatMs * 3);
+      const reaped = await this.o.state.reap();
+      if (reaped.length > 0) this.log.info({ reaped }, 'reaped dead nodes');
+      this.update(await this.o.state.nodes());
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e) }, 'heartbeat failed; will retry');
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** Diffs the live set against the last one and tells the apps. */
+  private update(entries: NodeEntry[]): void {
+    const next = new Map(entries.map((e) => [e.id, e]));
+    const previous = this.live;
+    this.live = next;
+    for (const [id, e] of next) if (!previous.has(id) && id !== this.id) this.o.hooks.joined(e);
+    for (const [id, e] of previous) if (!next.has(id) && id !== this.id) this.o.hooks.left(e);
+  }
+
+  private async subscribe(): Promise<void> {
+    await this.unsubscribe?.().catch(() => {});
+    this.unsubscribe = await this.o.state.subscribe(`rpc:${this.id}`, (m) => this.onMessage(m));
+  }
+
+  /** DESIGN.md: pub/sub is probed; two missed probes → resubscribe, and not ready meanwhile. */
+  private async probe(): Promise<void> {
+    if (Date.now() - this.lastProbeAt > PROBE_MS * 1.5) {
+      this.probesMissed++;
+      if (this.probesMissed >= 2) {
+        this.log.warn({ missed: this.probesMissed }, 'pub/sub probe lost; resubscribing');
+        await this.subscribe().catch((e: unknown) =>
+          this.log.warn({ err: errorMessage(e) }, 'resubscribe failed'),
+        );
+      }
+    }
+    await this.o.state
+      .publish(`rpc:${this.id}`, this.seal({ kind: 'probe', to: this.id, app: '', name: '', args: [] }))
+      .catch(() => {});
+  }
+
+  private seal(m: Pick<Envelope, 'kind' | 'to' | 'app' | 'name' | 'args'>): string {
+    const envelope: Envelope = {
+      v: 1,
+      ...m,
+      from: this.id,
+      epoch: this.epoch,
+      ts: Date.now(),
+      nonce: randomBytes(12).toString('hex'),
+    };
+    envelope.mac = this.mac(envelope);
+    return JSON.stringify(envelope);
+  }
+
+  private mac(e: Envelope): string {
+    const { mac: _omit, ...signed } = e;
+    return createHmac('sha256', this.o.secret).update(JSON.stringify(signed)).digest('hex');
+  }
+
+  private onMessage(raw: string): void {
+    let e: Envelope;
+    try {
+      e = JSON.parse(raw) as Envelope;
+    } catch {
+      this.dropped.forged++;
+      return;
+    }
+    const mac = Buffer.from(typeof e.mac === 'string' ? e.mac : '', 'hex');
+    const expected = Buffer.from(this.mac(e), 'hex');
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected) || e.to !== this.id) {
+      this.dropped.forged++;
+      this.log.warn({ from: e.from }, 'dropped a node message with a bad signature');
+      return;
+    }
+    if (Math.abs(Date.now() - e.ts) > MESSAGE_WINDOW_MS) {
+      this.dropped.stale++;
+      return;
+    }
+    if (this.seenNonces.has(e.nonce)) {
+      this.dropped.replayed++;
+      return;
+    }
+    this.remember(e.nonce);
+    if (e.kind === 'probe') {
+      if (e.from === this.id) {
+        this.lastProbeAt = Date.now();
+        this.probesMissed = 0;
+      }
+      return;
+    }
+    this.o.hooks.message(this.live.get(e.from), e.from, e.app, e.name, Array.isArray(e.args) ? e.args : []);
+  }
+
+  /** Nonces are kept as long as a message could still be fresh. */
+  private remember(nonce: string): void {
+    const now = Date.now();
+    this.seenNonces.set(nonce, now);
+    if (this.seenNonces.size % 1024 === 0) {
+      for (const [n, at] of this.seenNonces) if (now - at > 2 * MESSAGE_WINDOW_MS) this.seenNonces.delete(n);
+    }
+  }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,88 @@
+/**
+ * Every Redis key and pub/sub channel of a cluster, named in one place (DESIGN.md "Cluster
+ * state"). All live under `fnhost:{<cluster>}:`. The braces are a Redis Cluster hash tag:
+ * only `<cluster>` is hashed, so every key of one cluster lands in the same slot. Redis
+ * Cluster runs a multi-key Lua script (heartbeat, reap, deploy) only when all its keys share
+ * a slot, and reap/nodes derive node keys from a prefix rather than receive them in KEYS;
+ * the tag keeps those in the slot too. (Today's client speaks to one server or Sentinel; the
+ * layout is ready for Cluster.)
+ */
+
+/** Logical channel names, as passed to `State.publish` / `State.subscribe`. */
+export const CHANNELS = {
+  /** A version was deployed or rolled back to. */
+  deploy: 'deploy',
+  /** A node joined, left or was reaped. */
+  nodes: 'nodes',
+  /** Someone started or stopped `fnhost tail`. */
+  tail: 'tail',
+  /** Messages to one node. */
+  rpc: (nodeId: string): string => `rpc:${checkName('node id', nodeId)}`,
+  /** Handler log lines of one app, while someone tails. */
+  logs: (app: string): string => `logs:${checkName('app', app)}`,
+} as const;
+
+export interface ClusterKeys {
+  /** `fnhost:{<cluster>}:`, the start of every key and channel below. */
+  readonly prefix: string;
+  /** JSON node record, expires `ttl` after its last heartbeat. */
+  node(id: string): string;
+  /** The part of `node(id)` before the id, for Lua scripts that derive node keys. */
+  readonly nodePrefix: string;
+  /** Sorted set: node id → last heartbeat, ms of Redis TIME. */
+  readonly nodes: string;
+  /** Hash: hash, code, map. */
+  bundle(app: string, hash: string): string;
+  /** The part of `bundle(app, hash)` before the hash, for the deploy script. */
+  bundlePrefix(app: string): string;
+  /** List of VersionInfo JSON, newest first. */
+  versions(app: string): string;
+  /** String: active bundle hash. */
+  active(app: string): string;
+  /** Set of app names that have an active version. */
+  readonly apps: string;
+  /** Hash: secret name → value. */
+  secrets(app: string): string;
+  /** String: the cluster's shared secret for node-to-node messages. */
+  readonly clusterSecret: string;
+  /** String: a `ctx.kv` value, encoded by value-codec.ts. */
+  kv(app: string, key: string): string;
+  /** Redis channel for a logical channel name (see CHANNELS), scoped to the cluster. */
+  channel(name: string): string;
+}
+
+/** The key layout of one cluster. */
+export function clusterKeys(cluster: string): ClusterKeys {
+  const prefix = `fnhost:{${checkName('cluster', cluster)}}:`;
+  const nodePrefix = `${prefix}node:`;
+  const bundlePrefix = (app: string) => `${prefix}app:${checkName('app', app)}:bundle:`;
+  return {
+    prefix,
+    nodePrefix,
+    node: (id) => nodePrefix + checkName('node id', id),
+    nodes: `${prefix}nodes`,
+    bundle: (app, hash) => bundlePrefix(app) + hash,
+    bundlePrefix,
+    versions: (app) => `${prefix}app:${checkName('app', app)}:versions`,
+    active: (app) => `${prefix}app:${checkName('app', app)}:active`,
+    apps: `${prefix}apps`,
+    secrets: (app) => `${prefix}app:${checkName('app', app)}:secrets`,
+    clusterSecret: `${prefix}secret`,
+    // The app name can't contain ':' (checked), so `kv:<app>:` never collides across apps
+    // whatever the handler's key holds.
+    kv: (app, key) => `${prefix}kv:${checkName('app', app)}:${key}`,
+    channel: (name) => prefix + name,
+  };
+}
+
+/**
+ * Cluster names, app names and node ids are parts of keys: a ':' would make `kv:<app>:<key>`
+ * ambiguous and a brace would break the hash tag. Config already restricts app and cluster
+ * names (config.ts NAME_RULE); this guards every other caller.
+ */
+function checkName(what: string, name: string): string {
+  if (name.length === 0 || /[:{}\s]/.test(name)) {
+    throw new Error(`cluster keys: ${what} must be non-empty without ':', '{', '}' or spaces, got "${name}"`);
+  }
+  return name;
+}

@@ -1,0 +1,269 @@
+import pino, { type Logger } from 'pino';
+import { type ClusterKeys, clusterKeys } from './keys.ts';
+import { checkNodeTtl, newClusterSecret } from './memory-state.ts';
+import { luaScript, RedisConnection } from './redis-connection.ts';
+import { RedisKv } from './redis-kv.ts';
+import {
+  MAX_VERSIONS,
+  type NodeEntry,
+  type NodeRecord,
+  type State,
+  type StoredBundle,
+  type VersionInfo,
+} from './state.ts';
+
+/*
+ * Lua scripts: each write that must stay consistent with another is one of these (atomic,
+ * idempotent). Key names come from keys.ts; scripts that walk the node index derive node keys
+ * from a prefix, which the `{cluster}` hash tag keeps in the same Redis Cluster slot.
+ */
+
+/** Store clock in ms from Redis TIME (seconds, microseconds). */
+const NOW_MS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * Removes node `id` and what it owns. The extension point for DESIGN.md's reaping: once peers
+ * (`peer:<peerId>`), group members (`group:<groupId>` entries `peerId@node`) and publications
+ * (`pub:<app>:<stream>`) are stored, remove the ones this node owns here, e.g. from a per-node
+ * index `node:<id>:owned` written alongside them, so leave() and reap() both clean them up.
+ */
+const REMOVE_NODE = `
+local function remove_node(nodes, node_prefix, id)
+  redis.call('DEL', node_prefix .. id)
+  redis.call('ZREM', nodes, id)
+end
+`;
+
+/** KEYS: node, nodes. ARGV: record JSON, ttl ms, id. Returns the heartbeat time. */
+const HEARTBEAT = luaScript(`${NOW_MS}
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[3])
+return now
+`);
+
+/** KEYS: nodes. ARGV: node key prefix. Returns {heartbeat, record JSON, …} of live nodes. */
+const NODES = luaScript(`
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {}
+for i = 1, #ids, 2 do
+  local record = redis.call('GET', ARGV[1] .. ids[i])
+  if record then
+    out[#out + 1] = ids[i + 1]
+    out[#out + 1] = record
+  end
+end
+return out
+`);
+
+/**
+ * KEYS: nodes. ARGV: node key prefix. Every indexed node whose record has expired is removed
+ * and returned; being one script, two reapers can never both get the same id. A full scan of
+ * the index: it holds one entry per node, and TTLs differ per node.
+ */
+const REAP = luaScript(`${REMOVE_NODE}
+local dead = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    remove_node(KEYS[1], ARGV[1], id)
+    dead[#dead + 1] = id
+  end
+end
+return dead
+`);
+
+/** KEYS: node, nodes. ARGV: epoch, node key prefix, id. Removes the node only if its epoch matches. */
+const LEAVE = luaScript(`${REMOVE_NODE}
+local record = redis.call('GET', KEYS[1])
+if not record then return 0 end
+local ok, node = pcall(cjson.decode, record)
+if not ok or node.epoch ~= ARGV[1] then return 0 end
+remove_node(KEYS[2], ARGV[2], ARGV[3])
+return 1
+`);
+
+/**
+ * KEYS: versions, active, apps. ARGV: version JSON, hash, max versions, bundle key prefix,
+ * app. Prepends the version, trims the history and deletes the bundles no kept version uses,
+ * points active at it.
+ */
+const DEPLOY = luaScript(`
+redis.call('LPUSH', KEYS[1], ARGV[1])
+local max = tonumber(ARGV[3])
+local dropped = redis.call('LRANGE', KEYS[1], max, -1)
+if #dropped > 0 then
+  redis.call('LTRIM', KEYS[1], 0, max - 1)
+  local kept = {}
+  for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do kept[cjson.decode(v).hash] = true end
+  for _, v in ipairs(dropped) do
+    local hash = cjson.decode(v).hash
+    if not kept[hash] then redis.call('DEL', ARGV[4] .. hash) end
+  end
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[5])
+return 1
+`);
+
+/** KEYS: versions, active, apps. ARGV: hash, app. Activates `hash` only if it is in the history. */
+const ACTIVATE = luaScript(`
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if cjson.decode(v).hash == ARGV[1] then
+    redis.call('SET', KEYS[2], ARGV[1])
+    redis.call('SADD', KEYS[3], ARGV[2])
+    return 1
+  end
+end
+return 0
+`);
+
+/** KEYS: secret. ARGV: a new secret. The stored secret, storing ARGV[1] if there is none. */
+const CLUSTER_SECRET = luaScript(`
+local secret = redis.call('GET', KEYS[1])
+if secret then return secret end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`);
+
+export interface RedisStateOptions {
+  /** Cluster name: every key and channel lives under `fnhost:{<cluster>}:`. */
+  cluster: string;
+  /** Connection warnings and subscriber errors (default: pino to stdout). */
+  logger?: Logger;
+  /** Gives up connecting (connect() rejects, retrying stops). */
+  signal?: AbortSignal;
+}
+
+/**
+ * The cluster's State in Redis (DESIGN.md "Cluster state"). Publishing is the caller's job
+ * (deploy() does not announce on `deploy`): the store stays dumb and MemoryState matches.
+ */
+export class RedisState implements State {
+  readonly kind = 'redis';
+  readonly kv: RedisKv;
+  readonly keys: ClusterKeys;
+  private readonly redis: RedisConnection;
+
+  private constructor(redis: RedisConnection, keys: ClusterKeys) {
+    this.redis = redis;
+    this.keys = keys;
+    this.kv = new RedisKv(redis, keys);
+  }
+
+  /**
+   * Connects to `redis://`, `rediss://` or `redis+sentinel://` (see redisOptionsFromUrl).
+   * Resolves once Redis answers; while it is unreachable this logs a warning and keeps
+   * retrying with backoff (≤ 2 s), so a node can start before its Redis. Rejects at once on
+   * what retrying can't fix (bad URL, wrong password) and when `signal` aborts.
+   */
+  static async connect(url: string, o: RedisStateOptions): Promise<RedisState> {
+    const keys = clusterKeys(o.cluster);
+    const logger = o.logger ?? pino({ name: 'fnhost-state' });
+    const redis = await RedisConnection.open(url, { name: `fnhost:${o.cluster}`, logger, signal: o.signal });
+    return new RedisState(redis, keys);
+  }
+
+  async time(): Promise<number> {
+    const [seconds, micros] = await this.redis.commands.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  async heartbeat(record: NodeRecord, ttlMs: number): Promise<void> {
+    checkNodeTtl(ttlMs);
+    const k = this.keys;
+    await this.redis.run(HEARTBEAT, [k.node(record.id), k.nodes], [JSON.stringify(record), ttlMs, record.id]);
+  }
+
+  async leave(id: string, epoch: string): Promise<void> {
+    const k = this.keys;
+    await this.redis.run(LEAVE, [k.node(id), k.nodes], [epoch, k.nodePrefix, id]);
+  }
+
+  async nodes(): Promise<NodeEntry[]> {
+    const reply = strings(await this.redis.run(NODES, [this.keys.nodes], [this.keys.nodePrefix]));
+    const entries: NodeEntry[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      // Only this module writes node records. JSON drops `http: undefined`; put it back.
+      const record = JSON.parse(reply[i + 1]) as NodeRecord;
+      entries.push({ ...record, http: record.http ?? undefined, heartbeatAt: Number(reply[i]) });
+    }
+    return entries;
+  }
+
+  async reap(): Promise<string[]> {
+    return strings(await this.redis.run(REAP, [this.keys.nodes], [this.keys.nodePrefix]));
+  }
+
+  async putBundle(app: string, bundle: StoredBundle): Promise<void> {
+    const { hash, code, map } = bundle;
+    await this.redis.commands.hset(this.keys.bundle(app, hash), { hash, code, map });
+  }
+
+  async getBundle(app: string, hash: string): Promise<StoredBundle | undefined> {
+    const b = await this.redis.commands.hgetall(this.keys.bundle(app, hash));
+    if (b.hash === undefined) return undefined;
+    return { hash: b.hash, code: b.code ?? '', map: b.map ?? '' };
+  }
+
+  async deploy(app: string, version: VersionInfo): Promise<void> {
+    const k = this.keys;
+    await this.redis.run(
+      DEPLOY,
+      [k.versions(app), k.active(app), k.apps],
+      [JSON.stringify(version), version.hash, MAX_VERSIONS, k.bundlePrefix(app), app],
+    );
+  }
+
+  async activate(app: string, hash: string): Promise<boolean> {
+    const k = this.keys;
+    return (await this.redis.run(ACTIVATE, [k.versions(app), k.active(app), k.apps], [hash, app])) === 1;
+  }
+
+  async active(app: string): Promise<string | undefined> {
+    return (await this.redis.commands.get(this.keys.active(app))) ?? undefined;
+  }
+
+  async versions(app: string): Promise<VersionInfo[]> {
+    const list = await this.redis.commands.lrange(this.keys.versions(app), 0, -1);
+    return list.map((json) => JSON.parse(json) as VersionInfo);
+  }
+
+  async apps(): Promise<string[]> {
+    return this.redis.commands.smembers(this.keys.apps);
+  }
+
+  async clusterSecret(): Promise<string> {
+    return String(await this.redis.run(CLUSTER_SECRET, [this.keys.clusterSecret], [newClusterSecret()]));
+  }
+
+  async putSecret(app: string, name: string, value: string): Promise<void> {
+    await this.redis.commands.hset(this.keys.secrets(app), name, value);
+  }
+
+  async secrets(app: string): Promise<Record<string, string>> {
+    return this.redis.commands.hgetall(this.keys.secrets(app));
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.redis.commands.publish(this.keys.channel(channel), message);
+  }
+
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    return this.redis.subscribe(this.keys.channel(channel), handler);
+  }
+
+  onStatus(handler: (status: 'up' | 'down') => void): void {
+    this.redis.onStatus(handler);
+  }
+
+  close(): Promise<void> {
+    return this.redis.close();
+  }
+}
+
+function strings(reply: unknown): string[] {
+  if (!Array.isArray(reply)) throw new Error('state: unexpected reply from a Redis script');
+  return reply.map(String);
+}

@@ -1,0 +1,129 @@
+import type { KvStore } from './memory-kv.ts';
+
+/**
+ * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
+ * two implementations that pass the same contract suite: memory (standalone, `fnhost dev`)
+ * and Redis. Local state is the truth; this is a shared copy of it that nodes re-assert
+ * after any reconnect.
+ */
+
+export type NodeState = 'starting' | 'serving' | 'draining' | 'stopping';
+
+/** Load a node reports with each heartbeat, computed locally. */
+export interface NodeLoad {
+  clients: number;
+  /** Share of one core, 0..1 per core (can exceed 1 on several cores). */
+  cpu: number;
+  packetsPerSecond: number;
+  bytesPerSecond: number;
+}
+
+/** What a node says about itself (DESIGN.md: id, epoch, state, addresses, load, versions). */
+export interface NodeRecord {
+  id: string;
+  /** Random per process start: a reference to an older run of the same id is stale. */
+  epoch: string;
+  state: NodeState;
+  /** Address clients are redirected to, `host:port`. */
+  publicAddress: string;
+  /** RTMFP listen addresses, `host:port`. */
+  rtmfp: string[];
+  /** HTTP listen address, `host:port`, if any. */
+  http: string | undefined;
+  load: NodeLoad;
+  paused: boolean;
+  /** app → bundle hash the node runs. */
+  versions: Record<string, string>;
+  /** app → why the active version failed to load on this node (it stays on `versions[app]`). */
+  errors: Record<string, string>;
+  /** ms since epoch (node clock, informative only). */
+  startedAt: number;
+}
+
+/** A live node as the store sees it. */
+export interface NodeEntry extends NodeRecord {
+  /** Last heartbeat, ms, from the store's clock (Redis TIME), never the node's. */
+  heartbeatAt: number;
+}
+
+/** One deployed version of an app. */
+export interface VersionInfo {
+  hash: string;
+  /** ms, store clock. */
+  deployedAt: number;
+  /** App input files, for `fnhost versions`. */
+  files: string[];
+  /** Who or what deployed it (user@host), informative. */
+  by: string;
+}
+
+/** A bundle as stored: the script, its source map, and the hash the script must have. */
+export interface StoredBundle {
+  hash: string;
+  code: string;
+  map: string;
+}
+
+/** Versions kept per app; older ones (and their bundles) are dropped. */
+export const MAX_VERSIONS = 50;
+
+export interface State {
+  readonly kind: 'memory' | 'redis';
+  /** App-scoped key/value store behind `ctx.kv`. */
+  readonly kv: KvStore;
+
+  /** The store's clock, ms. */
+  time(): Promise<number>;
+
+  /**
+   * Writes the node's record and marks it alive for `ttlMs` (3 × heartbeat), stamped with
+   * the store's clock, in one atomic step. Idempotent; also how a node re-registers.
+   */
+  heartbeat(record: NodeRecord, ttlMs: number): Promise<void>;
+  /** A clean leave: the node and what it owns are removed now. Only if `epoch` still matches. */
+  leave(id: string, epoch: string): Promise<void>;
+  /** Live nodes (record not expired), any order. */
+  nodes(): Promise<NodeEntry[]>;
+  /**
+   * Removes every node whose record expired, and what it owned, in one atomic step; returns
+   * their ids. Safe to run from every node at once: each dead node is returned to one caller.
+   */
+  reap(): Promise<string[]>;
+
+  /** Stores a bundle under its hash (idempotent). */
+  putBundle(app: string, bundle: StoredBundle): Promise<void>;
+  getBundle(app: string, hash: string): Promise<StoredBundle | undefined>;
+  /**
+   * Appends `version` to the app's history (newest first, at most MAX_VERSIONS, dropping
+   * the bundles of versions that fall off) and makes it active, in one atomic step.
+   */
+  deploy(app: string, version: VersionInfo): Promise<void>;
+  /** Makes an existing version active; false if `hash` is not in the history. */
+  activate(app: string, hash: string): Promise<boolean>;
+  active(app: string): Promise<string | undefined>;
+  /** Newest first. */
+  versions(app: string): Promise<VersionInfo[]>;
+  /** Apps that have an active version. */
+  apps(): Promise<string[]>;
+
+  /**
+   * A random secret shared by every node of the cluster, created by whichever node asks first
+   * (atomically): authenticates node-to-node messages when no `[cluster] secret` is set.
+   */
+  clusterSecret(): Promise<string>;
+
+  putSecret(app: string, name: string, value: string): Promise<void>;
+  secrets(app: string): Promise<Record<string, string>>;
+
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `handler` for each message on `channel` until the returned function is called. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+
+  /**
+   * Tells `handler` when the store becomes unreachable ('down') and reachable again ('up'):
+   * after 'up' a node re-asserts everything it owns. Memory never goes down.
+   */
+  onStatus(handler: (status: 'up' | 'down') => void): void;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,173 @@
+/**
+ * What the cluster commands (`deploy`, `versions`, `rollback`, `status`, `secret`, `tail`)
+ * share: their common flags, the config they read, the connection to the cluster's store, how
+ * a failure the user can act on is reported, and the table and age formatting they print.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import pino from 'pino';
+import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import type { State } from '../../runtime/cluster/state.ts';
+import { CONFIG_FILE, type FnhostConfig, loadConfig } from '../../runtime/config/config.ts';
+
+/** How long a command waits for the store to answer before giving up. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** Shown in place of a password in a Redis URL. */
+const HIDDEN_PASSWORD = '***';
+
+/** Flags every cluster command takes. */
+export const CLUSTER_OPTIONS = {
+  redis: { type: 'string' },
+  cluster: { type: 'string' },
+  app: { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies ParseArgsOptionsConfig;
+
+/**
+ * A failure the user can act on: printed as `fnhost: <message>` without a stack trace.
+ * Exit code 1, or 2 when the command line itself is wrong.
+ */
+export class CommandError extends Error {
+  readonly exitCode: 1 | 2;
+
+  constructor(message: string, exitCode: 1 | 2 = 1) {
+    super(message);
+    this.name = 'CommandError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** A wrong command line (exit code 2). */
+export function usageError(message: string): CommandError {
+  return new CommandError(message, 2);
+}
+
+/**
+ * Runs one command. A CommandError is printed and ends the process with its exit code at once
+ * (a store still being dialled must not keep it alive); anything else goes to the caller.
+ */
+export async function runCommand(command: (argv: string[]) => Promise<number | undefined>, argv: string[]) {
+  let code: number | undefined;
+  try {
+    code = await command(argv);
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    process.stderr.write(`fnhost: ${e.message}\n`);
+    process.exit(e.exitCode);
+  }
+  if (code) process.exitCode = code;
+}
+
+/** Parses a cluster command's flags (CLUSTER_OPTIONS plus `extra`) and loads the config they point at. */
+export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[], extra: T) {
+  const parsed = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...CLUSTER_OPTIONS, ...extra },
+  });
+  const values = parsed.values as { redis?: string; cluster?: string; app?: string; config?: string };
+  const cwd = process.cwd();
+  const load = (main?: string): FnhostConfig =>
+    loadConfig({
+      dir: cwd,
+      file: values.config && path.resolve(cwd, values.config),
+      env: process.env,
+      overrides: { redis: values.redis, cluster: values.cluster, name: values.app, main },
+    });
+  return { ...parsed, load };
+}
+
+/**
+ * The cluster's store. Always Redis: these commands talk to the nodes of a real cluster, and
+ * a memory store would only ever see this process. The caller must `close()` it.
+ */
+export async function openCluster(config: FnhostConfig, command: string): Promise<State> {
+  const url = clusterUrl(config, command);
+  const logger = pino({ level: 'fatal' }, pino.destination({ fd: 2, sync: true }));
+  const signal = AbortSignal.timeout(CONNECT_TIMEOUT_MS);
+  try {
+    return await RedisState.connect(url, { cluster: config.cluster.name, logger, signal });
+  } catch (e) {
+    if (signal.aborted) {
+      throw new CommandError(
+        `cannot reach the cluster store at ${hidePassword(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
+      );
+    }
+    throw new CommandError(`cannot reach the cluster store at ${hidePassword(url)}: ${errorText(e)}`);
+  }
+}
+
+/** The cluster's Redis URL, or a usage error naming every way to give one. */
+export function clusterUrl(config: FnhostConfig, command: string): string {
+  const url = config.cluster.redis;
+  if (!url) {
+    throw usageError(
+      `${command} needs a cluster: --redis URL or [cluster] redis in ${CONFIG_FILE} (or FNHOST_REDIS)`,
+    );
+  }
+  return url;
+}
+
+export function hidePassword(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/, `$1${HIDDEN_PASSWORD}@`);
+}
+
+/** How a version is shown to people: the first 12 hex digits of its hash. */
+export function shortHash(hash: string | undefined): string {
+  return hash ? hash.slice(0, 12) : 'none';
+}
+
+/** `user@host`, recorded with each deploy so `fnhost versions` says who did it. */
+export function deployer(): string {
+  let user = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry (containers): the environment's answer stands
+  }
+  return `${user}@${os.hostname()}`;
+}
+
+/** Seconds with two decimals: `0.41 s`. */
+export function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** How long ago a store-clock time was: `0.4 s ago`, `3 min ago`, `2 h ago`. */
+export function formatAge(ms: number): string {
+  const age = Math.max(0, ms);
+  if (age < 60_000) return `${(age / 1000).toFixed(1)} s ago`;
+  if (age < 3_600_000) return `${Math.floor(age / 60_000)} min ago`;
+  return `${Math.floor(age / 3_600_000)} h ago`;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * Columns padded to their widest cell, two spaces apart; columns listed in `right` are
+ * right-aligned (numbers). No trailing spaces.
+ */
+export function table(headers: string[], rows: string[][], right: number[] = []): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (right.includes(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return `${[headers, ...rows].map(line).join('\n')}\n`;
+}
+
+/** Indents every line after the first, so a multi-line error stays under its label. */
+export function indentRest(text: string, indent: string): string {
+  return text.replace(/\n/g, `\n${indent}`);
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

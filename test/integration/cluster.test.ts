@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { connect, type NetConnection } from '../../sdk/client.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+
+const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
+const HEARTBEAT_MS = 200;
+
+/** The app every node runs; `VERSION` is replaced per deploy. */
+const APP = `
+import { defineApp } from 'fnhost/sdk';
+export default defineApp({
+  onServerDisconnection(server, ctx) {
+    return ctx.kv.set('left:' + server.id, true);
+  },
+  rpc: {
+    version() { return 'VERSION'; },
+    node(_c, _a, ctx) { return ctx.node.id; },
+    servers(_c, _a, ctx) { return ctx.servers.all().map((s) => s.id).sort(); },
+    relay(client, [to], ctx) {
+      const target = ctx.servers.all().find((s) => s.id === to);
+      if (!target) throw new Error('no such node ' + to);
+      target.send('ping', client.id);
+      return true;
+    },
+    kv(_c, [key], ctx) { return ctx.kv.get(String(key)); },
+  },
+  server: {
+    ping(from, [clientId], ctx) {
+      return ctx.kv.set('pinged', { from: from.id, by: clientId, at: ctx.node.id });
+    },
+  },
+});
+`;
+
+interface RunningNode {
+  child: ChildProcess;
+  id: string;
+  rtmfp: string;
+  http: string;
+}
+
+/** `fnhost node` as a real process; resolves once it printed its addresses and id. */
+async function startNode(dir: string, redisUrl: string): Promise<RunningNode> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--no-node-snapshot',
+      CLI,
+      'node',
+      '--redis',
+      redisUrl,
+      '--rtmfp',
+      '127.0.0.1:0',
+      '--http',
+      '127.0.0.1:0',
+      '--json',
+    ],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.setEncoding('utf8');
+  child.stderr?.resume();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
+    child.stdout?.on('data', (chunk: string) => {
+      out += chunk;
+      const rtmfp = /rtmfp listening on udp:\/\/(\S+)/.exec(out)?.[1];
+      const http = /http listening on http:\/\/(\S+)/.exec(out)?.[1];
+      const id = /^node (\S+) in cluster/m.exec(out)?.[1];
+      if (rtmfp && http && id) {
+        clearTimeout(timer);
+        resolve({ child, id, rtmfp, http });
+      }
+    });
+  });
+}
+
+/** `fnhost CMD …` as a user runs it; resolves with its exit code and output. */
+async function cli(dir: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  return { code, out, err };
+}
+
+describe('a cluster of 3 nodes on one redis-server', () => {
+  let redis: TestRedis;
+  let dir: string;
+  let state: RedisState;
+  const nodes: RunningNode[] = [];
+  let nc: NetConnection | undefined;
+
+  const deploy = async (version: string) => {
+    writeFileSync(join(dir, 'functions', 'index.ts'), APP.replace('VERSION', version));
+    return cli(dir, ['deploy', '--redis', redis.url]);
+  };
+
+  before(async () => {
+    redis = await startRedis();
+    dir = mkdtempSync(join(tmpdir(), 'fnhost-cluster-'));
+    writeFileSync(
+      join(dir, 'wrangler-like.toml'),
+      `name = "app"\nmain = "functions/"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "test-cluster-secret-0123"\n`,
+    );
+    mkdirSync(join(dir, 'functions'));
+    state = await RedisState.connect(redis.url, { cluster: 'default', logger: pino({ level: 'silent' }) });
+    for (let i = 0; i < 3; i++) nodes.push(await startNode(dir, redis.url));
+  });
+
+  after(async () => {
+    await nc?.close().catch(() => {});
+    for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+    await state?.close();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a deploy reaches all three nodes, and a connected client's next call runs the new code", async () => {
+    const first = await deploy('v1');
+    assert.equal(first.code, 0, first.err);
+    assert.match(first.out, /active on 3\/3 nodes/);
+    nc = await connect(`rtmfp://${nodes[0].rtmfp}/app`);
+    assert.equal(await nc.call('version'), 'v1');
+    const second = await deploy('v2');
+    assert.equal(second.code, 0, second.err);
+    assert.match(second.out, /active on 3\/3 nodes/);
+    assert.equal(await nc.call('version'), 'v2', 'same connection, new version');
+  });
+
+  test('rollback returns every node to the previous version', async () => {
+    const r = await cli(dir, ['rollback', '--redis', redis.url]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /active on 3\/3 nodes/);
+    assert.equal(await nc?.call('version'), 'v1');
+  });
+
+  test("ctx.servers lists every node, and server.send reaches another node's server handler", async () => {
+    const ids = nodes.map((n) => n.id).sort();
+    assert.deepEqual(await nc?.call('servers'), ids);
+    assert.equal(await nc?.call('relay', nodes[1].id), true);
+    let pinged: unknown = null;
+    for (let i = 0; i < 100 && !pinged; i++) {
+      pinged = await nc?.call('kv', 'pinged');
+      if (!pinged) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(pinged, { from: nodes[0].id, by: nc?.peerId, at: nodes[1].id });
+  });
+
+  test('a forged node message is dropped and counted', async () => {
+    const before = await status(nodes[1]);
+    await state.publish(
+      `rpc:${nodes[1].id}`,
+      JSON.stringify({
+        v: 1,
+        kind: 'call',
+        from: nodes[0].id,
+        to: nodes[1].id,
+        app: 'app',
+        name: 'ping',
+        args: ['x'],
+        ts: Date.now(),
+        nonce: 'n',
+        mac: '00',
+      }),
+    );
+    let after = before;
+    for (
+      let i = 0;
+      i < 50 && after.clusterMessagesDropped.forged === before.clusterMessagesDropped.forged;
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await status(nodes[1]);
+    }
+    assert.equal(after.clusterMessagesDropped.forged, before.clusterMessagesDropped.forged + 1);
+  });
+
+  test('a node killed with SIGKILL is reaped within 3 heartbeats and the others run onServerDisconnection', async () => {
+    const victim = nodes[2];
+    victim.child.kill('SIGKILL');
+    await once(victim.child, 'exit');
+    const deadline = Date.now() + 3 * HEARTBEAT_MS + 3 * HEARTBEAT_MS + 2_000;
+    let left: unknown = null;
+    while (Date.now() < deadline && !left) {
+      left = await state.kv.get('app', `left:${victim.id}`);
+      if (!left) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(left, true, 'onServerDisconnection ran for the killed node');
+    assert.ok(!(await state.nodes()).some((n) => n.id === victim.id), 'its record is gone');
+    // Each survivor drops the node from ctx.servers at its own next heartbeat.
+    const survivors = nodes
+      .slice(0, 2)
+      .map((n) => n.id)
+      .sort();
+    let servers: unknown;
+    for (let i = 0; i < 40; i++) {
+      servers = await nc?.call('servers');
+      if (JSON.stringify(servers) === JSON.stringify(survivors)) break;
+      await new Promise((r) => setTimeout(r, HEARTBEAT_MS / 4));
+    }
+    assert.deepEqual(servers, survivors);
+  });
+
+  test('after a Redis restart every node is back in fnhost status and clients stayed connected', async () => {
+    await redis.restart();
+    const live = nodes
+      .slice(0, 2)
+      .map((n) => n.id)
+      .sort();
+    let seen: string[] = [];
+    for (let i = 0; i < 200 && seen.join() !== live.join(); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      seen = (await state.nodes().catch(() => [])).map((n) => n.id).sort();
+    }
+    assert.deepEqual(seen, live);
+    const s = await cli(dir, ['status', '--redis', redis.url, '--json']);
+    assert.equal(s.code, 0, s.err);
+    assert.deepEqual((JSON.parse(s.out) as { nodes: { id: string }[] }).nodes.map((n) => n.id).sort(), live);
+    assert.equal(await nc?.call('version'), 'v1', 'the session survived');
+  });
+
+  test('SIGTERM: a node leaves at once', async () => {
+    const leaving = nodes[1];
+    leaving.child.kill('SIGTERM');
+    const [code] = await once(leaving.child, 'exit');
+    assert.equal(code, 0);
+    assert.ok(!(await state.nodes()).some((n) => n.id === leaving.id));
+  });
+
+  async function status(n: RunningNode): Promise<{ clusterMessagesDropped: { forged: number } }> {
+    const res = await fetch(`http://${n.http}/status`);
+    return (await res.json()) as { clusterMessagesDropped: { forged: number } };
+  }
+});
