@@ -1,7 +1,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { MemoryKv } from '../cluster/memory-kv.ts';
+import { MemoryState } from '../cluster/memory-state.ts';
 import { type FnhostConfig, loadConfig } from '../config/config.ts';
 import { AppHost } from '../host/apps.ts';
 import { RtmfpNode } from '../host/node.ts';
@@ -51,7 +51,8 @@ export async function dev(argv: string[]): Promise<void> {
     logger: log,
     limits: config.limits,
     env: () => config.vars,
-    kv: new MemoryKv(),
+    // The same State contract as a cluster node, in memory (DESIGN.md).
+    kv: new MemoryState().kv,
     node: self,
     handshakesPerSecond: config.limits.handshakes,
   });

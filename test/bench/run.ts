@@ -1,6 +1,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type BenchContext, since } from './clients.ts';
+import { clusterFigures } from './cluster.bench.ts';
 import { echoRate } from './echo.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
@@ -115,6 +116,13 @@ const STEPS: Step[] = [
     timeoutMs: 60_000,
     run: handlerLatency,
   },
+  {
+    section: 'g',
+    name: 'cluster: deploy convergence, Redis round trips per connect',
+    unit: 'ms',
+    timeoutMs: 90_000,
+    run: clusterFigures,
+  },
 ];
 
 /** packet-crypto.bench.ts's rows, the PacketCipher one set against its naive baseline. */
@@ -204,6 +212,7 @@ async function main(): Promise<void> {
         'c: echo batches ~16 calls per datagram; the raw ping-pong sends one datagram per round trip.',
         'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
         'f: node side, TC event to answer; ratio = with the handler ÷ the built-in (no handler) path.',
+        'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
       ].join('\n');
   // Clients of a step that overran may still hold sockets and timers: exit once the output is out.
   process.stdout.write(`${out}\n`, () => process.exit(failed ? 1 : 0));

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { connect, type NetConnection } from '../../sdk/client.ts';
+import { cli, type NodeProcess, startNodeProcess } from '../support/processes.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const HEARTBEAT_MS = 200;
 
 /** The app every node runs; `VERSION` is replaced per deploy. */
@@ -41,73 +39,11 @@ export default defineApp({
 });
 `;
 
-interface RunningNode {
-  child: ChildProcess;
-  id: string;
-  rtmfp: string;
-  http: string;
-}
-
-/** `fnhost node` as a real process; resolves once it printed its addresses and id. */
-async function startNode(dir: string, redisUrl: string): Promise<RunningNode> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--no-node-snapshot',
-      CLI,
-      'node',
-      '--redis',
-      redisUrl,
-      '--rtmfp',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--json',
-    ],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.setEncoding('utf8');
-  child.stderr?.resume();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
-    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
-    child.stdout?.on('data', (chunk: string) => {
-      out += chunk;
-      const rtmfp = /rtmfp listening on udp:\/\/(\S+)/.exec(out)?.[1];
-      const http = /http listening on http:\/\/(\S+)/.exec(out)?.[1];
-      const id = /^node (\S+) in cluster/m.exec(out)?.[1];
-      if (rtmfp && http && id) {
-        clearTimeout(timer);
-        resolve({ child, id, rtmfp, http });
-      }
-    });
-  });
-}
-
-/** `fnhost CMD …` as a user runs it; resolves with its exit code and output. */
-async function cli(dir: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    out += c;
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, out, err };
-}
-
 describe('a cluster of 3 nodes on one redis-server', () => {
   let redis: TestRedis;
   let dir: string;
   let state: RedisState;
-  const nodes: RunningNode[] = [];
+  const nodes: NodeProcess[] = [];
   let nc: NetConnection | undefined;
 
   const deploy = async (version: string) => {
@@ -124,7 +60,7 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     );
     mkdirSync(join(dir, 'functions'));
     state = await RedisState.connect(redis.url, { cluster: 'default', logger: pino({ level: 'silent' }) });
-    for (let i = 0; i < 3; i++) nodes.push(await startNode(dir, redis.url));
+    for (let i = 0; i < 3; i++) nodes.push(await startNodeProcess(dir, ['--redis', redis.url]));
   });
 
   after(async () => {
@@ -164,6 +100,24 @@ describe('a cluster of 3 nodes on one redis-server', () => {
       if (!pinged) await new Promise((r) => setTimeout(r, 20));
     }
     assert.deepEqual(pinged, { from: nodes[0].id, by: nc?.peerId, at: nodes[1].id });
+  });
+
+  test('a corrupted bundle is refused by every node, which keeps its version and reports why', async () => {
+    const hash = 'f'.repeat(64);
+    const running = (await state.active('app')) ?? '';
+    await state.putBundle('app', { hash, code: 'globalThis.__fnhostApp = {};', map: '{}' });
+    await state.deploy('app', { hash, deployedAt: await state.time(), files: ['index.ts'], by: 'test' });
+    await state.publish('deploy', JSON.stringify({ app: 'app', hash }));
+    let errors: string[] = [];
+    for (let i = 0; i < 100 && errors.length < nodes.length; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      errors = (await state.nodes()).flatMap((n) => (n.errors.app ? [n.errors.app] : []));
+    }
+    assert.equal(errors.length, nodes.length);
+    for (const e of errors) assert.match(e, /corrupt \(hash mismatch\)/);
+    assert.equal(await nc?.call('version'), 'v1', 'still the previous version');
+    const back = await cli(dir, ['rollback', running.slice(0, 12), '--redis', redis.url]);
+    assert.equal(back.code, 0, back.err);
   });
 
   test('a forged node message is dropped and counted', async () => {
@@ -247,7 +201,7 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     assert.ok(!(await state.nodes()).some((n) => n.id === leaving.id));
   });
 
-  async function status(n: RunningNode): Promise<{ clusterMessagesDropped: { forged: number } }> {
+  async function status(n: NodeProcess): Promise<{ clusterMessagesDropped: { forged: number } }> {
     const res = await fetch(`http://${n.http}/status`);
     return (await res.json()) as { clusterMessagesDropped: { forged: number } };
   }

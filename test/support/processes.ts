@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+/** The `fnhost` command as users run it (the test's Node, isolated-vm's flag). */
+const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
+
+export interface NodeProcess {
+  child: ChildProcess;
+  id: string;
+  /** `host:port` */
+  rtmfp: string;
+  /** `host:port` */
+  http: string;
+}
+
+/**
+ * `fnhost node` as a real process on 127.0.0.1 (free ports), run in `dir` (its config);
+ * resolves once it printed its addresses and id. The caller kills it.
+ */
+export async function startNodeProcess(dir: string, args: string[]): Promise<NodeProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--no-node-snapshot', CLI, 'node', '--rtmfp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--json', ...args],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.setEncoding('utf8');
+  child.stderr?.resume();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
+    child.stdout?.on('data', (chunk: string) => {
+      out += chunk;
+      const rtmfp = /rtmfp listening on udp:\/\/(\S+)/.exec(out)?.[1];
+      const http = /http listening on http:\/\/(\S+)/.exec(out)?.[1];
+      const id = /^node (\S+) in cluster/m.exec(out)?.[1];
+      if (rtmfp && http && id) {
+        clearTimeout(timer);
+        resolve({ child, id, rtmfp, http });
+      }
+    });
+  });
+}
+
+/** `fnhost CMD …` in `dir`; resolves with its exit code and output. */
+export async function cli(dir: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  return { code, out, err };
+}
