@@ -2,12 +2,13 @@ import { type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MemoryState } from '../cluster/memory-state.ts';
-import { type FnhostConfig, loadConfig } from '../config/config.ts';
+import type { FnhostConfig } from '../config/config.ts';
 import { AppHost } from '../host/apps.ts';
 import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
+import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
 /** Wait this long after the last file change before rebuilding (editors write in bursts). */
@@ -29,12 +30,7 @@ export async function dev(argv: string[]): Promise<void> {
     },
   });
   const cwd = process.cwd();
-  const config = loadConfig({
-    dir: cwd,
-    file: values.config && path.resolve(cwd, values.config),
-    env: process.env,
-    overrides: { rtmfp: values.rtmfp, main: positionals[0] },
-  });
+  const config = commandConfig(values.config, { rtmfp: values.rtmfp, main: positionals[0] });
   const log = makeLogger({ json: values.json });
   const first = await build(config);
   if (first instanceof Error) {

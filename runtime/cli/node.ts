@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ClusterNode } from '../cluster/cluster.ts';
@@ -7,13 +6,14 @@ import { LogTap } from '../cluster/log-tap.ts';
 import { MemoryState } from '../cluster/memory-state.ts';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { NodeEntry, NodeLoad, NodeState, State } from '../cluster/state.ts';
-import { type FnhostConfig, loadConfig } from '../config/config.ts';
+import type { FnhostConfig } from '../config/config.ts';
 import { AppHost } from '../host/apps.ts';
 import { RtmfpNode } from '../host/node.ts';
 import { startHttp } from '../http/server.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
+import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
 /**
@@ -34,18 +34,12 @@ export async function node(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
     },
   });
-  const cwd = process.cwd();
-  const config = loadConfig({
-    dir: cwd,
-    file: values.config && path.resolve(cwd, values.config),
-    env: process.env,
-    overrides: {
-      redis: values.redis,
-      rtmfp: values.rtmfp,
-      http: values.http,
-      publicAddress: values['public-address'],
-      cluster: values.cluster,
-    },
+  const config = commandConfig(values.config, {
+    redis: values.redis,
+    rtmfp: values.rtmfp,
+    http: values.http,
+    publicAddress: values['public-address'],
+    cluster: values.cluster,
   });
   const log = makeLogger({ json: values.json });
   const state = await openState(config, log);

@@ -4,12 +4,12 @@
  * a failure the user can act on is reported, and the table and age formatting they print.
  */
 import os from 'node:os';
-import path from 'node:path';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import pino from 'pino';
+import { commandConfig } from '../../runtime/cli/config.ts';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import type { State } from '../../runtime/cluster/state.ts';
-import { CONFIG_FILE, type FnhostConfig, loadConfig } from '../../runtime/config/config.ts';
+import { CONFIG_FILE, type FnhostConfig } from '../../runtime/config/config.ts';
 
 /** How long a command waits for the store to answer before giving up. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -68,14 +68,8 @@ export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[
     options: { ...CLUSTER_OPTIONS, ...extra },
   });
   const values = parsed.values as { redis?: string; cluster?: string; app?: string; config?: string };
-  const cwd = process.cwd();
   const load = (main?: string): FnhostConfig =>
-    loadConfig({
-      dir: cwd,
-      file: values.config && path.resolve(cwd, values.config),
-      env: process.env,
-      overrides: { redis: values.redis, cluster: values.cluster, name: values.app, main },
-    });
+    commandConfig(values.config, { redis: values.redis, cluster: values.cluster, name: values.app, main });
   return { ...parsed, load };
 }
 

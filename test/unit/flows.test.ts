@@ -5,21 +5,10 @@ import { DataFlags, type UserData, writeUserData } from '../../runtime/rtmfp/chu
 import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
 import { RECV_BUFFER_BYTES, RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
 import { type AckResult, type Fragment, NAKS_FOR_LOSS, SendFlow } from '../../runtime/rtmfp/send-flow.ts';
+import { prng } from '../support/prng.ts';
 
 const FLOW_ID = 5;
 const METADATA = Buffer.from('TC\x04\x00', 'latin1');
-
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(items: T[], random: () => number): T[] {
   const out = [...items];
