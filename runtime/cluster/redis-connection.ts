@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -270,7 +271,8 @@ export function redisOptionsFromUrl(url: string): RedisOptions {
     const { host, port } = parseHostPort(hosts, 6379, bad);
     options.host = host;
     options.port = port;
-    if (options.tls) options.tls = { servername: host };
+    // SNI carries host names only (RFC 6066 §3); an IP address is checked against the certificate without it.
+    if (options.tls) options.tls = isIP(host) ? {} : { servername: host };
   }
   return options;
 }

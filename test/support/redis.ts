@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ export interface TestRedis {
 export interface StartRedisOptions {
   /** `--requirepass`: clients must AUTH with it. */
   password?: string;
+  /** Run a Sentinel (not a server) that monitors the master at 127.0.0.1:`masterPort` as `name`. */
+  sentinel?: { masterPort: number; name: string };
 }
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
@@ -88,6 +90,15 @@ async function spawnRedis(port: number, dir: string, o: StartRedisOptions): Prom
     dir,
   ];
   if (o.password) args.push('--requirepass', o.password);
+  if (o.sentinel) {
+    // A Sentinel rewrites its config file, so it gets one of its own in the temp dir.
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      `sentinel monitor ${o.sentinel.name} 127.0.0.1 ${o.sentinel.masterPort} 1\nsentinel down-after-milliseconds ${o.sentinel.name} 5000\n`,
+    );
+    args.unshift(conf, '--sentinel');
+  }
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
