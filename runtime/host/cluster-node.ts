@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ClusterNode } from '../cluster/cluster.ts';
+import { LogTap } from '../cluster/log-tap.ts';
+import type { NodeEntry, NodeLoad, NodeState, State } from '../cluster/state.ts';
+import type { FnhostConfig } from '../config/config.ts';
+import { startHttp } from '../http/server.ts';
+import { formatAddress } from '../rtmfp/address.ts';
+import { makeServerIdentity } from '../rtmfp/handshake.ts';
+import type { ServerInfo } from '../sandbox/sandbox.ts';
+import { AppHost } from './apps.ts';
+import { RtmfpNode } from './node.ts';
+
+export interface RunningNode {
+  cluster: ClusterNode;
+  apps: AppHost;
+  node: RtmfpNode;
+  rtmfp: string[];
+  http: string | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything a cluster node runs, wired together (`fnhost node`): RTMFP, the apps, membership
+ * and deploys through the State, the HTTP port. Local state is the truth; the store is told.
+ */
+export async function startClusterNode(
+  config: FnhostConfig,
+  state: State,
+  log: Logger,
+): Promise<RunningNode> {
+  const identity = makeServerIdentity();
+  let nodeState: NodeState = 'starting';
+  const self = { id: '', publicAddress: config.node.publicAddress ?? '' };
+  const secrets = new Map<string, Record<string, string>>();
+  const loadErrors: Record<string, string> = {};
+  const load = new LoadMeter();
+  let cluster: ClusterNode | undefined;
+  const tap = new LogTap(state, () => self.id);
+
+  const apps = new AppHost({
+    logger: log,
+    limits: config.limits,
+    env: (app) => ({ ...config.vars, ...secrets.get(app) }),
+    kv: state.kv,
+    node: self,
+    handshakesPerSecond: config.limits.handshakes,
+    tap: (app, record) => tap.tap(app, record),
+    directory: {
+      servers: () => cluster?.servers().map(serverInfo) ?? [],
+      send: (to, app, name, args) => void cluster?.send(to, app, name, args).catch(() => {}),
+      broadcast: (app, name, args) => {
+        void cluster?.broadcast(app, name, args).catch(() => {});
+        return (cluster?.servers().length ?? 1) - 1;
+      },
+    },
+  });
+  const rtmfp = new RtmfpNode({
+    listen: config.node.rtmfp,
+    identity,
+    handler: apps,
+    handshake: (request, now) => apps.handshake(request, now),
+    logger: log,
+  });
+  const bound = (await rtmfp.start()).map(formatAddress);
+  self.publicAddress ||= bound[0];
+
+  cluster = new ClusterNode({
+    state,
+    logger: log,
+    secret: await clusterSecret(config, state),
+    heartbeatMs: config.cluster.heartbeatMs,
+    describe: () => ({
+      state: nodeState,
+      publicAddress: self.publicAddress,
+      rtmfp: bound,
+      http: config.node.http && `${config.node.http.host}:${config.node.http.port}`,
+      load: load.measure(rtmfp),
+      paused: false,
+      versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
+      errors: loadErrors,
+    }),
+    hooks: {
+      joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
+      left: (s) => void apps.serverChanged('serverLeft', serverInfo(s)),
+      message: (from, fromId, app, name, args) =>
+        void apps.deliver(
+          app,
+          from ? serverInfo(from) : { id: fromId, publicAddress: '', load: { clients: 0 }, paused: false },
+          name,
+          args,
+        ),
+    },
+  });
+  self.id = cluster.id;
+
+  /** One load at a time per app, so two quick deploys cannot land out of order. */
+  const following = new Map<string, Promise<void>>();
+  const follow = (app: string): Promise<void> => {
+    const next = (following.get(app) ?? Promise.resolve()).then(() => loadActive(app));
+    following.set(app, next);
+    return next;
+  };
+
+  /** Loads the app's active version unless it already runs; a bad bundle leaves the old one. */
+  const loadActive = async (app: string): Promise<void> => {
+    const hash = await state.active(app);
+    if (!hash || hash === apps.version(app)) return;
+    try {
+      const bundle = await state.getBundle(app, hash);
+      if (!bundle) throw new Error(`bundle ${hash.slice(0, 12)} is missing from the store`);
+      const actual = createHash('sha256').update(bundle.code).digest('hex');
+      if (actual !== hash || bundle.hash !== hash)
+        throw new Error(`bundle ${hash.slice(0, 12)} is corrupt (hash mismatch)`);
+      secrets.set(app, await state.secrets(app));
+      await apps.load(app, bundle);
+      delete loadErrors[app];
+    } catch (e) {
+      loadErrors[app] = `${hash.slice(0, 12)}: ${e instanceof Error ? e.message : String(e)}`;
+      log.error(
+        { app, version: hash.slice(0, 12), err: loadErrors[app] },
+        'could not load the active version; keeping the previous one',
+      );
+    }
+    await cluster?.heartbeatNow();
+  };
+
+  const unsubscribe = await state.subscribe('deploy', (message) => {
+    let app: unknown;
+    try {
+      app = (JSON.parse(message) as { app?: unknown }).app;
+    } catch {
+      return;
+    }
+    if (typeof app === 'string') void follow(app);
+  });
+  await tap.start();
+  for (const app of await state.apps().catch(() => [])) await follow(app);
+  nodeState = 'serving';
+  await cluster.start();
+  state.onStatus((status) => {
+    // Deploys published while the store was down were missed: catch up.
+    if (status === 'up')
+      void state
+        .apps()
+        .then((list) => Promise.all(list.map(follow)))
+        .catch(() => {});
+  });
+
+  const http = config.node.http
+    ? await startHttp(
+        config.node.http.host,
+        config.node.http.port,
+        {
+          ready: () =>
+            cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
+          status: () => ({
+            id: self.id,
+            state: nodeState,
+            ...rtmfp.stats(),
+            clusterMessagesDropped: cluster?.dropped,
+            apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
+            servers: cluster?.servers(),
+          }),
+          metrics: () => [
+            {
+              name: 'fnhost_connections',
+              help: 'Open NetConnections.',
+              type: 'gauge',
+              samples: [{ value: rtmfp.stats().connections }],
+            },
+            {
+              name: 'fnhost_sessions',
+              help: 'RTMFP sessions in the table.',
+              type: 'gauge',
+              samples: [{ value: rtmfp.stats().sessions }],
+            },
+            {
+              name: 'fnhost_handshakes_total',
+              help: 'Sessions opened.',
+              type: 'counter',
+              samples: [{ value: rtmfp.handshakes }],
+            },
+            {
+              name: 'fnhost_datagrams_received_total',
+              help: 'Datagrams received.',
+              type: 'counter',
+              samples: [{ value: rtmfp.received }],
+            },
+            {
+              name: 'fnhost_datagrams_dropped_total',
+              help: 'Datagrams dropped, by reason.',
+              type: 'counter',
+              samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
+                labels: { reason },
+                value,
+              })),
+            },
+          ],
+        },
+        log,
+      )
+    : undefined;
+
+  return {
+    cluster,
+    apps,
+    node: rtmfp,
+    rtmfp: bound,
+    http:
+      http && config.node.http
+        ? `${config.node.http.host}:${(http.address() as { port: number }).port}`
+        : undefined,
+    async stop() {
+      nodeState = 'stopping';
+      await unsubscribe().catch(() => {});
+      await tap.stop().catch(() => {});
+      await cluster?.stop();
+      await rtmfp.stop();
+      await apps.stop();
+      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+      await state.close();
+    },
+  };
+}
+
+function serverInfo(e: NodeEntry): ServerInfo {
+  return { id: e.id, publicAddress: e.publicAddress, load: { clients: e.load.clients }, paused: e.paused };
+}
+
+/** The configured secret, else one the cluster shares through its store. */
+async function clusterSecret(config: FnhostConfig, state: State): Promise<Buffer> {
+  const text = config.cluster.secret ?? (await state.clusterSecret());
+  return createHash('sha256').update(text).digest();
+}
+
+/** Load for heartbeats, computed locally between two heartbeats (DESIGN.md). */
+class LoadMeter {
+  private at = performance.now();
+  private cpu = process.cpuUsage();
+  private packets = 0;
+  private bytes = 0;
+
+  measure(node: RtmfpNode): NodeLoad {
+    const now = performance.now();
+    const seconds = Math.max(0.001, (now - this.at) / 1000);
+    const cpu = process.cpuUsage(this.cpu);
+    const packets = node.received + node.sent;
+    const bytes = node.bytesReceived + node.bytesSent;
+    const load: NodeLoad = {
+      clients: node.stats().connections,
+      cpu: (cpu.user + cpu.system) / 1e6 / seconds,
+      packetsPerSecond: (packets - this.packets) / seconds,
+      bytesPerSecond: (bytes - this.bytes) / seconds,
+    };
+    this.at = now;
+    this.cpu = process.cpuUsage();
+    this.packets = packets;
+    this.bytes = bytes;
+    return load;
+  }
+}
