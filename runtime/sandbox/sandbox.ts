@@ -1,5 +1,4 @@
 import { SourceMap } from 'node:module';
-import { build } from 'esbuild';
 import ivm from 'isolated-vm';
 import type {
   AsyncOp,
@@ -13,6 +12,7 @@ import type {
   Settlement,
   SyncOp,
 } from './isolate/protocol.ts';
+import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
 export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
 
@@ -62,11 +62,8 @@ interface IsolateRefs {
   forget: ivm.Reference<IsolateApi['forget']>;
 }
 
-const SCRIPT_NAME = 'fnhost-app.js';
 /** How long an app's top-level code may run when its version loads. */
 const LOAD_TIMEOUT_MS = 1000;
-const RUNTIME_NAME = 'fnhost-runtime.js';
-const isolateRuntime = compileIsolateRuntime();
 
 /**
  * One app version on one node: an isolated-vm isolate running the app's bundle, with `ctx`
@@ -118,7 +115,7 @@ export class AppSandbox {
     services: SandboxServices,
   ): Promise<AppSandbox> {
     const sandbox = new AppSandbox(code, limits, env, services);
-    sandbox.boot(await isolateRuntime);
+    sandbox.boot(await isolateRuntime());
     return sandbox;
   }
 
@@ -361,7 +358,7 @@ export class AppSandbox {
       }
       const message = `the handler exceeded the ${this.limits.memoryMb} MB memory limit`;
       try {
-        this.boot(isolateRuntimeText!);
+        this.boot(loadedIsolateRuntime());
       } catch (e) {
         // The same code loaded before; if it cannot now, this version is done for on this node.
         this.disposed = true;
@@ -391,40 +388,8 @@ export class AppSandbox {
 
   /** Rewrites bundle positions in a stack trace to the author's .ts files and lines. */
   private mapFailure(f: HandlerFailure): HandlerFailure {
-    if (!f.stack) return f;
-    const stack = f.stack
-      .split('\n')
-      .filter((line) => !line.includes(RUNTIME_NAME))
-      .map((line) =>
-        line.replace(
-          new RegExp(`${SCRIPT_NAME.replace('.', '\\.')}:(\\d+):(\\d+)`, 'g'),
-          (whole, l: string, c: string) => {
-            const entry = this.sourceMap.findEntry(Number(l) - 1, Number(c) - 1);
-            if (!entry || !('originalSource' in entry) || !entry.originalSource) return whole;
-            return `${entry.originalSource}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
-          },
-        ),
-      )
-      .join('\n');
-    return { ...f, stack };
+    return f.stack ? { ...f, stack: authorStack(f.stack, this.sourceMap) } : f;
   }
-}
-
-let isolateRuntimeText: string | undefined;
-
-/** The isolate-side runtime (isolate/runtime.ts), bundled once per process into a plain script. */
-async function compileIsolateRuntime(): Promise<string> {
-  const result = await build({
-    entryPoints: [new URL('./isolate/runtime.ts', import.meta.url).pathname],
-    bundle: true,
-    format: 'iife',
-    platform: 'neutral',
-    target: 'es2023',
-    write: false,
-    logLevel: 'silent',
-  });
-  isolateRuntimeText = result.outputFiles[0].text;
-  return isolateRuntimeText;
 }
 
 function failed(message: string): Outcome {
