@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { connect, type NetConnection } from '../../sdk/client.ts';
-import { cli, type NodeProcess, startNodeProcess } from '../support/processes.ts';
+import { cli, type NodeProcess, spawnCli, startNodeProcess } from '../support/processes.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const HEARTBEAT_MS = 200;
@@ -30,6 +30,7 @@ export default defineApp({
       return true;
     },
     kv(_c, [key], ctx) { return ctx.kv.get(String(key)); },
+    log(_c, [message], ctx) { ctx.log.info(String(message), { from: 'rpc' }); },
   },
   server: {
     ping(from, [clientId], ctx) {
@@ -175,7 +176,36 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     assert.deepEqual(servers, survivors);
   });
 
-  test('after a Redis restart every node is back in fnhost status and clients stayed connected', async () => {
+  test('fnhost tail shows the ctx.log lines of every node while it runs', async () => {
+    const tail = spawnCli(dir, ['tail', 'app', '--redis', redis.url]);
+    try {
+      let seen = '';
+      for (let i = 0; i < 60 && !seen.includes('hello from the cluster'); i++) {
+        await nc?.call('log', 'hello from the cluster');
+        await new Promise((r) => setTimeout(r, 100));
+        seen = tail.output();
+      }
+      assert.match(seen, /INFO .*hello from the cluster/);
+    } finally {
+      tail.child.kill('SIGINT');
+      await once(tail.child, 'exit');
+    }
+  });
+
+  test('while Redis is down /readyz says not ready and /healthz stays ok; after a restart every node is back and clients stayed connected', async () => {
+    redis.kill();
+    let ready = 200;
+    for (let i = 0; i < 100 && ready === 200; i++) {
+      await new Promise((r) => setTimeout(r, 30));
+      ready = (await fetch(`http://${nodes[0].http}/readyz`)).status;
+    }
+    assert.equal(ready, 503, '/readyz reports the store down');
+    assert.equal(
+      (await fetch(`http://${nodes[0].http}/healthz`)).status,
+      200,
+      '/healthz does not depend on Redis',
+    );
+    assert.equal(await nc?.call('version'), 'v1', 'sessions keep being served without Redis');
     await redis.restart();
     const live = nodes
       .slice(0, 2)
@@ -191,6 +221,11 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     assert.equal(s.code, 0, s.err);
     assert.deepEqual((JSON.parse(s.out) as { nodes: { id: string }[] }).nodes.map((n) => n.id).sort(), live);
     assert.equal(await nc?.call('version'), 'v1', 'the session survived');
+    for (let i = 0; i < 100 && ready !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 30));
+      ready = (await fetch(`http://${nodes[0].http}/readyz`)).status;
+    }
+    assert.equal(ready, 200, '/readyz is back');
   });
 
   test('SIGTERM: a node leaves at once', async () => {

@@ -43,6 +43,20 @@ export async function startNodeProcess(dir: string, args: string[]): Promise<Nod
   });
 }
 
+/** `fnhost CMD …` left running (e.g. `tail`); `output()` is what it printed so far. */
+export function spawnCli(dir: string, args: string[]): { child: ChildProcess; output(): string } {
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  child.stderr?.resume();
+  return { child, output: () => out };
+}
+
 /** `fnhost CMD …` in `dir`; resolves with its exit code and output. */
 export async function cli(dir: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {

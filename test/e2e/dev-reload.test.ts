@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { connect, type NetConnection } from '../../sdk/client.ts';
+
+const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
+const app = (version: string) => `
+export default {
+  onConnection(client) { client.data.first = '${version}'; },
+  rpc: {
+    version() { return '${version}'; },
+    first(client) { return client.data.first; },
+  },
+};
+`;
+
+async function waitFor(read: () => string, pattern: RegExp, what: string): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const m = pattern.exec(read());
+    if (m) return m[0];
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}; got:\n${read()}`);
+}
+
+test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; a broken save keeps the running version', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fnhost-dev-'));
+  mkdirSync(join(dir, 'functions'));
+  writeFileSync(join(dir, 'wrangler-like.toml'), 'name = "app"\n');
+  writeFileSync(join(dir, 'functions', 'index.ts'), app('v1'));
+  const child = spawn(
+    process.execPath,
+    ['--no-node-snapshot', CLI, 'dev', '--rtmfp', '127.0.0.1:0', '--json'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const clients: NetConnection[] = [];
+  try {
+    const listening = await waitFor(() => out, /rtmfp listening on udp:\/\/127\.0\.0\.1:\d+/, 'the node');
+    const url = `rtmfp://${listening.split('//')[1]}/app`;
+    for (let i = 0; i < 20; i++) clients.push(await connect(url));
+    for (const nc of clients) assert.equal(await nc.call('version'), 'v1');
+
+    writeFileSync(join(dir, 'functions', 'index.ts'), app('v2'));
+    await waitFor(() => out, /reloaded "app": version \w+, 20 clients kept/, 'the reload');
+    for (const nc of clients) {
+      assert.equal(nc.connected, true);
+      assert.equal(await nc.call('version'), 'v2', 'the next call runs the new code');
+      assert.equal(await nc.call('first'), 'v1', 'client.data carried over');
+    }
+
+    writeFileSync(
+      join(dir, 'functions', 'index.ts'),
+      'export default {\n  rpc: { version( { return 1; } },\n};\n',
+    );
+    await waitFor(
+      () => err,
+      /build failed:[\s\S]*index\.ts:2:\d+[\s\S]*still running version/,
+      'the build error',
+    );
+    assert.equal(await clients[0].call('version'), 'v2', 'the old version keeps running');
+  } finally {
+    await Promise.all(clients.map((nc) => nc.close()));
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

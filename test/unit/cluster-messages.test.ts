@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { ClusterNode } from '../../runtime/cluster/cluster.ts';
+import { MemoryState } from '../../runtime/cluster/memory-state.ts';
+import type { NodeRecord } from '../../runtime/cluster/state.ts';
+
+const SECRET = Buffer.alloc(32, 7);
+
+function describeNode(): Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'> {
+  return {
+    state: 'serving',
+    publicAddress: '127.0.0.1:1935',
+    rtmfp: [],
+    http: undefined,
+    load: { clients: 0, cpu: 0, packetsPerSecond: 0, bytesPerSecond: 0 },
+    paused: false,
+    versions: {},
+    errors: {},
+  };
+}
+
+describe('node-to-node messages', () => {
+  const state = new MemoryState();
+  const received: unknown[][] = [];
+  const make = (id: string, secret = SECRET) =>
+    new ClusterNode({
+      state,
+      logger: pino({ level: 'silent' }),
+      secret,
+      heartbeatMs: 60_000,
+      describe: describeNode,
+      id,
+      hooks: {
+        joined() {},
+        left() {},
+        message: (_from, fromId, app, name, args) => received.push([fromId, app, name, args]),
+      },
+    });
+  const a = make('a');
+  const b = make('b');
+  const wire: string[] = [];
+  let unsubscribe: () => Promise<void>;
+
+  before(async () => {
+    await a.start();
+    await b.start();
+    await a.heartbeatNow(); // a learns that b is live
+    unsubscribe = await state.subscribe('rpc:b', (m) => wire.push(m));
+  });
+
+  after(async () => {
+    await unsubscribe();
+    await a.stop();
+    await b.stop();
+  });
+
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+
+  test('a signed message reaches the addressed node with its app, name and arguments', async () => {
+    assert.equal(await a.send('b', 'chat', 'ping', [1, 'two']), true);
+    await settle();
+    assert.deepEqual(received.at(-1), ['a', 'chat', 'ping', [1, 'two']]);
+  });
+
+  test('the same message published again is dropped as a replay', async () => {
+    const count = received.length;
+    await state.publish('rpc:b', wire.at(-1)!);
+    await settle();
+    assert.equal(received.length, count);
+    assert.equal(b.dropped.replayed, 1);
+  });
+
+  test('a message whose content was changed, or signed with another secret, is dropped as forged', async () => {
+    const count = received.length;
+    const tampered = JSON.parse(wire.at(-1)!) as { args: unknown[]; nonce: string };
+    tampered.args = ['evil'];
+    tampered.nonce = 'fresh';
+    await state.publish('rpc:b', JSON.stringify(tampered));
+    const outsider = make('x', Buffer.alloc(32, 9));
+    await outsider.start();
+    await outsider.heartbeatNow();
+    await outsider.send('b', 'chat', 'ping', ['from outside']);
+    await outsider.stop();
+    await settle();
+    assert.equal(received.length, count);
+    assert.equal(b.dropped.forged, 2);
+  });
+
+  test('a message from too far in the past is dropped as stale', async () => {
+    const count = received.length;
+    const realNow = Date.now;
+    // The sender's clock is 5 minutes behind while it seals the message (synchronously).
+    Date.now = () => realNow() - 5 * 60_000;
+    let sent: Promise<boolean>;
+    try {
+      sent = a.send('b', 'chat', 'ping', ['old']);
+    } finally {
+      Date.now = realNow;
+    }
+    await sent;
+    await settle();
+    assert.equal(received.length, count);
+    assert.equal(b.dropped.stale, 1);
+  });
+
+  test('a send to a node that is not live is refused', async () => {
+    assert.equal(await a.send('nobody', 'chat', 'ping', []), false);
+  });
+});
