@@ -1,4 +1,3 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import type { Reader, Writer } from './binary.ts';
 import { ProtocolError } from './errors.ts';
 
@@ -22,6 +21,26 @@ export interface OriginAddress extends Address {
 }
 
 const IPV6_FLAG = 0x80;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIPv4(text: string): boolean {
+  return IPV4.test(text);
+}
+
+/** An IPv6 address in text form (with `::`, an IPv4 tail or a zone, as the socket layer gives them). */
+export function isIPv6(text: string): boolean {
+  const [address, zone] = text.split('%');
+  if (zone === '' || !address.includes(':')) return false;
+  const lastColon = address.lastIndexOf(':');
+  const v4Tail = address.includes('.', lastColon);
+  if (v4Tail && !isIPv4(address.slice(lastColon + 1))) return false;
+  const head = v4Tail ? address.slice(0, lastColon + 1) + '0:0' : address;
+  const halves = head.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
+  return halves.length === 2 ? groups.length < 8 : groups.length === 8;
+}
 
 export function addressKey(a: Address): string {
   return `${a.address}|${a.port}`;

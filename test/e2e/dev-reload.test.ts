@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { connect, type NetConnection } from '../../sdk/client.ts';
+import { spawnCli } from '../support/processes.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const app = (version: string) => `
 export default {
   onConnection(client) { client.data.first = '${version}'; },
@@ -33,31 +31,19 @@ test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; 
   mkdirSync(join(dir, 'functions'));
   writeFileSync(join(dir, 'wrangler-like.toml'), 'name = "app"\n');
   writeFileSync(join(dir, 'functions', 'index.ts'), app('v1'));
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', CLI, 'dev', '--rtmfp', '127.0.0.1:0', '--json'],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    out += c;
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
+  const dev = spawnCli(dir, ['dev', '--rtmfp', '127.0.0.1:0', '--json']);
+  const child = dev.child;
+  const out = dev.output;
+  const err = dev.errors;
   const clients: NetConnection[] = [];
   try {
-    const listening = await waitFor(() => out, /rtmfp listening on udp:\/\/127\.0\.0\.1:\d+/, 'the node');
+    const listening = await waitFor(out, /rtmfp listening on udp:\/\/127\.0\.0\.1:\d+/, 'the node');
     const url = `rtmfp://${listening.split('//')[1]}/app`;
     for (let i = 0; i < 20; i++) clients.push(await connect(url));
     for (const nc of clients) assert.equal(await nc.call('version'), 'v1');
 
     writeFileSync(join(dir, 'functions', 'index.ts'), app('v2'));
-    await waitFor(() => out, /reloaded "app": version \w+, 20 clients kept/, 'the reload');
+    await waitFor(out, /reloaded "app": version \w+, 20 clients kept/, 'the reload');
     for (const nc of clients) {
       assert.equal(nc.connected, true);
       assert.equal(await nc.call('version'), 'v2', 'the next call runs the new code');
@@ -69,7 +55,7 @@ test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; 
       'export default {\n  rpc: { version( { return 1; } },\n};\n',
     );
     await waitFor(
-      () => err,
+      err,
       /build failed:[\s\S]*index\.ts:2:\d+[\s\S]*still running version/,
       'the build error',
     );

@@ -43,18 +43,24 @@ export async function startNodeProcess(dir: string, args: string[]): Promise<Nod
   });
 }
 
-/** `fnhost CMD …` left running (e.g. `tail`); `output()` is what it printed so far. */
-export function spawnCli(dir: string, args: string[]): { child: ChildProcess; output(): string } {
+/** `fnhost CMD …` left running (`tail`, `dev`); `output()`/`errors()` are what it printed so far. */
+export function spawnCli(
+  dir: string,
+  args: string[],
+): { child: ChildProcess; output(): string; errors(): string } {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   child.stdout?.setEncoding('utf8').on('data', (c: string) => {
     out += c;
   });
-  child.stderr?.resume();
-  return { child, output: () => out };
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  return { child, output: () => out, errors: () => err };
 }
 
 /** `fnhost CMD …` in `dir`; resolves with its exit code and output. */

@@ -527,3 +527,36 @@ describe('addresses', () => {
     assert.notEqual(addressKey(a), addressKey({ address: '192.0.2.11', port: 1 }));
   });
 });
+
+test('address text is classified as IPv4 or IPv6 exactly as node:net does', async () => {
+  const net = await import('node:net');
+  const { isIPv4, isIPv6 } = await import('../../runtime/rtmfp/address.ts');
+  const cases = [
+    '127.0.0.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '256.1.1.1',
+    '1.2.3',
+    '01.2.3.4',
+    '::',
+    '::1',
+    '2001:db8::1',
+    'fe80::1%eth0',
+    '::ffff:192.0.2.1',
+    '1:2:3:4:5:6:7:8',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    'gggg::',
+    'localhost',
+    '[::1]',
+    ':1',
+    '1:',
+    '1::',
+    '::ffff:1.2.3',
+    '',
+  ];
+  for (const c of cases) {
+    assert.equal(isIPv4(c), net.isIPv4(c), `isIPv4(${JSON.stringify(c)})`);
+    assert.equal(isIPv6(c), net.isIPv6(c), `isIPv6(${JSON.stringify(c)})`);
+  }
+});
