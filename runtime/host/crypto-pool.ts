@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyingJob, KeyingResult } from '../rtmfp/handshake.ts';
+import { packKeyingJob, unpackKeyingResult } from './keying-message.ts';
 
 /** Handshakes waiting for a worker; past this an IIKeying is dropped and the client retransmits. */
 export const DEFAULT_QUEUE_LIMIT = 512;
@@ -55,10 +56,10 @@ export class CryptoPool {
     const worker = new Worker(new URL('./crypto-worker.ts', import.meta.url));
     worker.unref();
     const slot: Slot = { worker, busy: undefined };
-    worker.on('message', (result: KeyingResult | { error: string }) => {
+    worker.on('message', (packed: Uint8Array) => {
       const p = slot.busy;
       slot.busy = undefined;
-      if (p) p.done('error' in result ? new Error(result.error) : result);
+      p?.done(unpackKeyingResult(packed));
       this.dispatch();
     });
     worker.on('error', (err) => {
@@ -78,7 +79,8 @@ export class CryptoPool {
       if (slot.busy || this.queue.length === 0) continue;
       const p = this.queue.shift()!;
       slot.busy = p;
-      slot.worker.postMessage(p.job);
+      const packed = packKeyingJob(p.job);
+      slot.worker.postMessage(packed, [packed.buffer]);
     }
   }
 }

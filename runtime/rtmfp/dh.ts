@@ -30,8 +30,8 @@ interface GroupParams {
   prime: Buffer;
   /** DER AlgorithmIdentifier { dhKeyAgreement, DHParameter { p, g } }, reused for every key. */
   algorithm: Buffer;
-  /** p − 2^24: the largest public key RFC 7425 §4.6.2 accepts. */
-  maxPublic: bigint;
+  /** p − 2^24, minimal big-endian: the largest public key RFC 7425 §4.6.2 accepts. */
+  maxPublic: Buffer;
   /** Private exponent length: twice the group's security strength, as OpenSSL picks for these groups. */
   exponentBytes: number;
 }
@@ -39,6 +39,8 @@ interface GroupParams {
 const NODE_GROUP_NAME: Record<number, string> = { 2: 'modp2', 14: 'modp14', 16: 'modp16' };
 const EXPONENT_BYTES: Record<number, number> = { 2: 28, 14: 29, 16: 41 };
 const MIN_PUBLIC = 1n << 24n;
+/** Bytes of 2^24, the smallest public key RFC 7425 §4.6.2 accepts. */
+const MIN_PUBLIC_BYTES = 4;
 /** RFC 7425 §4.6.2: a public key needs this many 0 bits and this many 1 bits. */
 const MIN_BITS_EACH = 16;
 /** PKCS #3 dhKeyAgreement, 1.2.840.113549.1.3.1. */
@@ -59,7 +61,7 @@ function params(group: number): GroupParams {
       0x30,
       Buffer.concat([DH_OID, der(0x30, Buffer.concat([derUInt(prime), derUInt(GENERATOR)]))]),
     ),
-    maxPublic: toBigInt(prime) - MIN_PUBLIC,
+    maxPublic: fromBigInt(toBigInt(prime) - MIN_PUBLIC),
     exponentBytes: EXPONENT_BYTES[group],
   };
   groups.set(group, p);
@@ -85,8 +87,7 @@ export function generateDHKeyPair(group: number, privateKey?: Buffer): DHKeyPair
     x = randomBytes(p.exponentBytes);
     x[0] |= 0x80; // full length, like rtmfp-cpp's BN_RAND_TOP_ONE
   }
-  const pkcs8 = der(0x30, Buffer.concat([DER_VERSION_0, p.algorithm, der(0x04, derUInt(x))]));
-  const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+  const key = importPrivateKey(p, x);
   privateKeyObjects.set(x, key);
   const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
   return { group, publicKey: publicKeyFromSpki(spki), privateKey: x };
@@ -99,19 +100,29 @@ export function generateDHKeyPair(group: number, privateKey?: Buffer): DHKeyPair
 export function computeDHSecret(group: number, privateKey: Buffer, peerPublicKey: Buffer): Buffer {
   const p = params(group);
   validatePublicKey(p, peerPublicKey);
-  const key =
-    privateKeyObjects.get(privateKey) ??
-    createPrivateKey({
-      key: der(0x30, Buffer.concat([DER_VERSION_0, p.algorithm, der(0x04, derUInt(privateKey))])),
-      format: 'der',
-      type: 'pkcs8',
-    });
+  const key = privateKeyObjects.get(privateKey) ?? importPrivateKey(p, privateKey);
   const spki = der(
     0x30,
     Buffer.concat([p.algorithm, der(0x03, Buffer.concat([ZERO, derUInt(peerPublicKey)]))]),
   );
-  const peer = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  const peer = createPublicKey(pem('PUBLIC KEY', spki));
   return stripLeadingZeros(diffieHellman({ privateKey: key, publicKey: peer }));
+}
+
+/** Imports the exponent x as a PKCS #8 key, which makes OpenSSL compute g^x mod p. */
+function importPrivateKey(p: GroupParams, x: Buffer): KeyObject {
+  return createPrivateKey(
+    pem('PRIVATE KEY', der(0x30, Buffer.concat([DER_VERSION_0, p.algorithm, der(0x04, derUInt(x))]))),
+  );
+}
+
+/**
+ * RFC 7468 text for a DER key. Keys go in as PEM strings: given an object or a Buffer, Node
+ * first rules out a KeyObject and a CryptoKey by catching thrown TypeErrors (2–4 per import,
+ * 10–30 µs in all), which a string skips; OpenSSL's PEM decoding costs less than that.
+ */
+function pem(label: string, der: Buffer): string {
+  return `-----BEGIN ${label}-----\n${der.toString('base64')}\n-----END ${label}-----\n`;
 }
 
 /**
@@ -119,13 +130,21 @@ export function computeDHSecret(group: number, privateKey: Buffer, peerPublicKey
  * counted from the first non-zero byte on, whole bytes, as rtmfp-cpp `validate_public` does.
  */
 function validatePublicKey(p: GroupParams, y: Buffer): void {
-  const value = toBigInt(y);
-  if (value < MIN_PUBLIC || value > p.maxPublic) {
+  // Compared as bytes, not BigInts: parsing a 4096-bit BigInt from hex for every handshake, and
+  // optimising the function that does it, cost more than the comparison. Without leading zero
+  // bytes, y ≥ 2^24 exactly when it has at least 4 bytes.
+  const value = stripLeadingZeros(y);
+  const max = p.maxPublic;
+  if (
+    value.length < MIN_PUBLIC_BYTES ||
+    value.length > max.length ||
+    (value.length === max.length && value.compare(max) > 0)
+  ) {
     throw new ProtocolError('bad-dh-key', 'DH public key outside [2^24, p - 2^24] (RFC 7425 §4.6.2)');
   }
   let ones = 0;
   let counted = 0;
-  for (const b of stripLeadingZeros(y)) {
+  for (const b of value) {
     counted += 8;
     for (let v = b; v !== 0; v &= v - 1) ones++;
   }
@@ -145,6 +164,11 @@ function stripLeadingZeros(b: Buffer): Buffer {
 
 function toBigInt(b: Buffer): bigint {
   return b.length === 0 ? 0n : BigInt(`0x${b.toString('hex')}`);
+}
+
+function fromBigInt(v: bigint): Buffer {
+  const hex = v.toString(16);
+  return Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex');
 }
 
 // --- the little DER the key import/export needs (X.690)

@@ -41,31 +41,31 @@ export function makeServerIdentity(
   return { certificate, fingerprint: parseCertificate(certificate).fingerprint, hostname, groups };
 }
 
-/** The expensive half of a handshake, posted to a worker thread (plain data only). */
+/** The expensive half of a handshake, for a worker thread. The buffers may be views. */
 export interface KeyingJob {
-  certificate: Uint8Array;
-  skic: Uint8Array;
+  certificate: Buffer;
+  skic: Buffer;
   groups: readonly number[];
 }
 
 export interface HmacParams {
-  key: Uint8Array;
+  key: Buffer;
   length: number;
 }
 
 /** Session keys and the responder keying component, as computed by `responderKeying`. */
 export interface KeyingResult {
-  skrc: Uint8Array;
-  encryptKey: Uint8Array;
-  decryptKey: Uint8Array;
+  skrc: Buffer;
+  encryptKey: Buffer;
+  decryptKey: Buffer;
   sendHmac: HmacParams | undefined;
   recvHmac: HmacParams | undefined;
   sendSseq: boolean;
   recvSseq: boolean;
   /** Hex SHA-256 of the initiator's certificate (Flash `farID`). */
   peerId: string;
-  nearNonce: Uint8Array;
-  farNonce: Uint8Array;
+  nearNonce: Buffer;
+  farNonce: Buffer;
 }
 
 /**
@@ -74,8 +74,8 @@ export interface KeyingResult {
  * derive the session keys. Pure and CPU-heavy; runs in the crypto worker pool.
  */
 export function responderKeying(job: KeyingJob): KeyingResult {
-  const certificate = parseCertificate(Buffer.from(job.certificate));
-  const skicBytes = Buffer.from(job.skic);
+  const certificate = parseCertificate(job.certificate);
+  const skicBytes = job.skic;
   const skic = parseKeyingComponent(skicBytes);
   let group: number;
   let peerKey: Buffer;
@@ -107,25 +107,17 @@ export function responderKeying(job: KeyingJob): KeyingResult {
     recvHmac: negotiated.recvHmac,
   });
   return {
-    skrc: compact(skrc),
-    encryptKey: compact(keys.encryptKey),
-    decryptKey: compact(keys.decryptKey),
-    sendHmac: keys.sendHmacKey && { key: compact(keys.sendHmacKey), length: negotiated.sendHmacLength },
-    recvHmac: keys.recvHmacKey && { key: compact(keys.recvHmacKey), length: negotiated.recvHmacLength },
+    skrc,
+    encryptKey: keys.encryptKey,
+    decryptKey: keys.decryptKey,
+    sendHmac: keys.sendHmacKey && { key: keys.sendHmacKey, length: negotiated.sendHmacLength },
+    recvHmac: keys.recvHmacKey && { key: keys.recvHmacKey, length: negotiated.recvHmacLength },
     sendSseq: negotiated.sendSseq,
     recvSseq: negotiated.recvSseq,
     peerId: certificate.fingerprint.toString('hex'),
-    nearNonce: compact(keys.nearNonce),
-    farNonce: compact(keys.farNonce),
+    nearNonce: keys.nearNonce,
+    farNonce: keys.farNonce,
   };
-}
-
-/**
- * A copy with an ArrayBuffer of its own. Buffers are often views of a larger pool or of the
- * received datagram, and posting a view to a worker clones its whole ArrayBuffer.
- */
-function compact(view: Uint8Array): Uint8Array {
-  return new Uint8Array(view);
 }
 
 export type StartupResult =
@@ -201,7 +193,7 @@ export class Responder {
     return {
       kind: 'keying',
       initiatorSessionId: k.initiatorSessionId,
-      job: { certificate: compact(k.certificate), skic: compact(k.skic), groups: this.identity.groups },
+      job: { certificate: k.certificate, skic: k.skic, groups: this.identity.groups },
     };
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Reader, Writer } from './binary.ts';
 import { ProtocolError } from './errors.ts';
-import { hmacSha256 } from './hmac.ts';
+import { hmacKey, hmacSha256 } from './hmac.ts';
 import { readOptions, writeOption } from './option.ts';
 
 /**
@@ -267,7 +267,7 @@ export function deriveSessionKeys(o: {
   sendHmac: boolean;
   recvHmac: boolean;
 }): SessionKeys {
-  const s = o.sharedSecret;
+  const s = hmacKey(o.sharedSecret); // it keys six HMACs: hash the long secret once
   const encryptKeyFull = hmacSha256(s, hmacSha256(o.farComponent, o.nearComponent));
   const decryptKeyFull = hmacSha256(s, hmacSha256(o.nearComponent, o.farComponent));
   return {

@@ -69,6 +69,8 @@ export interface SessionHooks {
   released(session: Session): void;
   /** The peer proved it moved to a new address (RFC 7016 §3.5.4.2). */
   moved?(session: Session, from: Address): void;
+  /** `deadline` moved earlier: `service` is due by then (a host that sleeps until deadlines). */
+  rescheduled?(session: Session): void;
 }
 
 export interface SessionOptions {
@@ -418,14 +420,20 @@ export class Session {
       if (flow.ackNow) d = Math.min(d, now);
       else if (flow.ackDueAt !== 0) d = Math.min(d, flow.ackDueAt);
     }
+    this.setDeadline(d);
+  }
+
+  private setDeadline(d: number): void {
+    const earlier = d < this.deadline;
     this.deadline = d;
+    if (earlier) this.hooks.rescheduled?.(this);
   }
 
   private finish(reason: CloseReason, releaseAt: number): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.releaseAt = releaseAt;
-    this.deadline = releaseAt;
+    this.setDeadline(releaseAt);
     this.sender.clear();
     this.notifyClosed(reason);
     if (releaseAt <= this.clock) this.release();

@@ -125,6 +125,22 @@ describe('node lifecycle', () => {
     assert.equal(info.code, 'NetConnection.Connect.Closed');
   });
 
+  test("an idle client stays connected: the node's keepalive pings run with no traffic to wake it", async () => {
+    const n = await startNode({ session: { keepaliveMs: 100, timeoutMs: 400 } });
+    try {
+      const nc = await connect(n.url());
+      const sent = n.node.sent;
+      // The client's own keepalive is 10 s: only the node's pings, answered, keep the session.
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.ok(n.node.sent - sent >= 5, `${n.node.sent - sent} keepalive pings in 1 s, every 100 ms`);
+      assert.equal(n.node.stats().connections, 1);
+      assert.equal(await nc.call('echo', 'still here'), 'still here');
+      await nc.close();
+    } finally {
+      await n.stop();
+    }
+  });
+
   test('a client that vanishes is timed out and its session freed', async () => {
     const n = await startNode({ session: { keepaliveMs: 100, timeoutMs: 400 } });
     try {

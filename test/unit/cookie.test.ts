@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { COOKIE_LENGTH, COOKIE_LIFETIME_MS, CookieJar } from '../../runtime/rtmfp/cookie.ts';
 
@@ -101,6 +102,28 @@ describe('RHello cookies', () => {
     assert.equal(jar.check(cookie.subarray(0, 63), client, T0), 'forged');
     assert.equal(jar.check(Buffer.concat([cookie, Buffer.alloc(1)]), client, T0), 'forged');
     assert.equal(jar.check(Buffer.alloc(0), client, T0), 'forged');
+  });
+
+  test('the layout is time, nonce, HMAC stamp, HMAC of time‖nonce‖"address|port" (nodes of any version agree)', () => {
+    const mac = (m: Buffer) => createHmac('sha256', secret).update(m).digest();
+    const jar = new CookieJar(secret);
+    for (const to of [client, { address: 'fe80::1:2:3:4%eth0', port: 65535 }]) {
+      const cookie = jar.make(to, T0);
+      assert.equal(cookie.readUInt32BE(0), Math.floor(T0 / 1000));
+      const timeAndNonce = cookie.subarray(0, 16);
+      assert.deepEqual(cookie.subarray(16, 32), mac(timeAndNonce).subarray(0, 16));
+      assert.deepEqual(
+        cookie.subarray(32),
+        mac(Buffer.concat([timeAndNonce, Buffer.from(`${to.address}|${to.port}`)])),
+      );
+    }
+  });
+
+  test('nonces differ across many cookies', () => {
+    const jar = new CookieJar(secret);
+    const nonces = new Set<string>();
+    for (let i = 0; i < 1000; i++) nonces.add(jar.make(client, T0).subarray(4, 16).toString('hex'));
+    assert.equal(nonces.size, 1000);
   });
 
   test('a cookie made with another secret is forged', () => {

@@ -125,8 +125,16 @@ describe('dh', () => {
     assertBadKey(() => computeDHSecret(2, me.privateKey, toBuf(p - (1n << 24n) + 1n)));
     assertBadKey(() => computeDHSecret(2, me.privateKey, toBuf(p - 1n)));
     assertBadKey(() => computeDHSecret(2, me.privateKey, Buffer.alloc(0)));
-    // p - 2^24 itself has enough 0 and 1 bits and is the largest key allowed
+    assertBadKey(() => computeDHSecret(2, me.privateKey, Buffer.concat([Buffer.from([1]), toBuf(p)])));
+    // p - 2^24 itself has enough 0 and 1 bits and is the largest key allowed, padded or not
     assert.equal(computeDHSecret(2, me.privateKey, toBuf(p - (1n << 24n))).length > 0, true);
+    const padded = Buffer.concat([Buffer.alloc(3), toBuf(p - (1n << 24n))]);
+    assert.deepEqual(
+      computeDHSecret(2, me.privateKey, padded),
+      computeDHSecret(2, me.privateKey, toBuf(p - (1n << 24n))),
+    );
+    // 0x01007fff: four bytes, so ≥ 2^24, with 16 one bits and 16 zero bits
+    assert.ok(computeDHSecret(2, me.privateKey, hex('0001007fff')).length > 0);
   });
 
   test('rejects public keys with fewer than 16 one bits or 16 zero bits (RFC 7425 §4.6.2)', () => {
