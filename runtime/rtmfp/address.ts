@@ -34,7 +34,7 @@ export function isIPv6(text: string): boolean {
   const lastColon = address.lastIndexOf(':');
   const v4Tail = address.includes('.', lastColon);
   if (v4Tail && !isIPv4(address.slice(lastColon + 1))) return false;
-  const head = v4Tail ? address.slice(0, lastColon + 1) + '0:0' : address;
+  const head = v4Tail ? `${address.slice(0, lastColon + 1)}0:0` : address;
   const halves = head.split('::');
   if (halves.length > 2) return false;
   const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));

@@ -54,11 +54,7 @@ test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; 
       join(dir, 'functions', 'index.ts'),
       'export default {\n  rpc: { version( { return 1; } },\n};\n',
     );
-    await waitFor(
-      err,
-      /build failed:[\s\S]*index\.ts:2:\d+[\s\S]*still running version/,
-      'the build error',
-    );
+    await waitFor(err, /build failed:[\s\S]*index\.ts:2:\d+[\s\S]*still running version/, 'the build error');
     assert.equal(await clients[0].call('version'), 'v2', 'the old version keeps running');
   } finally {
     await Promise.all(clients.map((nc) => nc.close()));
