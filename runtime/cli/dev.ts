@@ -56,9 +56,8 @@ export async function dev(argv: string[]): Promise<void> {
   const node = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
-    handler: apps,
-    handshake: (request, now) => apps.handshake(request, now),
     logger: log,
+    ...apps.nodeHooks(),
   });
   const bound = await node.start();
   self.publicAddress ||= formatAddress(bound[0]);

@@ -14,6 +14,7 @@ import {
   type SandboxServices,
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
+import type { NodeOptions } from './node.ts';
 
 /** This node as handlers see it (`ctx.node`, `ctx.servers`). */
 export interface NodeIdentity {
@@ -115,6 +116,11 @@ export class AppHost implements TCServerHandler {
   async stop(): Promise<void> {
     await Promise.all([...this.apps].map(([app, sandbox]) => this.retire(app, sandbox)));
     this.apps.clear();
+  }
+
+  /** What an RtmfpNode needs to hand its connections and IHellos to these apps. */
+  nodeHooks(): Pick<NodeOptions, 'handler' | 'handshake'> {
+    return { handler: this, handshake: (request, now) => this.handshake(request, now) };
   }
 
   /** onHandshake: addresses to redirect to, or undefined to accept here (also when it fails). */

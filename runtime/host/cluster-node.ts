@@ -58,9 +58,8 @@ export async function startClusterNode(
   const rtmfp = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
-    handler: apps,
-    handshake: (request, now) => apps.handshake(request, now),
     logger: log,
+    ...apps.nodeHooks(),
   });
   const bound = (await rtmfp.start()).map(formatAddress);
   self.publicAddress ||= bound[0];
