@@ -85,6 +85,9 @@ describe('dh', () => {
       assert.deepEqual(computeDHSecret(group, b.privateKey, a.publicKey), secret);
       const p = big(getDiffieHellman(`modp${group}`).getPrime());
       assert.equal(big(secret), modPow(big(b.publicKey), big(a.privateKey), p));
+      assert.equal(big(a.publicKey), modPow(2n, big(a.privateKey), p));
+      // Short exponents (RFC 3526 §8, RFC 7919 §5.2): a 4096-bit one would cost 12× the time.
+      assert.ok(a.privateKey.length <= 41, `${a.privateKey.length}-byte exponent`);
     });
   }
 
