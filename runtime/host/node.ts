@@ -78,7 +78,8 @@ const lookupLiteral: dgram.SocketOptions['lookup'] = (host, options, callback) =
 
 /** What the node keeps on each session (`session.context`). */
 interface SessionEntry {
-  conn: TCServerConnection;
+  /** Unset once the session is closed. */
+  conn: TCServerConnection | undefined;
   openingKey: string;
 }
 
@@ -118,6 +119,8 @@ export class RtmfpNode {
   private readonly hooks: SessionHooks;
   /** Sessions opened since start. */
   handshakes = 0;
+  /** IIKeyings with the crypto pool. */
+  private pendingHandshakes = 0;
   /** Datagrams received, and those a session or the handshake took (the rest are in `drops`). */
   received = 0;
   accepted = 0;
@@ -134,10 +137,15 @@ export class RtmfpNode {
     this.hooks = {
       send: (datagram, to) => this.send(datagram, to),
       wake: (session) => this.wake(session),
-      flow: (session, flow) => (session.context as SessionEntry).conn.onFlow(flow),
+      flow: (session, flow) => (session.context as SessionEntry).conn?.onFlow(flow),
       closed: (session) => {
-        const { conn } = session.context as SessionEntry;
+        const entry = session.context as SessionEntry;
+        const { conn } = entry;
+        if (!conn) return;
+        // What lingers until release is the Session alone (it answers a repeated Close Request).
+        entry.conn = undefined;
         this.connections.delete(conn);
+        this.forgetOpening(entry.openingKey, session);
         conn.onSessionClosed();
       },
       released: (session) => this.release(session),
@@ -201,7 +209,7 @@ export class RtmfpNode {
     return {
       sessions: this.sessions.size,
       connections: this.connections.size,
-      opening: this.openings.size - this.sessions.size,
+      opening: this.pendingHandshakes,
       handshakeQueue: this.pool.queued,
       handshakes: this.handshakes,
       received: this.received,
@@ -318,8 +326,9 @@ export class RtmfpNode {
     }
     const entry: Opening = { skic: Buffer.from(skic), session: undefined, riKeying: undefined };
     const accepted = this.pool.submit(job, (result) => {
+      this.pendingHandshakes--;
       if (result instanceof Error) {
-        this.openings.delete(key);
+        if (this.openings.get(key) === entry) this.openings.delete(key);
         this.drops.add('keying-failed');
         this.log.debug({ err: result.message, from: formatAddress(from) }, 'handshake failed');
         return;
@@ -330,6 +339,7 @@ export class RtmfpNode {
       this.drops.add('handshake-queue-full');
       return;
     }
+    this.pendingHandshakes++;
     this.openings.set(key, entry);
   }
 
@@ -380,7 +390,12 @@ export class RtmfpNode {
   private release(session: Session): void {
     const entry = session.context as SessionEntry;
     this.sessions.delete(session.localId);
-    this.openings.delete(entry.openingKey);
+    this.forgetOpening(entry.openingKey, session);
+  }
+
+  /** Forgets how `session` opened, unless a newer handshake from the same peer uses the key now. */
+  private forgetOpening(key: string, session: Session): void {
+    if (this.openings.get(key)?.session === session) this.openings.delete(key);
   }
 
   private wake(session: Session): void {

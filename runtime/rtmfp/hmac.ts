@@ -6,34 +6,39 @@ const IPAD = 0x36;
 const OPAD = 0x5c;
 
 /**
+ * Where PrekeyedHmac builds K⊕ipad ‖ m: one buffer for every key, since a digest is computed
+ * within one synchronous call. A buffer per key would pin 2 kB per session.
+ */
+let innerScratch = Buffer.allocUnsafeSlow(2048);
+
+/**
  * HMAC-SHA256 (RFC 2104) = SHA256(K⊕opad ‖ SHA256(K⊕ipad ‖ m)) with the padded keys written
- * once into two scratch buffers: per message, copy m after K⊕ipad and run two one-shot
- * hashes. Measured 2.8 µs for 1,200 B, against 3.5 µs copying pre-keyed Hash objects and
- * 16 µs for createHmac.
+ * once: per message, K⊕ipad and m go into a scratch buffer and two one-shot hashes run.
+ * Measured 2.8 µs for 1,200 B, against 3.5 µs copying pre-keyed Hash objects and 16 µs for
+ * createHmac.
  */
 export class PrekeyedHmac {
-  private inner: Buffer;
-  private readonly outer = Buffer.allocUnsafe(SHA256_BLOCK + SHA256_LENGTH);
+  private readonly ipad = Buffer.alloc(SHA256_BLOCK);
+  /** K⊕opad, then room for the inner digest. */
+  private readonly outer = Buffer.alloc(SHA256_BLOCK + SHA256_LENGTH);
 
   constructor(key: Buffer) {
     const k = Buffer.alloc(SHA256_BLOCK);
     (key.length > SHA256_BLOCK ? hash('sha256', key, 'buffer') : key).copy(k);
-    this.inner = Buffer.allocUnsafe(2048);
     for (let i = 0; i < SHA256_BLOCK; i++) {
-      this.inner[i] = k[i] ^ IPAD;
+      this.ipad[i] = k[i] ^ IPAD;
       this.outer[i] = k[i] ^ OPAD;
     }
   }
 
   digest(message: Buffer): Buffer {
     const length = SHA256_BLOCK + message.length;
-    if (this.inner.length < length) {
-      const grown = Buffer.allocUnsafe(Math.max(length, this.inner.length * 2));
-      this.inner.copy(grown, 0, 0, SHA256_BLOCK);
-      this.inner = grown;
-    }
-    message.copy(this.inner, SHA256_BLOCK);
-    hash('sha256', this.inner.subarray(0, length), 'buffer').copy(this.outer, SHA256_BLOCK);
+    if (innerScratch.length < length)
+      innerScratch = Buffer.allocUnsafeSlow(Math.max(length, innerScratch.length * 2));
+    const inner = innerScratch;
+    this.ipad.copy(inner, 0);
+    message.copy(inner, SHA256_BLOCK);
+    hash('sha256', inner.subarray(0, length), 'buffer').copy(this.outer, SHA256_BLOCK);
     return hash('sha256', this.outer, 'buffer');
   }
 }

@@ -79,7 +79,6 @@ export class PacketCipher {
   /** Highest sequence number accepted, and bit i set = (highest − i) accepted. */
   private highestSseq = -1;
   private seenSseq = 0;
-  private scratch = Buffer.allocUnsafe(2048);
 
   constructor(o: PacketCipherOptions) {
     // Keys go in as KeyObjects: given a Buffer, createCipheriv first rules out a KeyObject and a
@@ -136,7 +135,7 @@ export class PacketCipher {
     const padded = Math.max(BLOCK, Math.ceil(plainLength / BLOCK) * BLOCK);
     const macLength = this.sendMacLength;
     const inputLength = BLOCK + padded + Math.ceil(macLength / BLOCK) * BLOCK;
-    const input = this.scratchOf(inputLength);
+    const input = scratchOf(inputLength);
 
     this.encryptChain.copy(input, 0);
     let pos = BLOCK;
@@ -226,12 +225,18 @@ export class PacketCipher {
       this.seenSseq |= 1 << (this.highestSseq - sseq);
     }
   }
+}
 
-  private scratchOf(length: number): Buffer {
-    if (this.scratch.length < length)
-      this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2));
-    return this.scratch;
-  }
+/**
+ * Where seal() lays out its input: one buffer for every cipher, since a packet is sealed within
+ * one synchronous call (update() returns a buffer of its own). A buffer per cipher would pin
+ * 2 kB per session.
+ */
+let scratch = Buffer.allocUnsafeSlow(2048);
+
+function scratchOf(length: number): Buffer {
+  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, scratch.length * 2));
+  return scratch;
 }
 
 function checkHmacLength(length: number): number {

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Address } from '../../runtime/rtmfp/address.ts';
+import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
+import { type CloseReason, Session, type SessionHooks } from '../../runtime/rtmfp/session.ts';
+
+/** RFC 7016 §3.5.5 as rtmfp-cpp applies it: a closed session answers Close Requests for 19 s. */
+const LINGER_MS = 19_000;
+const CLOSE_RESEND_MS = 5_000;
+
+const INITIATOR: Address = { address: '127.0.0.1', port: 50_001 };
+const RESPONDER: Address = { address: '127.0.0.1', port: 1935 };
+const KEY_A = Buffer.alloc(16, 0xa1);
+const KEY_B = Buffer.alloc(16, 0xb2);
+
+/** One end of an in-memory session pair: what it sent and what it told its owner. */
+interface End {
+  session: Session;
+  sent: Buffer[];
+  closed: CloseReason[];
+  released: number;
+  flows: number;
+}
+
+function end(role: 'initiator' | 'responder', now: number): End {
+  const e: End = { session: undefined as unknown as Session, sent: [], closed: [], released: 0, flows: 0 };
+  const hooks: SessionHooks = {
+    send: (datagram) => e.sent.push(Buffer.from(datagram)),
+    wake: () => {},
+    flow: (_session, flow) => {
+      e.flows++;
+      flow.onMessage = () => {};
+    },
+    closed: (_session, reason) => e.closed.push(reason),
+    released: () => e.released++,
+  };
+  const initiator = role === 'initiator';
+  e.session = new Session({
+    role,
+    localId: initiator ? 1 : 2,
+    remoteId: initiator ? 2 : 1,
+    address: initiator ? RESPONDER : INITIATOR,
+    cipher: new PacketCipher({
+      encryptKey: initiator ? KEY_A : KEY_B,
+      decryptKey: initiator ? KEY_B : KEY_A,
+      sendSseq: false,
+      recvSseq: false,
+    }),
+    hooks,
+    now,
+  });
+  return e;
+}
+
+/** Hands everything `from` sent so far to `to`. */
+function deliver(from: End, to: End, address: Address, now: number): number {
+  const datagrams = from.sent.splice(0);
+  for (const d of datagrams) to.session.receive(d, address, now);
+  return datagrams.length;
+}
+
+describe('Session close', () => {
+  test('a peer Close Request is acked; the session lingers answering repeats, then is released', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+
+    initiator.session.close(t0);
+    initiator.session.flush(t0);
+    assert.equal(deliver(initiator, responder, INITIATOR, t0), 1);
+    assert.deepEqual(responder.closed, ['closed-by-peer']);
+    assert.equal(responder.session.state, 'closed');
+    assert.equal(responder.sent.length, 1, 'Close Ack');
+
+    // The Close Ack is lost: the initiator asks again, and is answered again.
+    responder.sent.length = 0;
+    initiator.session.service(t0 + CLOSE_RESEND_MS);
+    assert.equal(deliver(initiator, responder, INITIATOR, t0 + CLOSE_RESEND_MS), 1);
+    assert.equal(responder.sent.length, 1, 'a second Close Ack');
+    deliver(responder, initiator, RESPONDER, t0 + CLOSE_RESEND_MS);
+    assert.deepEqual(initiator.closed, ['closed']);
+    assert.equal(initiator.session.state, 'closed');
+
+    assert.equal(responder.released, 0);
+    responder.session.service(t0 + LINGER_MS - 1);
+    assert.equal(responder.released, 0);
+    responder.session.service(t0 + LINGER_MS);
+    assert.equal(responder.released, 1);
+    assert.deepEqual(responder.closed, ['closed-by-peer'], 'closed is reported once');
+  });
+
+  test('a lingering closed session ignores data: no flow, no ack', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+    // A second initiator with the same keys and IDs, still open, stands for data in flight.
+    const late = end('initiator', t0);
+
+    initiator.session.close(t0);
+    initiator.session.flush(t0);
+    deliver(initiator, responder, INITIATOR, t0);
+    responder.sent.length = 0;
+
+    late.session.openFlow(Buffer.from('TC\x04\x00')).write(Buffer.from('hello'));
+    late.session.flush(t0 + 10);
+    assert.ok(deliver(late, responder, INITIATOR, t0 + 10) > 0);
+    assert.equal(responder.flows, 0);
+    assert.equal(responder.sent.length, 0);
+    responder.session.service(t0 + 1_000);
+    assert.equal(responder.sent.length, 0, 'no delayed ack either');
+  });
+
+  test('a released session answers nothing', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+    initiator.session.close(t0);
+    initiator.session.flush(t0);
+    const [closeRequest] = initiator.sent;
+    deliver(initiator, responder, INITIATOR, t0);
+    responder.session.service(t0 + LINGER_MS);
+    assert.equal(responder.released, 1);
+    responder.sent.length = 0;
+    responder.session.receive(closeRequest, INITIATOR, t0 + LINGER_MS + 1);
+    assert.equal(responder.sent.length, 0);
+  });
+});
