@@ -9,7 +9,7 @@ import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
-import { burstRate, handshakeCpu } from './sessions.bench.ts';
+import { burstRate, sessionCpu } from './sessions.bench.ts';
 
 /**
  * `npm run bench [-- --json] [-- --only SECTIONS]`: every benchmark (or sections, e.g. `ab`) in turn, each against a baseline measured in
@@ -57,17 +57,10 @@ function burstStep(clients: number, group: number): Step {
 const STEPS: Step[] = [
   {
     section: 'a',
-    name: 'server CPU per session, DH 16',
+    name: 'server CPU per session, DH 16 and 2',
     unit: 'ms',
-    timeoutMs: 30_000,
-    run: async (ctx) => [await handshakeCpu(ctx, 16, 50)],
-  },
-  {
-    section: 'a',
-    name: 'server CPU per session, DH 2',
-    unit: 'ms',
-    timeoutMs: 30_000,
-    run: async (ctx) => [await handshakeCpu(ctx, 2, 100)],
+    timeoutMs: 60_000,
+    run: sessionCpu,
   },
   burstStep(10, 16),
   burstStep(50, 16),

@@ -3,6 +3,7 @@ import { computeDHSecret, generateDHKeyPair } from '../../runtime/rtmfp/dh.ts';
 import { NetConnection } from '../../sdk/client.ts';
 import { type BenchContext, closeSessions, cpuMs, openSessions, since, warmUp } from './clients.ts';
 import { formatNumber, type Row } from './report.ts';
+import type { ServerProcess } from './server-process.ts';
 
 /**
  * Session setup: the server's CPU per handshake + connect + close, set against the DH
@@ -12,12 +13,21 @@ import { formatNumber, type Row } from './report.ts';
 
 /** rtmfp-cpp tcserver on this machine kind (PERF-NOTES). */
 const REFERENCE_MS_PER_SESSION_GROUP_16 = 4.3;
-const WARMUP_SESSIONS = 5;
 const SEQUENTIAL_TIMEOUT_MS = 10_000;
 const BURST_TIMEOUT_MS = 60_000;
 const DH_ROUNDS = 6;
 /** A burst smaller than this is repeated until it adds up to as many sessions (median rate). */
 const MIN_BURST_SESSIONS = 50;
+/** Sessions a fresh server process opens before the "first sessions" figure (its crypto worker warm). */
+const FRESH_WARMUP_SESSIONS = 5;
+const FRESH_SESSIONS = 50;
+/**
+ * Sessions (every fourth in DH 16, the rest in DH 2) before the steady-state figures. V8 is
+ * still compiling the session path for the first few hundred sessions: with 300, background
+ * compiler and GC threads still add ~0.2 ms per session; past ~1,000 they are down to ~0.05 ms.
+ */
+const STEADY_WARMUP_SESSIONS = 1_500;
+const STEADY_SESSIONS: Record<number, number> = { 16: 100, 2: 200 };
 
 /**
  * ms of one DH key pair + shared secret in `group`, in this thread: the server's share of a
@@ -48,36 +58,78 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Server CPU per session over `sessions` sequential open + close, DH group `group`. */
-export async function handshakeCpu(ctx: BenchContext, group: number, sessions: number): Promise<Row> {
-  const dh = dhCostMs(group, group === 16 ? 36 : 240);
-  ctx.progress(`DH group ${group} keygen + secret in-process: ${formatNumber(dh)} ms`);
-  const server = await ctx.startServer();
+/** Opens and closes `sessions` sessions one after another; the server's CPU ms per session. */
+async function sequentialCpu(
+  server: ServerProcess,
+  groupOf: (i: number) => number,
+  sessions: number,
+): Promise<{ cpu: number; wall: number }> {
   const url = server.url();
-  await warmUp(url, group, WARMUP_SESSIONS);
   const before = await server.cpu();
   const start = performance.now();
   for (let i = 0; i < sessions; i++) {
-    const nc = await NetConnection.open(url, { groups: [group], timeoutMs: SEQUENTIAL_TIMEOUT_MS });
+    const nc = await NetConnection.open(url, { groups: [groupOf(i)], timeoutMs: SEQUENTIAL_TIMEOUT_MS });
     await nc.close();
   }
-  const wall = since(start);
-  const after = await server.cpu();
-  const stats = await server.stats();
-  const perSession = cpuMs(before, after) / sessions;
-  const notes = [`wall ${formatNumber(wall / sessions)} ms/session`];
-  if (group === 16) notes.push(`rtmfp-cpp tcserver: ${REFERENCE_MS_PER_SESSION_GROUP_16} ms`);
-  if (stats.handshakes !== WARMUP_SESSIONS + sessions)
-    notes.push(`server counted ${stats.handshakes} handshakes, expected ${WARMUP_SESSIONS + sessions}`);
-  return {
+  const wall = since(start) / sessions;
+  return { cpu: cpuMs(before, await server.cpu()) / sessions, wall };
+}
+
+/**
+ * Server CPU per handshake + connect + close, sequential sessions, set against the DH
+ * arithmetic: in a fresh process (what a node costs right after it starts, V8 compiling
+ * as it goes), then in DH 16 and DH 2 once warm (what a node costs for the rest of its life,
+ * and what rtmfp-cpp's figure, a C++ server with nothing to compile, compares with).
+ */
+export async function sessionCpu(ctx: BenchContext): Promise<Row[]> {
+  const dh = new Map<number, number>();
+  for (const group of [16, 2]) {
+    dh.set(group, dhCostMs(group, group === 16 ? 36 : 240));
+    ctx.progress(`DH group ${group} keygen + secret in-process: ${formatNumber(dh.get(group)!)} ms`);
+  }
+  const server = await ctx.startServer();
+  const row = (name: string, group: number, r: { cpu: number; wall: number }, notes: string[]): Row => ({
     section: 'a',
-    name: `server CPU per session (handshake+connect+close), DH ${group}, ${sessions} sequential`,
-    value: perSession,
+    name,
+    value: r.cpu,
     unit: 'ms',
-    baseline: `DH keygen+secret ${formatNumber(dh)} ms`,
-    ratio: perSession / dh,
-    note: notes.join('; '),
-  };
+    baseline: `DH keygen+secret ${formatNumber(dh.get(group)!)} ms`,
+    ratio: r.cpu / dh.get(group)!,
+    note: [`wall ${formatNumber(r.wall)} ms/session`, ...notes].join('; '),
+  });
+  const reference = `rtmfp-cpp tcserver: ${REFERENCE_MS_PER_SESSION_GROUP_16} ms`;
+  await sequentialCpu(server, () => 16, FRESH_WARMUP_SESSIONS);
+  const rows = [
+    row(
+      `server CPU per session (handshake+connect+close), DH 16, fresh process, ${FRESH_SESSIONS} sequential`,
+      16,
+      await sequentialCpu(server, () => 16, FRESH_SESSIONS),
+      ['V8 still compiling'],
+    ),
+  ];
+  ctx.progress(`warming up with ${STEADY_WARMUP_SESSIONS} sessions`);
+  await sequentialCpu(server, (i) => (i % 4 === 0 ? 16 : 2), STEADY_WARMUP_SESSIONS);
+  for (const group of [16, 2]) {
+    const n = STEADY_SESSIONS[group];
+    rows.push(
+      row(
+        `server CPU per session (handshake+connect+close), DH ${group}, warm, ${n} sequential`,
+        group,
+        await sequentialCpu(server, () => group, n),
+        group === 16 ? [reference] : [],
+      ),
+    );
+  }
+  const stats = await server.stats();
+  const expected =
+    FRESH_WARMUP_SESSIONS +
+    FRESH_SESSIONS +
+    STEADY_WARMUP_SESSIONS +
+    STEADY_SESSIONS[16] +
+    STEADY_SESSIONS[2];
+  if (stats.handshakes !== expected)
+    rows[rows.length - 1].note += `; server counted ${stats.handshakes} handshakes, expected ${expected}`;
+  return rows;
 }
 
 export interface BurstResult {
