@@ -126,6 +126,8 @@ export class Session {
   private closeSentAt = 0;
   private releaseAt = 0;
   private wakeRequested = false;
+  /** Inside receive(), which flushes before it returns. */
+  private receiving = false;
   private candidate: Address | undefined;
   private challenge: Buffer | undefined;
   private challengeAt = 0;
@@ -161,6 +163,18 @@ export class Session {
    */
   receive(datagram: Buffer, from: Address, now: number): void {
     if (this.state === 'closed' && this.releaseAt === 0) return;
+    this.receiving = true;
+    try {
+      this.receivePacket(datagram, from, now);
+    } finally {
+      this.receiving = false;
+      // What was written while receiving went out with receivePacket's final flush, unless it
+      // ended early (a protocol error, a close): then the host is asked for a flush as usual.
+      if (this.wakeRequested) this.hooks.wake(this);
+    }
+  }
+
+  private receivePacket(datagram: Buffer, from: Address, now: number): void {
     this.clock = now;
     const packet = new PacketReader(this.cipher.open(datagram));
     const { mode, timestamp, timestampEcho } = packet.header;
@@ -318,7 +332,8 @@ export class Session {
   requestFlush(): void {
     if (this.wakeRequested || this.state === 'closed') return;
     this.wakeRequested = true;
-    this.hooks.wake(this);
+    // During receive, its own flush follows: no need for the host's (a setImmediate per reply).
+    if (!this.receiving) this.hooks.wake(this);
   }
 
   private onUserData(chunk: UserData, now: number): RecvFlow | undefined {
