@@ -6,6 +6,7 @@ import { echoRate } from './echo.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
+import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
@@ -62,6 +63,17 @@ const STEPS: Step[] = [
     timeoutMs: 60_000,
     run: sessionCpu,
   },
+  ...(process.env[REFERENCE_ENV]
+    ? [
+        {
+          section: 'a',
+          name: 'server CPU per session, DH 16, interleaved with tcserver',
+          unit: 'ms',
+          timeoutMs: 90_000,
+          run: referenceCpu,
+        },
+      ]
+    : []),
   burstStep(10, 16),
   burstStep(50, 16),
   burstStep(200, 16),
@@ -200,6 +212,10 @@ async function main(): Promise<void> {
         formatTable(rows),
         '',
         'a: server = a child process, CPU of all its threads; clients run in the bench process.',
+        process.env[REFERENCE_ENV]
+          ? 'a: the interleaved row alternates sessions between fnhost and the tcserver binary given in ' +
+            `${REFERENCE_ENV}.`
+          : `a: set ${REFERENCE_ENV} to a tcserver binary (rtmfp-cpp, built by you) to measure it in the same run.`,
         'b: ratio vs the smallest burst in the same DH group (≈1 = no collapse).',
         'c: ratio vs raw UDP ping-pong in one process with the same number in flight.',
         'c: echo batches ~16 calls per datagram; the raw ping-pong sends one datagram per round trip.',

@@ -87,6 +87,11 @@ export class ServerProcess {
     });
   }
 
+  /** The server's process ID (its threads' CPU can be read from /proc). */
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
   /** `rtmfp://127.0.0.1:PORT/app` */
   url(app = 'bench'): string {
     return `rtmfp://127.0.0.1:${this.port}/${app}`;
