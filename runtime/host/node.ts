@@ -19,6 +19,7 @@ import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks 
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
 import type { HandshakeRequest } from './apps.ts';
 import { CryptoPool } from './crypto-pool.ts';
+import { DeadlineSlots } from './deadline-slots.ts';
 import { DropCounter } from './drops.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
@@ -113,6 +114,8 @@ export class RtmfpNode {
   private readonly attempts = new Map<string, number>();
   private wakeScheduled = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Sessions by when they are next due: a tick visits only those. */
+  private readonly deadlines = new DeadlineSlots<Session>(TICK_MS);
   /** When `timer` fires; Infinity when none is set. */
   private timerAt = Number.POSITIVE_INFINITY;
   private stopped = false;
@@ -149,7 +152,7 @@ export class RtmfpNode {
         conn.onSessionClosed();
       },
       released: (session) => this.release(session),
-      rescheduled: (session) => this.schedule(session.deadline),
+      rescheduled: (session) => this.schedule(session),
     };
   }
 
@@ -372,7 +375,7 @@ export class RtmfpNode {
     const conn = new TCServerConnection(session, k.peerId, this.options.handler);
     session.context = { conn, openingKey: key } satisfies SessionEntry;
     this.sessions.set(localId, session);
-    this.schedule(session.deadline);
+    this.schedule(session);
     this.connections.add(conn);
     entry.session = session;
     entry.riKeying = this.responder.riKeying(initiatorSessionId, localId, k.skrc, now);
@@ -390,6 +393,7 @@ export class RtmfpNode {
   private release(session: Session): void {
     const entry = session.context as SessionEntry;
     this.sessions.delete(session.localId);
+    this.deadlines.remove(session);
     this.forgetOpening(entry.openingKey, session);
   }
 
@@ -410,19 +414,23 @@ export class RtmfpNode {
     });
   }
 
+  /** Files `session` by its deadline and makes sure a tick runs by then. */
+  private schedule(session: Session): void {
+    this.deadlines.file(session, session.deadline);
+    this.armTimer();
+  }
+
   /**
-   * Makes sure a tick runs by `at` (at the TICK_MS boundary after it). A wake-up of an idle
-   * process costs far more than the tick's work: a fixed 20 ms interval cost ~0.2 ms of CPU per
-   * session in the session benchmark (section a), with nothing due.
+   * Sets the timer for the earliest deadline (a TICK_MS boundary). A wake-up of an idle process
+   * costs far more than the tick's work: a fixed 20 ms interval cost ~0.2 ms of CPU per session
+   * in the session benchmark (section a), with nothing due.
    */
-  private schedule(at: number): void {
+  private armTimer(): void {
+    const at = this.deadlines.next();
     if (this.stopped || at >= this.timerAt) return;
-    const now = performance.now();
-    const fireAt = (Math.floor(Math.max(at, now) / TICK_MS) + 1) * TICK_MS;
-    if (fireAt >= this.timerAt) return;
     clearTimeout(this.timer);
-    this.timerAt = fireAt;
-    this.timer = setTimeout(() => this.tick(), fireAt - now);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.tick(), Math.max(0, at - performance.now()));
     this.timer.unref();
   }
 
@@ -431,14 +439,12 @@ export class RtmfpNode {
     clearTimeout(this.timer);
     this.timerAt = Number.POSITIVE_INFINITY;
     const now = performance.now();
-    let next = Number.POSITIVE_INFINITY;
-    for (const s of this.sessions.values()) {
-      if (s.deadline <= now) {
-        s.service(now);
-        if (!this.sessions.has(s.localId)) continue; // released
-      }
-      next = Math.min(next, s.deadline);
+    for (const s of this.deadlines.takeDue(now)) {
+      if (this.sessions.get(s.localId) !== s) continue;
+      if (s.deadline <= now) s.service(now);
+      // Filed again by its deadline now, unless service released it.
+      if (this.sessions.get(s.localId) === s) this.deadlines.file(s, s.deadline);
     }
-    this.schedule(next);
+    this.armTimer();
   }
 }
