@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { NetConnection } from '../../sdk/client.ts';
-import type { BenchContext } from './clients.ts';
+import { type BenchContext, closeSessions, openSessions } from './clients.ts';
 import { formatNumber, type Row } from './report.ts';
 
 /**
@@ -22,6 +22,9 @@ const ROUNDS = 5;
 const SESSIONS_PER_ROUND = 60;
 const OPEN_TIMEOUT_MS = 10_000;
 const START_TIMEOUT_MS = 5_000;
+const BURST_CLIENTS = 200;
+const BURST_REPEATS = 3;
+const BURST_TIMEOUT_MS = 60_000;
 
 /** ms of CPU all threads of `pid` have run, from /proc/PID/task/TID/schedstat. */
 function threadsCpuMs(pid: number): number {
@@ -72,7 +75,10 @@ async function startTcserver(binary: string): Promise<{ child: ChildProcess; url
   }
 }
 
-/** Server CPU per DH 16 session, fnhost ÷ tcserver, sessions interleaved. */
+/**
+ * Server CPU per DH 16 session, fnhost ÷ tcserver, sessions interleaved; then the session rate
+ * of bursts of simultaneous opens, the servers taking turns.
+ */
 export async function referenceCpu(ctx: BenchContext): Promise<Row[]> {
   const binary = process.env[REFERENCE_ENV];
   if (!binary) return [];
@@ -101,6 +107,21 @@ export async function referenceCpu(ctx: BenchContext): Promise<Row[]> {
     const mine = totals[0] / sessions;
     const theirs = totals[1] / sessions;
     ratios.sort((a, b) => a - b);
+
+    // Bursts: BURST_CLIENTS open at once, the two servers taking turns.
+    const rates: number[][] = [[], []];
+    for (let i = 0; i < BURST_REPEATS; i++) {
+      for (const [k, t] of targets.entries()) {
+        const start = performance.now();
+        const conns = await openSessions(t.url, BURST_CLIENTS, GROUP, BURST_TIMEOUT_MS);
+        rates[k].push(BURST_CLIENTS / ((performance.now() - start) / 1000));
+        await closeSessions(conns);
+      }
+      ctx.progress(
+        `burst ${i + 1}: fnhost ${formatNumber(rates[0][i])}/s, tcserver ${formatNumber(rates[1][i])}/s`,
+      );
+    }
+    const [myRate, theirRate] = rates.map((r) => r.sort((a, b) => a - b)[r.length >> 1]);
     return [
       {
         section: 'a',
@@ -110,6 +131,15 @@ export async function referenceCpu(ctx: BenchContext): Promise<Row[]> {
         baseline: `tcserver ${formatNumber(theirs)} ms`,
         ratio: mine / theirs,
         note: `round ratios ${formatNumber(ratios[0])}–${formatNumber(ratios[ratios.length - 1])}; CPU from /proc schedstat`,
+      },
+      {
+        section: 'b',
+        name: `sessions/s, ${BURST_CLIENTS} clients opening at once, DH ${GROUP}, turns with rtmfp-cpp tcserver`,
+        value: myRate,
+        unit: 'sessions/s',
+        baseline: `tcserver ${formatNumber(theirRate)}/s`,
+        ratio: myRate / theirRate,
+        note: `median of ${BURST_REPEATS}; fnhost ${rates[0].map(formatNumber).join(', ')}; tcserver ${rates[1].map(formatNumber).join(', ')}`,
       },
     ];
   } finally {
