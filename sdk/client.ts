@@ -16,6 +16,7 @@ import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
 export type { AmfObject, AmfValue };
 
 const DEFAULT_PORT = 1935;
+/** Timer granularity: the timer is set for the next deadline, rounded up to this. */
 const TICK_MS = 20;
 /** Startup retransmission: first after this, then growing (rtmfp-cpp grows by 1.5 s). */
 const STARTUP_RETRY_MS = 500;
@@ -74,6 +75,10 @@ export class NetConnection extends EventEmitter {
   private session: Session | undefined;
   private tc: TCClientConnection | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When `timer` fires; Infinity when none is set. */
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** What a timer firing does: handshake retransmission, then the session's timers. */
+  private onTimer: (now: number) => void = () => {};
   private closed = false;
   private torndown = false;
   /** Datagrams handed to the socket and not yet sent. */
@@ -149,6 +154,7 @@ export class NetConnection extends EventEmitter {
         const datagram = initiator.current(now);
         for (const t of targets) this.send(datagram, t);
         retryAt = now + STARTUP_RETRY_MS + attempts++ * STARTUP_RETRY_GROWTH_MS;
+        this.arm(retryAt);
       };
       const established = (ok: boolean, info: AmfValue) => {
         clearTimeout(timeout);
@@ -184,15 +190,17 @@ export class NetConnection extends EventEmitter {
           // Malformed or undecryptable datagrams are ignored, as a server ignores ours.
         }
       });
-      this.timer = setInterval(() => {
-        const now = performance.now();
-        if (this.session) {
-          if (this.session.deadline <= now) this.session.service(now);
+      this.onTimer = (now) => {
+        const session = this.session;
+        if (session) {
+          if (session.deadline <= now) session.service(now);
+          this.arm(session.deadline);
         } else if (now >= retryAt) {
           sendStartup(now);
+        } else {
+          this.arm(retryAt);
         }
-      }, TICK_MS);
-      this.timer.unref();
+      };
       sendStartup(performance.now());
     });
   }
@@ -224,6 +232,7 @@ export class NetConnection extends EventEmitter {
           });
         },
         flow: (_s, flow) => this.tc?.onFlow(flow),
+        rescheduled: (s) => this.arm(s.deadline),
         closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
         released: () => {
           this.emit('released');
@@ -248,6 +257,27 @@ export class NetConnection extends EventEmitter {
       commandObject: options.commandObject,
     });
     session.flush(now);
+    this.arm(session.deadline);
+  }
+
+  /**
+   * Makes sure the timer fires by `at` (rounded up to TICK_MS). A deadline that moved later is
+   * found out when the timer fires early and sets itself again: no timer runs while idle.
+   */
+  private arm(at: number): void {
+    if (this.torndown) return;
+    const fireAt = Math.ceil(at / TICK_MS) * TICK_MS;
+    if (!(fireAt < this.timerAt)) return;
+    clearTimeout(this.timer);
+    this.timerAt = fireAt;
+    this.timer = setTimeout(
+      () => {
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.onTimer(performance.now());
+      },
+      Math.max(0, fireAt - performance.now()),
+    );
+    this.timer.unref();
   }
 
   private onServerCall(
@@ -299,7 +329,8 @@ export class NetConnection extends EventEmitter {
   private teardown(): void {
     if (this.torndown) return;
     this.torndown = true;
-    if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.timerAt = Number.POSITIVE_INFINITY;
     this.session?.abort();
     const close = () => this.socket.close();
     if (this.sending === 0) close();
