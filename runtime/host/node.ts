@@ -82,6 +82,8 @@ interface SessionEntry {
   /** Unset once the session is closed. */
   conn: TCServerConnection | undefined;
   openingKey: string;
+  /** How it opened, until the initiator's first packet in the session shows it has its RIKeying. */
+  opening: Opening | undefined;
 }
 
 interface Opening {
@@ -89,7 +91,11 @@ interface Opening {
   skic: Buffer;
   session: Session | undefined;
   riKeying: Buffer | undefined;
+  /** The initiator has sent in the session: skic and riKeying are let go. */
+  established: boolean;
 }
+
+const NOTHING = Buffer.alloc(0);
 
 /**
  * One RTMFP node: UDP sockets, the session table, timers and the crypto worker pool around the
@@ -251,6 +257,8 @@ export class RtmfpNode {
         return;
       }
       session.receive(msg, from, now);
+      const entry = session.context as SessionEntry;
+      if (entry.opening) this.established(entry, entry.opening);
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.drops.add(e.reason);
@@ -322,12 +330,18 @@ export class RtmfpNode {
     const key = `${addressKey(from)}|${initiatorSessionId}`;
     const opening = this.openings.get(key);
     if (opening) {
-      // RFC 7016 §3.5.1.3: a retransmitted IIKeying gets the same RIKeying, without a new DH.
-      if (opening.skic.equals(skic) && opening.riKeying) this.send(opening.riKeying, from);
+      if (opening.established) this.drops.add('iikeying-late');
       else if (!opening.skic.equals(skic)) this.drops.add('iikeying-conflict');
+      // RFC 7016 §3.5.1.3: a retransmitted IIKeying gets the same RIKeying, without a new DH.
+      else if (opening.riKeying) this.send(opening.riKeying, from);
       return;
     }
-    const entry: Opening = { skic: Buffer.from(skic), session: undefined, riKeying: undefined };
+    const entry: Opening = {
+      skic: Buffer.from(skic),
+      session: undefined,
+      riKeying: undefined,
+      established: false,
+    };
     const accepted = this.pool.submit(job, (result) => {
       this.pendingHandshakes--;
       if (result instanceof Error) {
@@ -373,7 +387,7 @@ export class RtmfpNode {
       config: this.options.session ?? DEFAULT_SESSION_CONFIG,
     });
     const conn = new TCServerConnection(session, k.peerId, this.options.handler);
-    session.context = { conn, openingKey: key } satisfies SessionEntry;
+    session.context = { conn, openingKey: key, opening: entry } satisfies SessionEntry;
     this.sessions.set(localId, session);
     this.schedule(session);
     this.connections.add(conn);
@@ -381,6 +395,17 @@ export class RtmfpNode {
     entry.riKeying = this.responder.riKeying(initiatorSessionId, localId, k.skrc, now);
     this.handshakes++;
     this.send(entry.riKeying, from);
+  }
+
+  /**
+   * The initiator sent in its session, so it has its RIKeying: a retransmitted IIKeying can only
+   * be a stale duplicate now. What answered one (~1 kB in DH 16) is let go.
+   */
+  private established(entry: SessionEntry, opening: Opening): void {
+    entry.opening = undefined;
+    opening.established = true;
+    opening.skic = NOTHING;
+    opening.riKeying = undefined;
   }
 
   private allocateSessionId(): number {

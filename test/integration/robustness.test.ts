@@ -4,8 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import { Writer } from '../../runtime/rtmfp/binary.ts';
 import { makeEPD } from '../../runtime/rtmfp/certificate.ts';
 import { writeIHello } from '../../runtime/rtmfp/chunks.ts';
+import { Initiator } from '../../runtime/rtmfp/handshake-initiator.ts';
 import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
+import { Session } from '../../runtime/rtmfp/session.ts';
 import { connect, NetConnection } from '../../sdk/client.ts';
 import { startNode, type TestNode, until } from '../support/node.ts';
 
@@ -98,6 +100,61 @@ describe('a node under hostile or changing conditions', () => {
     } finally {
       await nc.close();
       relay.close();
+    }
+  });
+
+  test('a retransmitted IIKeying gets the same RIKeying without a second DH, until the session is in use', async () => {
+    const socket = dgram.createSocket('udp4');
+    const inbox: Buffer[] = [];
+    socket.on('message', (msg) => inbox.push(msg));
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+    const next = async (what: string): Promise<Buffer> => {
+      await until(() => inbox.length > 0, 5_000, what);
+      return inbox.shift()!;
+    };
+    const send = (d: Buffer) => socket.send(d, n.port, '127.0.0.1');
+    try {
+      const initiator = new Initiator({ uri: n.url(), groups: [2] });
+      const handshakesBefore = n.node.stats().handshakes;
+      send(initiator.current(performance.now()));
+      const step = initiator.onStartup(await next('RHello'), performance.now());
+      assert.equal(step.kind, 'send');
+      const iikeying = initiator.current(performance.now());
+      send(iikeying);
+      const riKeying = await next('RIKeying');
+      send(iikeying); // our RIKeying "was lost"
+      assert.deepEqual(await next('the same RIKeying again'), riKeying);
+      assert.equal(n.node.stats().handshakes - handshakesBefore, 1, 'one DH');
+
+      const established = initiator.onStartup(riKeying, performance.now());
+      assert.equal(established.kind, 'established');
+      if (established.kind !== 'established') return;
+      const session = new Session({
+        role: 'initiator',
+        localId: established.localId,
+        remoteId: established.remoteId,
+        address: { address: '127.0.0.1', port: n.port },
+        cipher: new PacketCipher(established.cipher),
+        now: performance.now(),
+        hooks: {
+          send: (d) => send(d),
+          wake: () => {},
+          flow: () => {},
+          closed: () => {},
+          released: () => {},
+        },
+      });
+      session.openFlow(Buffer.from('TC\x04\x00')).write(Buffer.from([0x14, 0, 0, 0, 0]));
+      session.flush(performance.now());
+      await next('an ack of our data');
+      const late = n.node.stats().drops['iikeying-late'] ?? 0;
+      send(iikeying); // a stale duplicate, once the session is in use
+      await until(() => (n.node.stats().drops['iikeying-late'] ?? 0) === late + 1, 3_000, 'counted');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!inbox.some((d) => d.equals(riKeying)), 'no RIKeying for it');
+      session.abort();
+    } finally {
+      socket.close();
     }
   });
 
