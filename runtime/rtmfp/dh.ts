@@ -1,6 +1,8 @@
 import {
+  createDiffieHellman,
   createPrivateKey,
   createPublicKey,
+  type DiffieHellman,
   type DiffieHellmanGroup,
   diffieHellman,
   getDiffieHellman,
@@ -33,20 +35,31 @@ interface GroupParams {
   algorithm: Buffer;
   /** p − 2^24, minimal big-endian: the largest public key RFC 7425 §4.6.2 accepts. */
   maxPublic: Buffer;
-  /** Private exponent length: twice the group's security strength, as OpenSSL picks for these groups. */
-  exponentBytes: number;
   /**
-   * OpenSSL knows the group by name (RFC 3526's modp_2048 and modp_4096): a fresh pair comes
-   * from a DiffieHellmanGroup, which costs ~0.1 ms less per handshake than a KeyObject pair
-   * (no PKCS #8 import, SPKI export or peer key import). Group 2 is not one of OpenSSL's named
-   * groups: a DiffieHellmanGroup of it checks the prime (36 ms) and uses 1024-bit exponents.
+   * How pairs are computed; both ways cost 0.1–0.15 ms less per handshake than KeyObjects
+   * (no PKCS #8 import, SPKI export or peer key import each time).
+   * 'named' (14, 16: RFC 3526's modp_2048 and modp_4096, which OpenSSL knows by name): a fresh
+   * pair from a DiffieHellmanGroup, with OpenSSL's exponent length (RFC 7919 §5.2: at most 325
+   * bits in 4096-bit groups). A chosen exponent (tests, vectors) goes through a PKCS #8
+   * KeyObject: a DiffieHellmanGroup takes none, and createDiffieHellman(prime) checks the prime
+   * for 0.3 s (14) or 4 s (16).
+   * 'shared' (2, which OpenSSL does not name: a DiffieHellmanGroup of it would check the prime
+   * every time, 36 ms, and use 1024-bit exponents): one DiffieHellman per thread, its prime
+   * checked once, given the exponent before each use.
    */
-  named: boolean;
+  engine: 'named' | 'shared';
+  /** Exponent length of a 'shared' group: twice its security strength, as rtmfp-cpp (224 bits). */
+  exponentBytes: number;
+  /** The thread's DiffieHellman of a 'shared' group, made on first use. */
+  shared: DiffieHellman | undefined;
 }
 
 const NODE_GROUP_NAME: Record<number, string> = { 2: 'modp2', 14: 'modp14', 16: 'modp16' };
-const EXPONENT_BYTES: Record<number, number> = { 2: 28, 14: 29, 16: 41 };
-const NAMED_BY_OPENSSL = new Set([14, 16]);
+const ENGINE: Record<number, { engine: GroupParams['engine']; exponentBytes: number }> = {
+  2: { engine: 'shared', exponentBytes: 28 },
+  14: { engine: 'named', exponentBytes: 0 },
+  16: { engine: 'named', exponentBytes: 0 },
+};
 const MIN_PUBLIC = 1n << 24n;
 /** Bytes of 2^24, the smallest public key RFC 7425 §4.6.2 accepts. */
 const MIN_PUBLIC_BYTES = 4;
@@ -71,46 +84,53 @@ function params(group: number): GroupParams {
       Buffer.concat([DH_OID, der(0x30, Buffer.concat([derUInt(prime), derUInt(GENERATOR)]))]),
     ),
     maxPublic: fromBigInt(toBigInt(prime) - MIN_PUBLIC),
-    exponentBytes: EXPONENT_BYTES[group],
-    named: NAMED_BY_OPENSSL.has(group),
+    ...ENGINE[group],
+    shared: undefined,
   };
   groups.set(group, p);
   return p;
 }
 
+function sharedDH(p: GroupParams): DiffieHellman {
+  p.shared ??= createDiffieHellman(p.prime, GENERATOR);
+  return p.shared;
+}
+
 /**
- * What computed the pairs made here, by their private key, so computeDHSecret neither
- * re-imports the exponent (an import recomputes the public key: a whole extra modular
+ * What computed the pairs made here in 'named' groups, by their private key, so computeDHSecret
+ * neither re-imports the exponent (an import recomputes the public key: a whole extra modular
  * exponentiation, 1.8 ms in group 16) nor redoes any setup. Keys that arrive from elsewhere
  * (another thread, a test vector) are imported.
  */
 const keyHolders = new WeakMap<Buffer, KeyObject | DiffieHellmanGroup>();
 
 /**
- * A key pair in `group`; pass `privateKey` to rebuild a known pair (tests, vectors).
- * A fresh pair in a group OpenSSL names comes from a DiffieHellmanGroup, with OpenSSL's
- * exponent length for it (RFC 7919 §5.2: at most 325 bits for 4096-bit groups); otherwise, and
- * for a chosen exponent, the key goes through a PKCS #8 KeyObject: DiffieHellmanGroup cannot
- * take a chosen exponent and createDiffieHellman(prime) spends seconds checking the prime.
+ * A key pair in `group`; pass `privateKey` to rebuild a known pair (tests, vectors). How the
+ * pair is computed depends on the group (GroupParams.engine).
  */
 export function generateDHKeyPair(group: number, privateKey?: Buffer): DHKeyPair {
   const p = params(group);
-  if (!privateKey && p.named) {
+  if (p.engine === 'shared') {
+    let x = privateKey;
+    if (!x) {
+      x = randomBytes(p.exponentBytes);
+      x[0] |= 0x80; // full length, like rtmfp-cpp's BN_RAND_TOP_ONE
+    }
+    const dh = sharedDH(p);
+    dh.setPrivateKey(x);
+    return { group, publicKey: stripLeadingZeros(dh.generateKeys()), privateKey: x };
+  }
+  if (!privateKey) {
     const dh = getDiffieHellman(NODE_GROUP_NAME[group]);
     const publicKey = stripLeadingZeros(dh.generateKeys());
     const x = dh.getPrivateKey();
     keyHolders.set(x, dh);
     return { group, publicKey, privateKey: x };
   }
-  let x = privateKey;
-  if (!x) {
-    x = randomBytes(p.exponentBytes);
-    x[0] |= 0x80; // full length, like rtmfp-cpp's BN_RAND_TOP_ONE
-  }
-  const key = importPrivateKey(p, x);
-  keyHolders.set(x, key);
+  const key = importPrivateKey(p, privateKey);
+  keyHolders.set(privateKey, key);
   const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
-  return { group, publicKey: publicKeyFromSpki(spki), privateKey: x };
+  return { group, publicKey: publicKeyFromSpki(spki), privateKey };
 }
 
 /**
@@ -120,6 +140,11 @@ export function generateDHKeyPair(group: number, privateKey?: Buffer): DHKeyPair
 export function computeDHSecret(group: number, privateKey: Buffer, peerPublicKey: Buffer): Buffer {
   const p = params(group);
   validatePublicKey(p, peerPublicKey);
+  if (p.engine === 'shared') {
+    const dh = sharedDH(p);
+    dh.setPrivateKey(privateKey);
+    return stripLeadingZeros(dh.computeSecret(peerPublicKey));
+  }
   const holder = keyHolders.get(privateKey);
   if (holder && !(holder instanceof KeyObject)) return stripLeadingZeros(holder.computeSecret(peerPublicKey));
   const key = holder ?? importPrivateKey(p, privateKey);
