@@ -116,17 +116,17 @@ describe('a node under hostile or changing conditions', () => {
     try {
       const initiator = new Initiator({ uri: n.url(), groups: [2] });
       const handshakesBefore = n.node.stats().handshakes;
-      send(initiator.current(performance.now()));
-      const step = initiator.onStartup(await next('RHello'), performance.now());
+      send(initiator.current(Date.now()));
+      const step = initiator.onStartup(await next('RHello'), Date.now());
       assert.equal(step.kind, 'send');
-      const iikeying = initiator.current(performance.now());
+      const iikeying = initiator.current(Date.now());
       send(iikeying);
       const riKeying = await next('RIKeying');
       send(iikeying); // our RIKeying "was lost"
       assert.deepEqual(await next('the same RIKeying again'), riKeying);
       assert.equal(n.node.stats().handshakes - handshakesBefore, 1, 'one DH');
 
-      const established = initiator.onStartup(riKeying, performance.now());
+      const established = initiator.onStartup(riKeying, Date.now());
       assert.equal(established.kind, 'established');
       if (established.kind !== 'established') return;
       const session = new Session({
@@ -135,7 +135,7 @@ describe('a node under hostile or changing conditions', () => {
         remoteId: established.remoteId,
         address: { address: '127.0.0.1', port: n.port },
         cipher: new PacketCipher(established.cipher),
-        now: performance.now(),
+        now: Date.now(),
         hooks: {
           send: (d) => send(d),
           wake: () => {},
@@ -145,7 +145,7 @@ describe('a node under hostile or changing conditions', () => {
         },
       });
       session.openFlow(Buffer.from('TC\x04\x00')).write(Buffer.from([0x14, 0, 0, 0, 0]));
-      session.flush(performance.now());
+      session.flush(Date.now());
       await next('an ack of our data');
       const late = n.node.stats().drops['iikeying-late'] ?? 0;
       send(iikeying); // a stale duplicate, once the session is in use
