@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { NetConnection } from '../../sdk/client.ts';
 import { type BenchContext, closeSessions, openSessions } from './clients.ts';
 import { formatNumber, type Row } from './report.ts';
+import { median } from './sessions.bench.ts';
 
 /**
  * fnhost against the reference server in the same run: rtmfp-cpp's `tcserver`, when
@@ -121,7 +122,7 @@ export async function referenceCpu(ctx: BenchContext): Promise<Row[]> {
         `burst ${i + 1}: fnhost ${formatNumber(rates[0][i])}/s, tcserver ${formatNumber(rates[1][i])}/s`,
       );
     }
-    const [myRate, theirRate] = rates.map((r) => r.sort((a, b) => a - b)[r.length >> 1]);
+    const [myRate, theirRate] = rates.map(median);
     return [
       {
         section: 'a',
