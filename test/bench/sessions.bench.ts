@@ -195,7 +195,7 @@ export async function burstRate(
     `server CPU ${formatNumber(cpuMs(before, after) / (clients * repeats))} ms/session incl. close`,
   ];
   if (stats.dropped > 0) notes.push(`server drops ${JSON.stringify(stats.drops)}`);
-  // PERF-NOTES' figure, with rtmfp-cpp's own clients; with ours it did 125–139/s here (run with
+  // PERF-NOTES' figure, with rtmfp-cpp's own clients; with ours it did 69–139/s here (run with
   // FNHOST_BENCH_TCSERVER for a same-run figure).
   if (clients >= 200) notes.push('rtmfp-cpp: 5–40/s at 200 in PERF-NOTES');
   return {
