@@ -240,7 +240,10 @@ export class Session {
           this.finish('closed-by-peer', now + CLOSE_LINGER_MS);
           return;
         case ChunkType.closeAck:
-          if (this.state === 'closing') this.finish('closed', now);
+          // RFC 7016 §3.5.5.2: unsolicited, it is an abrupt close (rtmfp-cpp's shutdown sends
+          // only this); answered once, as rtmfp-cpp does, then nothing lingers.
+          if (this.state === 'open') this.sendControl(ChunkType.closeAck, undefined, from, now);
+          this.finish(this.state === 'closing' ? 'closed' : 'closed-by-peer', now);
           return;
         default:
           break; // RFC 7016 §2.3: unknown chunks are ignored
@@ -323,8 +326,13 @@ export class Session {
     this.flush(now);
   }
 
-  /** Ends the session at once, telling the peer nothing. */
-  abort(): void {
+  /**
+   * Ends the session at once. By default the peer is told nothing; with `tellPeer` it gets an
+   * unsolicited Close Ack (RFC 7016 §3.5.5.2), as rtmfp-cpp's `RTMFP::shutdown(true)` sends.
+   */
+  abort(o: { tellPeer?: boolean } = {}): void {
+    if (o.tellPeer && this.state !== 'closed')
+      this.sendControl(ChunkType.closeAck, undefined, this.address, this.clock);
     this.finish('aborted', 0);
   }
 
@@ -456,12 +464,16 @@ export class Session {
 
   /**
    * A closed session lingers only to answer a repeated Close Request (our Close Ack was lost);
-   * everything else the peer sends is ignored.
+   * a Close Ack ends the lingering (RFC 7016 §3.5.5.2); everything else is ignored.
    */
   private answerCloseRequest(packet: PacketReader, from: Address, now: number): void {
     while (packet.nextChunk()) {
       if (packet.chunkType === ChunkType.closeRequest) {
         this.sendControl(ChunkType.closeAck, undefined, from, now);
+        return;
+      }
+      if (packet.chunkType === ChunkType.closeAck) {
+        this.release();
         return;
       }
     }

@@ -124,4 +124,36 @@ describe('Session close', () => {
     responder.session.receive(closeRequest, INITIATOR, t0 + LINGER_MS + 1);
     assert.equal(responder.sent.length, 0);
   });
+
+  test('an unsolicited Close Ack closes an open session at once (RFC 7016 §3.5.5.2)', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+    initiator.session.abort({ tellPeer: true });
+    assert.deepEqual(initiator.closed, ['aborted']);
+    const [closeAck] = initiator.sent;
+    assert.equal(deliver(initiator, responder, INITIATOR, t0 + 5), 1, 'one Close Ack, nothing else');
+    assert.deepEqual(responder.closed, ['closed-by-peer']);
+    assert.equal(responder.session.state, 'closed');
+    assert.equal(responder.released, 1, 'released at once: the peer expects nothing more');
+    assert.equal(responder.sent.length, 1, 'one Close Ack back, as rtmfp-cpp answers');
+    responder.session.receive(closeAck, INITIATOR, t0 + 10);
+    assert.equal(responder.sent.length, 1, 'a released session answers nothing');
+  });
+
+  test('a Close Ack ends the lingering of a session the peer closed', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+    initiator.session.close(t0);
+    initiator.session.flush(t0);
+    deliver(initiator, responder, INITIATOR, t0);
+    assert.equal(responder.released, 0, 'lingering');
+    // Our Close Ack is lost; the peer gives up waiting and aborts, telling us so.
+    const again = end('initiator', t0);
+    again.session.abort({ tellPeer: true });
+    deliver(again, responder, INITIATOR, t0 + 5);
+    assert.equal(responder.released, 1);
+    assert.deepEqual(responder.closed, ['closed-by-peer']);
+  });
 });
