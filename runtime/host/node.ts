@@ -77,25 +77,42 @@ const lookupLiteral: dgram.SocketOptions['lookup'] = (host, options, callback) =
   else dnsLookup(host, options, callback);
 };
 
+/**
+ * Bytes of an IIKeying's SKIC kept to recognise its retransmissions. Every client's SKIC ends
+ * with its ephemeral DH public key (RFC 7425 §4.3.4), so the tail tells two handshakes apart;
+ * a crafted collision only makes the crafter's own IIKeying look like a repeat.
+ */
+const SKIC_TAIL_BYTES = 16;
+
 /** What the node keeps on each session (`session.context`). */
 interface SessionEntry {
   /** Unset once the session is closed. */
   conn: TCServerConnection | undefined;
   openingKey: string;
+  /** `addressKey` of the session's address, for the open-sessions-by-address table. */
+  addressKey: string;
   /** How it opened, until the initiator's first packet in the session shows it has its RIKeying. */
   opening: Opening | undefined;
 }
 
+/** One handshake, by address + initiator session ID, while keying and while its session lives. */
 interface Opening {
-  /** Skic of the IIKeying that opened it: a retransmission repeats it byte for byte. */
-  skic: Buffer;
+  /** The tail of the SKIC that opened it: a retransmission repeats it (`SKIC_TAIL_BYTES`). */
+  skicTail: Buffer;
+  skicLength: number;
   session: Session | undefined;
+  /** Sent again for a retransmitted IIKeying; let go once the initiator uses the session. */
   riKeying: Buffer | undefined;
-  /** The initiator has sent in the session: skic and riKeying are let go. */
+  /** The initiator has sent in the session: a repeat of its IIKeying is a stale duplicate. */
   established: boolean;
 }
 
-const NOTHING = Buffer.alloc(0);
+function isRetransmission(opening: Opening, skic: Buffer): boolean {
+  return (
+    skic.length === opening.skicLength &&
+    opening.skicTail.equals(skic.subarray(Math.max(0, skic.length - SKIC_TAIL_BYTES)))
+  );
+}
 
 /**
  * One RTMFP node: UDP sockets, the session table, timers and the crypto worker pool around the
@@ -115,6 +132,8 @@ export class RtmfpNode {
   private socket6: dgram.Socket | undefined;
   /** Handshakes keyed by address + initiator session ID, while keying and while the session lives. */
   private readonly openings = new Map<string, Opening>();
+  /** Open sessions by the peer's address: a new session from an address replaces the one there. */
+  private readonly byAddress = new Map<string, Session>();
   private readonly connections = new Set<TCServerConnection>();
   private readonly wakeups = new Set<Session>();
   private readonly attempts = new Map<string, number>();
@@ -155,9 +174,16 @@ export class RtmfpNode {
         entry.conn = undefined;
         this.connections.delete(conn);
         this.forgetOpening(entry.openingKey, session);
+        if (this.byAddress.get(entry.addressKey) === session) this.byAddress.delete(entry.addressKey);
         conn.onSessionClosed();
       },
       released: (session) => this.release(session),
+      moved: (session) => {
+        const entry = session.context as SessionEntry;
+        if (this.byAddress.get(entry.addressKey) === session) this.byAddress.delete(entry.addressKey);
+        entry.addressKey = addressKey(session.address);
+        if (session.state === 'open') this.byAddress.set(entry.addressKey, session);
+      },
       rescheduled: (session) => this.schedule(session),
     };
   }
@@ -325,27 +351,38 @@ export class RtmfpNode {
     return n;
   }
 
+  /**
+   * Only an IIKeying repeating the SKIC of the one that opened (address, ISID) is a
+   * retransmission (RFC 7016 §3.5.1.3; rtmfp-cpp's `tryRIKeyingRetransmit`). Anything else is a
+   * new session: initiators hand out session IDs again (rtmfp-cpp's are list slots, so a
+   * restarted client on a reused port repeats address and ISID; RTMFP-NOTES pitfall 29).
+   */
   private onIIKeying(initiatorSessionId: number, job: KeyingJob, from: Address): void {
     const skic = job.skic;
     const key = `${addressKey(from)}|${initiatorSessionId}`;
     const opening = this.openings.get(key);
-    if (opening) {
+    if (opening && isRetransmission(opening, skic)) {
       if (opening.established) this.drops.add('iikeying-late');
-      else if (!opening.skic.equals(skic)) this.drops.add('iikeying-conflict');
       // RFC 7016 §3.5.1.3: a retransmitted IIKeying gets the same RIKeying, without a new DH.
       else if (opening.riKeying) this.send(opening.riKeying, from);
       return;
     }
     const entry: Opening = {
-      skic: Buffer.from(skic),
+      skicTail: Buffer.from(skic.subarray(Math.max(0, skic.length - SKIC_TAIL_BYTES))),
+      skicLength: skic.length,
       session: undefined,
       riKeying: undefined,
       established: false,
     };
     const accepted = this.pool.submit(job, (result) => {
       this.pendingHandshakes--;
+      if (this.openings.get(key) !== entry) {
+        // A newer IIKeying from the same address and ISID took over while this one was keyed.
+        this.drops.add('iikeying-superseded');
+        return;
+      }
       if (result instanceof Error) {
-        if (this.openings.get(key) === entry) this.openings.delete(key);
+        this.openings.delete(key);
         this.drops.add('keying-failed');
         this.log.debug({ err: result.message, from: formatAddress(from) }, 'handshake failed');
         return;
@@ -368,6 +405,10 @@ export class RtmfpNode {
     from: Address,
   ): void {
     const now = performance.now();
+    const where = addressKey(from);
+    // The endpoint at this address started over: its old session is stale (rtmfp-cpp's
+    // responder aborts it too, `RTMFP::onIIKeying`). The cookie echo proved the address.
+    this.byAddress.get(where)?.abort();
     const localId = this.allocateSessionId();
     const session = new Session({
       role: 'responder',
@@ -387,8 +428,9 @@ export class RtmfpNode {
       config: this.options.session ?? DEFAULT_SESSION_CONFIG,
     });
     const conn = new TCServerConnection(session, k.peerId, this.options.handler);
-    session.context = { conn, openingKey: key, opening: entry } satisfies SessionEntry;
+    session.context = { conn, openingKey: key, addressKey: where, opening: entry } satisfies SessionEntry;
     this.sessions.set(localId, session);
+    this.byAddress.set(where, session);
     this.schedule(session);
     this.connections.add(conn);
     entry.session = session;
@@ -404,7 +446,6 @@ export class RtmfpNode {
   private established(entry: SessionEntry, opening: Opening): void {
     entry.opening = undefined;
     opening.established = true;
-    opening.skic = NOTHING;
     opening.riKeying = undefined;
   }
 

@@ -37,6 +37,8 @@ export interface InitiatorOptions {
   groups?: readonly number[];
   /** HMAC / sequence-number policy; default like tcconn: both required. */
   policy?: KeyingPolicy;
+  /** Our session ID (default: random). rtmfp-cpp hands out small ones again after a restart. */
+  localId?: number;
 }
 
 export type InitiatorStep =
@@ -60,7 +62,7 @@ const startupCipher = PacketCipher.startup();
  */
 export class Initiator {
   readonly tag = randomBytes(TAG_LENGTH);
-  readonly localId = randomInt(1, 0xffffffff);
+  readonly localId: number;
   readonly certificate: Buffer;
   private readonly epd: Buffer;
   private readonly groups: readonly number[];
@@ -77,6 +79,7 @@ export class Initiator {
     this.epd = makeEPD({ ancillaryData: o.uri });
     this.groups = o.groups ?? SUPPORTED_DH_GROUPS;
     this.policy = o.policy ?? CLIENT_POLICY;
+    this.localId = o.localId ?? randomInt(1, 0xffffffff);
     // An ephemeral certificate: our fingerprint (peer ID) comes from its 64 random bytes.
     this.certificate = makeServerCertificate({ groups: this.groups });
   }
