@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ChunkType, readUserData, type UserData } from '../../runtime/rtmfp/chunks.ts';
 import { MSS } from '../../runtime/rtmfp/congestion.ts';
-import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
+import { PacketMode, PacketReader, PacketWriter } from '../../runtime/rtmfp/packet.ts';
 import { SendFlow } from '../../runtime/rtmfp/send-flow.ts';
 import { SendScheduler } from '../../runtime/rtmfp/send-scheduler.ts';
 
@@ -28,6 +29,26 @@ function sendOne(s: SendScheduler, now: number): Array<[number, number]> {
 }
 
 describe('send scheduler', () => {
+  test('every new flow in a packet carries its metadata, not only the first chunk (RFC 7016 §3.6.2.3)', () => {
+    const s = new SendScheduler();
+    for (let id = 1; id <= 3; id++) flowOf(s, id).write(Buffer.from([id]));
+    const pw = new PacketWriter().begin(PacketMode.responder, 0, undefined);
+    s.write(pw, 0);
+    const packet = new PacketReader(Buffer.from(pw.view()));
+    const chunks: UserData[] = [];
+    while (packet.nextChunk()) {
+      if (packet.chunkType === ChunkType.userData) chunks.push(readUserData(packet.chunk));
+    }
+    assert.deepEqual(
+      chunks.map((c) => [c.flowId, c.options?.find((o) => o.type === 0)?.value.toString('hex')]),
+      [
+        [1, META.toString('hex')],
+        [2, META.toString('hex')],
+        [3, META.toString('hex')],
+      ],
+    );
+  });
+
   test('a fragment is lost after acks of three later packets on another flow of the session', () => {
     const s = new SendScheduler();
     const a = flowOf(s, 1);
