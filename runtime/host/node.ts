@@ -185,6 +185,7 @@ export class RtmfpNode {
         if (session.state === 'open') this.byAddress.set(entry.addressKey, session);
       },
       rescheduled: (session) => this.schedule(session),
+      dropped: (_session, reason) => this.drops.add(reason),
     };
   }
 

@@ -48,6 +48,12 @@ export const MANDATORY_OPTION_CUTOFF = 0x2000;
 /** The 'X' signature of the Flash profile (RFC 7425 §4.3.5: no signature scheme in use). */
 export const FLASH_SIGNATURE = Buffer.from([0x58]);
 
+/** RFC 7016 §2.3: every chunk starts with its type (u8) and body length (u16). */
+export const CHUNK_HEADER_BYTES = 3;
+
+/** RFC 7016 §2.3.13–14: acknowledgements advertise the receive buffer in blocks of this size. */
+export const BUFFER_BLOCK_BYTES = 1024;
+
 /** Chunk writing: type byte, u16 length patched in by `end`. */
 export function startChunk(w: Writer, type: number): number {
   w.u8(type).u16(0);
@@ -123,7 +129,7 @@ export function writeCookieChange(w: Writer, c: CookieChange): void {
   endChunk(w, s);
 }
 
-/** RFC 7016 §2.3.6. Session IDs are carried as u32 big-endian (the same 4 bytes everywhere). */
+/** RFC 7016 §2.3.7. Session IDs are carried as u32 big-endian (the same 4 bytes everywhere). */
 export interface IIKeying {
   initiatorSessionId: number;
   cookie: Buffer;

@@ -27,8 +27,6 @@ import { PacketCipher, type PacketCipherOptions } from './packet-crypto.ts';
 
 /** RFC 7016 §2.3.2: tags are opaque; every implementation uses 16 bytes. */
 const TAG_LENGTH = 16;
-/** rtmfp-cpp's maximum startup packet. */
-const MAX_STARTUP_PACKET = 4256;
 
 export interface InitiatorOptions {
   /** The rtmfp:// URI, sent as ancillary data in the EPD (RFC 7425 §4.4.2). */
@@ -67,7 +65,7 @@ export class Initiator {
   private readonly epd: Buffer;
   private readonly groups: readonly number[];
   private readonly policy: KeyingPolicy;
-  private readonly writer = new PacketWriter(MAX_STARTUP_PACKET + 16);
+  private readonly writer = PacketWriter.forStartup();
   private keyPair: DHKeyPair | undefined;
   private skic: Buffer | undefined;
   private cookie: Buffer | undefined;
@@ -194,6 +192,6 @@ export class Initiator {
   }
 
   private begin(now: number): PacketWriter {
-    return this.writer.begin(PacketMode.startup, Math.floor(now / 4), undefined, MAX_STARTUP_PACKET);
+    return this.writer.beginStartup(now);
   }
 }

@@ -137,7 +137,7 @@ const startupCipher = PacketCipher.startup();
 export class Responder {
   private readonly identity: ServerIdentity;
   private readonly cookies: CookieJar;
-  private readonly writer = new PacketWriter(4300);
+  private readonly writer = PacketWriter.forStartup();
 
   constructor(identity: ServerIdentity, cookies: CookieJar) {
     this.identity = identity;
@@ -197,7 +197,7 @@ export class Responder {
     };
   }
 
-  /** RFC 7016 §2.3.7: RIKeying goes under the default key with SSID = the initiator's session ID. */
+  /** RFC 7016 §2.3.8: RIKeying goes under the default key with SSID = the initiator's session ID. */
   riKeying(initiatorSessionId: number, responderSessionId: number, skrc: Buffer, now: number): Buffer {
     const pw = this.begin(now);
     writeRIKeying(pw.w, { responderSessionId, skrc, signature: FLASH_SIGNATURE });
@@ -212,6 +212,6 @@ export class Responder {
   }
 
   private begin(now: number): PacketWriter {
-    return this.writer.begin(PacketMode.startup, Math.floor(now / 4), undefined, 4256);
+    return this.writer.beginStartup(now);
   }
 }

@@ -1,5 +1,5 @@
 import { Reader, Writer } from './binary.ts';
-import { endChunk, startChunk } from './chunks.ts';
+import { CHUNK_HEADER_BYTES, endChunk, startChunk } from './chunks.ts';
 import { ProtocolError } from './errors.ts';
 
 /** RFC 7016 §2.2.4 packet header flags. */
@@ -22,15 +22,22 @@ export type PacketMode = (typeof PacketMode)[keyof typeof PacketMode];
 /** RFC 7016 §2.2.4: timestamps tick at 4 ms, 16 bits. */
 export const TIMESTAMP_TICK_MS = 4;
 
+/** The 16-bit packet timestamp of `now` (ms). */
+export function timestampOf(now: number): number {
+  return Math.floor(now / TIMESTAMP_TICK_MS) & 0xffff;
+}
+
+/** rtmfp-cpp's largest startup packet body: an IIKeying with a DH 16 key and certificate fits. */
+export const MAX_STARTUP_PACKET = 4256;
+/** Room for a startup packet and what sealing adds in front (checksum, padding). */
+const STARTUP_WRITER_BYTES = MAX_STARTUP_PACKET + 16;
+
 /**
  * Largest plaintext a session packet may have from its flags byte on. RFC 7016 keeps
  * datagrams under 1280 (IPv6 minimum MTU): rtmfp-cpp encrypts at most 1200 bytes including
  * the sequence number and checksum that the cipher adds in front (≤ 10 bytes here).
  */
 export const MAX_PACKET_BODY = 1190;
-
-/** RFC 7016 §2.3: a chunk needs its type and length bytes. */
-const CHUNK_HEADER = 3;
 
 export interface PacketHeader {
   flags: number;
@@ -69,11 +76,11 @@ export class PacketReader {
    */
   nextChunk(): boolean {
     const buf = this.chunk.buf;
-    if (this.end - this.next < CHUNK_HEADER) return false;
+    if (this.end - this.next < CHUNK_HEADER_BYTES) return false;
     const type = buf[this.next];
     if (type === 0xff) return false;
     const length = buf.readUInt16BE(this.next + 1);
-    const start = this.next + CHUNK_HEADER;
+    const start = this.next + CHUNK_HEADER_BYTES;
     if (start + length > this.end) return false;
     this.chunkType = type;
     this.chunk.pos = start;
@@ -91,6 +98,16 @@ export class PacketWriter {
 
   constructor(capacity = 1500) {
     this.w = new Writer(capacity);
+  }
+
+  /** A writer big enough for startup packets (`beginStartup`). */
+  static forStartup(): PacketWriter {
+    return new PacketWriter(STARTUP_WRITER_BYTES);
+  }
+
+  /** Begins a startup packet (RFC 7016 §2.2.2: mode 3, sent under the default key). */
+  beginStartup(now: number): this {
+    return this.begin(PacketMode.startup, timestampOf(now), undefined, MAX_STARTUP_PACKET);
   }
 
   begin(

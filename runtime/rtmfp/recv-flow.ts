@@ -1,7 +1,5 @@
-import { type AckRanges, DataFlags, type UserData } from './chunks.ts';
+import { type AckRanges, BUFFER_BLOCK_BYTES, DataFlags, type UserData } from './chunks.ts';
 
-/** RFC 7016 §3.6.3.2: advertise the receive buffer in 1024-byte blocks. */
-const BUFFER_BLOCK = 1024;
 /** Receive buffer per flow: bytes held for reordering and reassembly. */
 export const RECV_BUFFER_BYTES = 256 * 1024;
 /** Largest message a flow reassembles; a bigger one is an error from the peer. */
@@ -74,7 +72,7 @@ export class RecvFlow {
 
   /**
    * One User Data chunk for this flow. Returns false when the peer broke the protocol badly
-   * enough (e.g. unbounded gaps) that the session should be closed.
+   * enough (e.g. unbounded gaps) that the flow is to be rejected (the session rejects it).
    */
   onData(chunk: UserData): boolean {
     const seq = chunk.sequenceNumber;
@@ -183,7 +181,7 @@ export class RecvFlow {
     const free = this.state === 'open' ? RECV_BUFFER_BYTES - this.bufferedBytes : RECV_BUFFER_BYTES;
     return {
       flowId: this.id,
-      bufferBlocks: free > 0 ? Math.max(1, Math.ceil(free / BUFFER_BLOCK)) : 0,
+      bufferBlocks: free > 0 ? Math.max(1, Math.ceil(free / BUFFER_BLOCK_BYTES)) : 0,
       cumulativeAck: this.ranges[0][1],
       ranges: this.ranges.slice(1, 1 + maxRanges),
     };

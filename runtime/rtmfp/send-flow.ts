@@ -1,10 +1,17 @@
 import { Writer } from './binary.ts';
-import { type AckRanges, DataFlags, DataOption, optionsLength } from './chunks.ts';
+import {
+  type AckRanges,
+  BUFFER_BLOCK_BYTES,
+  CHUNK_HEADER_BYTES,
+  DataFlags,
+  DataOption,
+  optionsLength,
+} from './chunks.ts';
 import type { Option } from './option.ts';
 import { MAX_PACKET_BODY } from './packet.ts';
 
-/** Worst-case chunk header of a User Data chunk: type, length, flags, three 8-byte VLUs. */
-const DATA_CHUNK_OVERHEAD = 3 + 1 + 3 * 8;
+/** Worst-case header of a User Data chunk: chunk header, flags, three 8-byte VLUs. */
+const DATA_CHUNK_OVERHEAD = CHUNK_HEADER_BYTES + 1 + 3 * 8;
 /** Packet header: flags, timestamp, timestamp echo. */
 const PACKET_HEADER = 5;
 /** RFC 7016 §3.6.2.2: a fragment is lost after this many acks of later packets. */
@@ -126,7 +133,7 @@ export class SendFlow {
     return inFlight;
   }
 
-  /** Drops everything unsent; returns the bytes that were in flight. */
+  /** Drops every queued fragment, sent or not; returns the bytes that were in flight. */
   dropQueue(): number {
     const inFlight = this.inFlightBytes;
     this.queue.length = 0;
@@ -170,7 +177,7 @@ export class SendFlow {
   onAck(ack: AckRanges): AckResult {
     const result: AckResult = { ackedBytes: 0, lostBytes: 0, maxAckedTsn: 0 };
     this.acknowledged = true;
-    this.peerWindow = ack.bufferBlocks * 1024;
+    this.peerWindow = ack.bufferBlocks * BUFFER_BLOCK_BYTES;
     let kept = 0;
     for (const f of this.queue) {
       if (f.tsn > 0 && isAcked(f.seq, ack)) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type Address, sameAddress } from './address.ts';
 import { Reader } from './binary.ts';
 import {
+  CHUNK_HEADER_BYTES,
   ChunkType,
   DataOption,
   MANDATORY_OPTION_CUTOFF,
@@ -15,7 +16,7 @@ import {
 } from './chunks.ts';
 import { MAX_BURST_PACKETS } from './congestion.ts';
 import { ProtocolError } from './errors.ts';
-import { PacketMode, PacketReader, PacketWriter, TIMESTAMP_TICK_MS } from './packet.ts';
+import { PacketMode, PacketReader, PacketWriter, TIMESTAMP_TICK_MS, timestampOf } from './packet.ts';
 import type { PacketCipher } from './packet-crypto.ts';
 import { RecvFlow } from './recv-flow.ts';
 import { SendFlow } from './send-flow.ts';
@@ -77,6 +78,8 @@ export interface SessionHooks {
   moved?(session: Session, from: Address): void;
   /** `deadline` moved earlier: `service` is due by then (a host that sleeps until deadlines). */
   rescheduled?(session: Session): void;
+  /** Part of a packet was refused (e.g. 'flow-limit'); the host counts it. */
+  dropped?(session: Session, reason: string): void;
 }
 
 export interface SessionOptions {
@@ -190,7 +193,7 @@ export class Session {
       this.peerTimestampAt = now;
     }
     if (timestampEcho !== undefined) {
-      const ticks = (ticksOf(now) - timestampEcho) & 0xffff;
+      const ticks = (timestampOf(now) - timestampEcho) & 0xffff;
       if (ticks < MAX_RTT_TICKS) this.sender.congestion.onRttSample(ticks * TIMESTAMP_TICK_MS);
     }
 
@@ -302,7 +305,7 @@ export class Session {
     // Acks not yet due ride along when data goes out anyway (RFC 7016 §3.6.3.4.1).
     const piggyback = this.sender.hasDataToSend();
     for (;;) {
-      const pw = writer.begin(this.ownMode, ticksOf(now), this.echoOf(now));
+      const pw = writer.begin(this.ownMode, timestampOf(now), this.echoOf(now));
       this.writeControl(pw, now, piggyback);
       const more = burst < MAX_BURST_PACKETS && this.sender.write(pw, now);
       if (pw.empty) break;
@@ -347,7 +350,10 @@ export class Session {
   private onUserData(chunk: UserData, now: number): RecvFlow | undefined {
     let flow = this.recvFlows.get(chunk.flowId);
     if (!flow) {
-      if (this.recvFlows.size >= MAX_RECV_FLOWS) return undefined;
+      if (this.recvFlows.size >= MAX_RECV_FLOWS) {
+        this.hooks.dropped?.(this, 'flow-limit');
+        return undefined;
+      }
       flow = this.newRecvFlow(chunk);
       this.recvFlows.set(flow.id, flow);
       if (flow.state === 'open') this.hooks.flow(this, flow);
@@ -403,9 +409,9 @@ export class Session {
 
   /** A packet with one control chunk, sent at once to `to` (which may differ from the session address). */
   private sendControl(type: number, body: Buffer | undefined, to: Address, now: number): void {
-    const pw = writer.begin(this.ownMode, ticksOf(now), this.echoOf(now));
+    const pw = writer.begin(this.ownMode, timestampOf(now), this.echoOf(now));
     const s = pw.startChunk(type);
-    if (body) pw.w.bytes(body.subarray(0, Math.max(0, pw.room - 3)));
+    if (body) pw.w.bytes(body.subarray(0, Math.max(0, pw.room - CHUNK_HEADER_BYTES)));
     pw.endChunk(s);
     this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), to);
   }
@@ -503,8 +509,4 @@ export class Session {
     this.recvFlows.clear();
     this.hooks.released(this);
   }
-}
-
-function ticksOf(now: number): number {
-  return Math.floor(now / TIMESTAMP_TICK_MS) & 0xffff;
 }

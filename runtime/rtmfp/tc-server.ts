@@ -44,6 +44,8 @@ export type TCState = 'connecting' | 'connected' | 'closed';
 
 /** Answered `_result` to `createStream` (RFC 7425 §5.3.2): stream IDs 1 … 2^32−1. */
 const MAX_STREAM_ID = 0xffffffff;
+/** NetStreams one connection may hold; `createStream` past it is refused. */
+const MAX_STREAMS = 1024;
 
 /**
  * The NetConnection of one client over one RTMFP session (RFC 7425 §5): the client's
@@ -260,7 +262,7 @@ export class TCServerConnection {
   }
 
   private allocateStream(): number | undefined {
-    if (this.streams.size >= 1024) return undefined;
+    if (this.streams.size >= MAX_STREAMS) return undefined;
     while (this.streams.has(this.nextStreamId)) this.nextStreamId = (this.nextStreamId % MAX_STREAM_ID) + 1;
     const id = this.nextStreamId;
     this.streams.add(id);

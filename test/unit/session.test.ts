@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Address } from '../../runtime/rtmfp/address.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
-import { type CloseReason, Session, type SessionHooks } from '../../runtime/rtmfp/session.ts';
+import { type CloseReason, MAX_RECV_FLOWS, Session, type SessionHooks } from '../../runtime/rtmfp/session.ts';
 
 /** RFC 7016 §3.5.5 as rtmfp-cpp applies it: a closed session answers Close Requests for 19 s. */
 const LINGER_MS = 19_000;
@@ -20,10 +20,18 @@ interface End {
   closed: CloseReason[];
   released: number;
   flows: number;
+  dropped: string[];
 }
 
 function end(role: 'initiator' | 'responder', now: number): End {
-  const e: End = { session: undefined as unknown as Session, sent: [], closed: [], released: 0, flows: 0 };
+  const e: End = {
+    session: undefined as unknown as Session,
+    sent: [],
+    closed: [],
+    released: 0,
+    flows: 0,
+    dropped: [],
+  };
   const hooks: SessionHooks = {
     send: (datagram) => e.sent.push(Buffer.from(datagram)),
     wake: () => {},
@@ -33,6 +41,7 @@ function end(role: 'initiator' | 'responder', now: number): End {
     },
     closed: (_session, reason) => e.closed.push(reason),
     released: () => e.released++,
+    dropped: (_session, reason) => e.dropped.push(reason),
   };
   const initiator = role === 'initiator';
   e.session = new Session({
@@ -155,5 +164,30 @@ describe('Session close', () => {
     deliver(again, responder, INITIATOR, t0 + 5);
     assert.equal(responder.released, 1);
     assert.deepEqual(responder.closed, ['closed-by-peer']);
+  });
+});
+
+describe('Session bounds', () => {
+  test('flows past the per-session cap are refused and counted, the open ones unharmed', () => {
+    const t0 = 1_000;
+    const initiator = end('initiator', t0);
+    const responder = end('responder', t0);
+    const extra = 3;
+    for (let i = 0; i < MAX_RECV_FLOWS + extra; i++)
+      initiator.session.openFlow(Buffer.from('TC\x04\x00')).write(Buffer.from([i & 0xff]));
+    for (
+      let t = t0;
+      t < t0 + 60_000 && responder.flows + responder.dropped.length < MAX_RECV_FLOWS + extra;
+      t += 50
+    ) {
+      initiator.session.service(t);
+      deliver(initiator, responder, INITIATOR, t);
+      responder.session.service(t);
+      deliver(responder, initiator, RESPONDER, t);
+    }
+    assert.equal(responder.flows, MAX_RECV_FLOWS);
+    assert.ok(responder.dropped.length >= extra, 'every chunk of a refused flow is counted');
+    assert.ok(responder.dropped.every((r) => r === 'flow-limit'));
+    assert.equal(responder.session.state, 'open');
   });
 });
