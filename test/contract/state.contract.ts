@@ -66,10 +66,11 @@ function nodesContract(name: string, make: MakeState): void {
     });
 
     it('a heartbeat within the ttl keeps the node alive', async () => {
-      await state().heartbeat(nodeRecord('n1'), 200);
-      await sleep(120);
-      await state().heartbeat(nodeRecord('n1'), 200);
-      await sleep(120);
+      // 800 ms after the first heartbeat, 400 after the second: only the second keeps it.
+      await state().heartbeat(nodeRecord('n1'), 600);
+      await sleep(400);
+      await state().heartbeat(nodeRecord('n1'), 600);
+      await sleep(400);
       assert.deepEqual(await state().reap(), []);
       assert.equal((await state().nodes()).length, 1);
     });
