@@ -28,7 +28,7 @@ const BURST_REPEATS = 3;
 const BURST_TIMEOUT_MS = 60_000;
 
 /** ms of CPU all threads of `pid` have run, from /proc/PID/task/TID/schedstat. */
-function threadsCpuMs(pid: number): number {
+export function threadsCpuMs(pid: number): number {
   let ns = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -48,12 +48,13 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-async function openClose(url: string, group: number): Promise<void> {
+export async function openClose(url: string, group: number): Promise<void> {
   const nc = await NetConnection.open(url, { groups: [group], timeoutMs: OPEN_TIMEOUT_MS });
   await nc.close();
 }
 
-async function startTcserver(binary: string): Promise<{ child: ChildProcess; url: string }> {
+/** Starts rtmfp-cpp's tcserver on a free port of 127.0.0.1 and waits until it accepts a session. */
+export async function startTcserver(binary: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freeUdpPort();
   const child = spawn(binary, ['-B', `127.0.0.1:${port}`], { stdio: 'ignore' });
   await new Promise<void>((resolve, reject) => {

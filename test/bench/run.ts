@@ -11,6 +11,7 @@ import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
 import { burstRate, sessionCpu } from './sessions.bench.ts';
+import { TCLOAD_ENV, tcloadFigures } from './tcload.bench.ts';
 
 /**
  * `npm run bench [-- --json] [-- --only SECTIONS]`: every benchmark (or sections, e.g. `ab`) in turn, each against a baseline measured in
@@ -19,8 +20,10 @@ import { burstRate, sessionCpu } from './sessions.bench.ts';
  * A failing or overrunning step becomes an error row; the rest still run.
  */
 
-/** The whole suite stays under this; a step past it is skipped. */
-const SUITE_BUDGET_MS = 170_000;
+/** The tcload step's own time (FNHOST_BENCH_TCLOAD): warm-up, rounds, two 600-session runs per server. */
+const TCLOAD_STEP_MS = 240_000;
+/** The whole suite stays under this (more with the optional tcload step); a step past it is skipped. */
+const SUITE_BUDGET_MS = 170_000 + (process.env[TCLOAD_ENV] ? TCLOAD_STEP_MS : 0);
 /** Least time worth starting a step with. */
 const MIN_STEP_MS = 5_000;
 
@@ -128,6 +131,17 @@ const STEPS: Step[] = [
     timeoutMs: 90_000,
     run: clusterFigures,
   },
+  ...(process.env[TCLOAD_ENV]
+    ? [
+        {
+          section: 'h',
+          name: 'server CPU per session and session rates under tcload (rtmfp-cpp client)',
+          unit: 'ms',
+          timeoutMs: TCLOAD_STEP_MS,
+          run: tcloadFigures,
+        },
+      ]
+    : []),
 ];
 
 /** packet-crypto.bench.ts's rows, the PacketCipher one set against its naive baseline. */
@@ -222,6 +236,9 @@ async function main(): Promise<void> {
         'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
         'f: node side, TC event to answer; ratio = with the handler ÷ the built-in (no handler) path.',
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
+        process.env[TCLOAD_ENV]
+          ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
+          : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,
       ].join('\n');
   // Clients of a step that overran may still hold sockets and timers: exit once the output is out.
   process.stdout.write(`${out}\n`, () => process.exit(failed ? 1 : 0));
