@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { KvStore } from '../cluster/memory-kv.ts';
+import type { KvStore } from '../cluster/kv.ts';
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import { EcmaArray, TypedObject } from '../rtmfp/amf-value.ts';
