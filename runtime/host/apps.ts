@@ -14,7 +14,7 @@ import {
   type SandboxServices,
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
-import type { NodeOptions } from './node.ts';
+import type { HandshakeHook, HandshakeRequest } from './handshake-hook.ts';
 
 /** This node as handlers see it (`ctx.node`, `ctx.servers`). */
 export interface NodeIdentity {
@@ -42,13 +42,6 @@ export interface ServerDirectory {
   servers(): ServerInfo[];
   send(to: string, app: string, name: string, args: unknown[]): void;
   broadcast(app: string, name: string, args: unknown[]): number;
-}
-
-/** An IHello for an app, as the node hands it over. */
-export interface HandshakeRequest {
-  from: Address;
-  uri: string;
-  attempts: number;
 }
 
 interface Connected {
@@ -119,7 +112,7 @@ export class AppHost implements TCServerHandler {
   }
 
   /** What an RtmfpNode needs to hand its connections and IHellos to these apps. */
-  nodeHooks(): Pick<NodeOptions, 'handler' | 'handshake'> {
+  nodeHooks(): { handler: TCServerHandler; handshake: HandshakeHook } {
     return { handler: this, handshake: (request, now) => this.handshake(request, now) };
   }
 

@@ -17,10 +17,10 @@ import {
 import { PacketCipher, readSessionId } from '../rtmfp/packet-crypto.ts';
 import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks } from '../rtmfp/session.ts';
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
-import type { HandshakeRequest } from './apps.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import { DropCounter } from './drops.ts';
+import type { HandshakeHook } from './handshake-hook.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -60,7 +60,7 @@ export interface NodeOptions {
   listen: ListenAddress[];
   handler: TCServerHandler;
   /** Decides where an IHello goes: undefined (or a promise of it) answers here, addresses redirect. */
-  handshake?: (request: HandshakeRequest, now: number) => Promise<Address[] | undefined> | undefined;
+  handshake?: HandshakeHook;
   logger: Logger;
   session?: SessionConfig;
   cryptoWorkers?: number;
