@@ -87,6 +87,11 @@ export class AppHost implements TCServerHandler {
     return this.apps.get(app)?.rebuilds;
   }
 
+  /** Answers (kv, client.call) that came back for an isolate of the running version that is gone. */
+  droppedResults(app: string): number | undefined {
+    return this.apps.get(app)?.droppedResults;
+  }
+
   /**
    * Loads (or replaces) an app's version: the new sandbox starts, adopts the connected
    * clients with their `data`, and takes every new event; the old one finishes what it has in

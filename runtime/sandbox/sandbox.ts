@@ -91,6 +91,12 @@ export class AppSandbox {
   private owner: number | undefined;
   /** Isolates rebuilt after hitting the memory limit. */
   rebuilds = 0;
+  /** Answers to ops of an isolate that was rebuilt or disposed since: dropped. */
+  droppedResults = 0;
+  /** The highest op or pending ID any isolate of this sandbox used. */
+  private lastId = 0;
+  /** The live isolate's first ID: a lower one belongs to an isolate that is gone. */
+  private firstId = 1;
   handlerNames: string[] = [];
 
   private constructor(
@@ -152,6 +158,7 @@ export class AppSandbox {
       this.owner = undefined;
     }
     if ('p' in result) {
+      this.lastId = Math.max(this.lastId, result.p);
       for (const [op, owner] of this.opOwner) if (owner === 0) this.opOwner.set(op, result.p);
       return this.awaitSettlement(result.p);
     }
@@ -223,6 +230,8 @@ export class AppSandbox {
     global.setSync('__host_sync', new ivm.Callback((op: SyncOp, args: unknown[]) => this.syncOp(op, args)));
     global.setSync('__host_settle', new ivm.Callback((id: number, s: Settlement) => this.settle(id, s)));
     global.setSync('__host_env', new ivm.ExternalCopy(this.env).copyInto());
+    this.firstId = this.lastId + 1;
+    global.setSync('__host_first_id', this.firstId);
     this.isolate.compileScriptSync(runtime, { filename: RUNTIME_NAME }).runSync(context);
     try {
       this.isolate
@@ -293,6 +302,7 @@ export class AppSandbox {
   }
 
   private startOp(opId: number, op: AsyncOp, args: unknown[]): void {
+    this.lastId = Math.max(this.lastId, opId);
     if (this.owner !== undefined) this.opOwner.set(opId, this.owner);
     const work =
       op === 'client.call'
@@ -308,7 +318,19 @@ export class AppSandbox {
   private resume(opId: number, ok: boolean, value: unknown): void {
     const owner = this.opOwner.get(opId);
     this.opOwner.delete(opId);
-    if (this.disposed) return;
+    if (this.disposed || opId < this.firstId) {
+      // Its isolate is gone, and with it the handler that awaited; the IDs of the one now
+      // running start above it, so the answer cannot reach another client's handler.
+      this.droppedResults++;
+      this.services.log(
+        'debug',
+        'restart',
+        undefined,
+        'an answer for an isolate that is gone was dropped',
+        null,
+      );
+      return;
+    }
     this.owner = owner;
     try {
       this.api.resume.applySync(undefined, [opId, ok, value], {
@@ -356,6 +378,8 @@ export class AppSandbox {
         p.done(failed('the app was restarted after exceeding its memory limit'));
         this.pending.delete(id);
       }
+      this.opOwner.clear();
+      this.settledEarly.clear();
       const message = `the handler exceeded the ${this.limits.memoryMb} MB memory limit`;
       try {
         this.boot(loadedIsolateRuntime());

@@ -70,6 +70,11 @@ export interface HostGlobals {
   __host_sync(op: SyncOp, args: unknown[]): unknown;
   __host_settle(pendingId: number, settlement: Settlement): void;
   __host_env: Record<string, string>;
+  /**
+   * The first op and pending ID this isolate may use: above every ID an earlier isolate of the
+   * same app version used, so an answer meant for a rebuilt isolate can never match a new one's.
+   */
+  __host_first_id: number;
 }
 
 /** What the runtime exposes to the node (`globalThis.__fnhost`). */

@@ -31,9 +31,11 @@ const host = {
   settle: g.__host_settle,
   env: Object.freeze({ ...g.__host_env }),
 };
+/** Op and pending IDs share one sequence (they live in different tables). */
+let nextId = g.__host_first_id;
 // The app sees none of the host's globals.
-for (const name of ['__host_log', '__host_op', '__host_sync', '__host_settle', '__host_env']) {
-  delete (g as unknown as Record<string, unknown>)[name];
+for (const name of Object.getOwnPropertyNames(g)) {
+  if (name.startsWith('__host_')) delete (g as unknown as Record<string, unknown>)[name];
 }
 
 interface ClientObject {
@@ -49,11 +51,9 @@ interface ClientObject {
 const clients = new Map<string, ClientObject>();
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 const pending = new Set<number>();
-let nextOp = 1;
-let nextPending = 1;
 
 function op(name: AsyncOp, args: unknown[]): Promise<unknown> {
-  const id = nextOp++;
+  const id = nextId++;
   return new Promise((resolve, reject) => {
     waiting.set(id, { resolve, reject });
     host.op(id, name, args);
@@ -216,7 +216,7 @@ const api: IsolateApi = {
       typeof result === 'object' &&
       typeof (result as Promise<unknown>).then === 'function'
     ) {
-      const id = nextPending++;
+      const id = nextId++;
       pending.add(id);
       (result as Promise<unknown>).then(
         (v) => settle(id, { v }),
