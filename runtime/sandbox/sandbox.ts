@@ -1,20 +1,24 @@
 import { SourceMap } from 'node:module';
 import ivm from 'isolated-vm';
-import type {
-  AsyncOp,
-  ClientInfo,
-  DispatchKind,
-  DispatchResult,
-  HandlerFailure,
-  IsolateApi,
-  LogLevel,
-  ServerInfo,
-  Settlement,
-  SyncOp,
+import {
+  type AsyncOp,
+  type ClientInfo,
+  type DispatchKind,
+  type DispatchResult,
+  eventName,
+  type HandlerFailure,
+  handlerName,
+  type IsolateApi,
+  type LogLevel,
+  type ServerInfo,
+  type Settlement,
+  type SyncOp,
+  UNSENDABLE_RESULT,
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
 export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
+export { eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {
@@ -404,8 +408,9 @@ export class AppSandbox {
         stack: undefined,
       };
     }
-    if (/could not be cloned|non-transferable/i.test(message)) {
-      return { kind: 'error', message: `the handler's result cannot be sent: ${message}`, stack: undefined };
+    // isolated-vm's words for a function (or an object holding one) and for a symbol.
+    if (/could not be cloned|non-transferable|unsupported type/i.test(message)) {
+      return { kind: 'error', message: `${UNSENDABLE_RESULT}: ${message}`, stack: undefined };
     }
     return this.mapFailure({ kind: 'error', message, stack: e instanceof Error ? e.stack : undefined });
   }
@@ -416,7 +421,8 @@ export class AppSandbox {
   }
 }
 
-function failed(message: string): Outcome {
+/** An event that failed with `message` (no stack: the node, not the handler, says so). */
+export function failed(message: string): Outcome {
   return { status: 'failed', failure: { kind: 'error', message, stack: undefined } };
 }
 

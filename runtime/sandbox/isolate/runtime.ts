@@ -3,17 +3,20 @@
  * host globals and runs the app's handlers. Bundled on its own into a plain script; it must
  * not use any Node API (there is none in the isolate).
  */
-import type {
-  AsyncOp,
-  ClientInfo,
-  DispatchKind,
-  DispatchResult,
-  HandlerFailure,
-  HostGlobals,
-  IsolateApi,
-  LogLevel,
-  ServerInfo,
-  Settlement,
+import {
+  type AsyncOp,
+  type ClientInfo,
+  type DispatchKind,
+  type DispatchResult,
+  eventName,
+  HANDLERS,
+  type HandlerFailure,
+  type HostGlobals,
+  type IsolateApi,
+  type LogLevel,
+  type ServerInfo,
+  type Settlement,
+  UNSENDABLE_RESULT,
 } from './protocol.ts';
 
 type Handler = (...args: unknown[]) => unknown;
@@ -155,11 +158,7 @@ function settle(id: number, s: Settlement): void {
     host.settle(id, s);
   } catch (e) {
     host.settle(id, {
-      e: {
-        kind: 'error',
-        message: `the handler's result cannot be sent: ${failure(e).message}`,
-        stack: undefined,
-      },
+      e: { kind: 'error', message: `${UNSENDABLE_RESULT}: ${failure(e).message}`, stack: undefined },
     });
   }
 }
@@ -167,18 +166,7 @@ function settle(id: number, s: Settlement): void {
 function handlerFor(kind: DispatchKind, name: string): Handler | undefined {
   const app = g.__fnhostApp;
   if (!app) return undefined;
-  const event = {
-    start: 'onStart',
-    stop: 'onStop',
-    handshake: 'onHandshake',
-    connect: 'onConnection',
-    disconnect: 'onDisconnection',
-    rpc: '',
-    server: '',
-    serverJoined: 'onServerConnection',
-    serverLeft: 'onServerDisconnection',
-  }[kind];
-  const fn = kind === 'rpc' ? app.rpc?.[name] : kind === 'server' ? app.server?.[name] : app[event];
+  const fn = kind === 'rpc' || kind === 'server' ? app[kind]?.[name] : app[HANDLERS[kind].export];
   return typeof fn === 'function' ? (fn as Handler) : undefined;
 }
 
@@ -196,8 +184,7 @@ const api: IsolateApi = {
     const fn = handlerFor(kind, name);
     if (kind === 'disconnect' && info) clients.delete(info.id);
     if (!fn) return { missing: true };
-    const event = kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : kind;
-    const ctx = makeCtx(event, info?.id);
+    const ctx = makeCtx(eventName(kind, name), info?.id);
     let callArgs: unknown[];
     if (kind === 'handshake') callArgs = [args[0], ctx];
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
@@ -211,6 +198,7 @@ const api: IsolateApi = {
     } catch (e) {
       return { e: failure(e) } satisfies DispatchResult;
     }
+    const { result: kept } = HANDLERS[kind];
     if (
       result !== null &&
       typeof result === 'object' &&
@@ -219,12 +207,12 @@ const api: IsolateApi = {
       const id = nextId++;
       pending.add(id);
       (result as Promise<unknown>).then(
-        (v) => settle(id, { v }),
+        (v) => settle(id, { v: kept ? v : undefined }),
         (e) => settle(id, { e: failure(e) }),
       );
       return { p: id };
     }
-    return { v: result };
+    return { v: kept ? result : undefined };
   },
   resume(opId, ok, value) {
     const w = waiting.get(opId);
