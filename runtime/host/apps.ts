@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/kv.ts';
 import { type Address, formatAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
-import { EcmaArray, TypedObject } from '../rtmfp/amf-value.ts';
 import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
 import {
   AppSandbox,
@@ -24,8 +23,9 @@ import {
   MAX_REDIRECT_ADDRESSES,
   redirectTargets,
   rpcResultProblem,
+  toPlain,
   unresolvedTarget,
-} from './handler-results.ts';
+} from './handler-values.ts';
 import type { HandshakeHook, HandshakeRequest } from './handshake-hook.ts';
 import { HostNames } from './host-names.ts';
 
@@ -410,21 +410,6 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
-}
-
-/** AMF values to plain data a sandbox can copy (class instances become plain objects). */
-function toPlain(v: AmfValue): unknown {
-  if (v instanceof EcmaArray) return mapValues(v.entries);
-  if (v instanceof TypedObject) return mapValues(v.fields);
-  if (Array.isArray(v)) return v.map(toPlain);
-  if (isPlainObject(v)) return mapValues(v as AmfObject);
-  return v;
-}
-
-function mapValues(o: AmfObject): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(o)) out[k] = toPlain(val);
-  return out;
 }
 
 function describeStatus(info: AmfValue): string {

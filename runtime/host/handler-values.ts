@@ -1,11 +1,13 @@
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
-import { MAX_AMF_DEPTH } from '../rtmfp/amf-value.ts';
+import { type AmfObject, type AmfValue, EcmaArray, MAX_AMF_DEPTH, TypedObject } from '../rtmfp/amf-value.ts';
 import { AMF3_MAX_LENGTH } from '../rtmfp/amf3.ts';
 
 /**
- * What the node accepts from the handlers whose results it acts on (onHandshake, onConnection,
- * rpc.NAME), checked before it acts: a wrong value fails that one event with a message
- * naming what was wrong, instead of throwing where the node encodes or sends it.
+ * Values crossing between the network (AMF) and handlers. In: AMF values as plain data a
+ * sandbox can copy. Out: what the node accepts from the handlers whose results it acts on
+ * (onHandshake, onConnection, rpc.NAME), checked before it acts, so that a wrong value fails
+ * that one event with a message naming what was wrong instead of throwing where the node
+ * encodes or sends it.
  */
 
 /**
@@ -16,6 +18,21 @@ export const MAX_REDIRECT_ADDRESSES = 16;
 
 /** Longest text a message quotes from a value: a message must stay one readable line. */
 const MAX_QUOTED = 80;
+
+/** AMF values to plain data a sandbox can copy (class instances become plain objects). */
+export function toPlain(v: AmfValue): unknown {
+  if (v instanceof EcmaArray) return mapValues(v.entries);
+  if (v instanceof TypedObject) return mapValues(v.fields);
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (isPlainObject(v)) return mapValues(v as AmfObject);
+  return v;
+}
+
+function mapValues(o: AmfObject): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(o)) out[k] = toPlain(val);
+  return out;
+}
 
 /** Why rpc.NAME's result cannot be its `_result`; undefined when it can. */
 export function rpcResultProblem(value: unknown): string | undefined {
