@@ -121,13 +121,22 @@ export interface App {
   onStart?(ctx: Ctx): Awaitable<void>;
   /** The app's version is unloaded (new version deployed, node stopping). */
   onStop?(ctx: Ctx): Awaitable<void>;
-  /** An IHello for this app: return nothing to accept here, or address(es) `host:port` to redirect to. */
+  /**
+   * An IHello for this app: return nothing to accept here, or up to 16 addresses `host:port`
+   * to redirect to (a host name is resolved with DNS). Anything else is logged and answered here.
+   */
   onHandshake?(hs: Handshake, ctx: Ctx): Awaitable<string | string[] | Nothing>;
-  /** NetConnection `connect`: return fields for the `_result` info, or `throw reject(…)` / `throw redirect(…)`. */
+  /**
+   * NetConnection `connect`: return fields for the `_result` info (AMF data: `Value`s), or
+   * `throw reject(…)` / `throw redirect(…)`. Returning anything else refuses the connect.
+   */
   onConnection?(client: Client, args: Value[], ctx: Ctx): Awaitable<Record<string, Value> | Nothing>;
   /** The client's session closed or timed out. */
   onDisconnection?(client: Client, ctx: Ctx): Awaitable<void>;
-  /** NetConnection.call(name): the result is the `_result`; a throw becomes `_error` with its message. */
+  /**
+   * NetConnection.call(name): the result is the `_result`; a throw becomes `_error` with its
+   * message, and so does a result AMF cannot carry (a Map, a bigint, a cycle, …).
+   */
   rpc?: Record<string, (client: Client, args: Value[], ctx: Ctx) => Awaitable<Value | Nothing>>;
   /** A node joined the cluster. */
   onServerConnection?(server: Server, ctx: Ctx): Awaitable<void>;

@@ -1,15 +1,5 @@
+import { checkIncrement, checkIncrResult, checkKey, checkTtl, type KvStore, notANumber } from './kv.ts';
 import { decodeValue, encodeValue } from './value-codec.ts';
-
-/** App-scoped key/value store behind `ctx.kv`. */
-export interface KvStore {
-  /** The stored value, or null when missing or expired. */
-  get(app: string, key: string): Promise<unknown>;
-  /** `ttlMs` 0: no expiry. Replaces the value and its TTL. */
-  set(app: string, key: string, value: unknown, ttlMs: number): Promise<void>;
-  delete(app: string, key: string): Promise<void>;
-  /** Adds `by` to a number (missing counts as 0), keeping its TTL; resolves to the new value. */
-  incr(app: string, key: string, by: number): Promise<number>;
-}
 
 interface Entry {
   /** As encoded by value-codec.ts, exactly what Redis would hold. */
@@ -17,9 +7,6 @@ interface Entry {
   /** 0: never. */
   expiresAt: number;
 }
-
-/** Largest key a handler may use (bytes of UTF-16 code units, as in Redis practice). */
-export const MAX_KEY_LENGTH = 1024;
 
 /**
  * The standalone node's KV (`fnhost dev`, no Redis): one map per app, expiry checked on
@@ -89,39 +76,4 @@ export class MemoryKv implements KvStore {
       for (const [key, e] of table) if (e.expiresAt !== 0 && e.expiresAt <= now) table.delete(key);
     }
   }
-}
-
-/* Argument checks and errors shared with RedisKv, so both refuse the same things alike. */
-
-export function checkKey(key: string): void {
-  if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new Error(`kv: keys must be 1..${MAX_KEY_LENGTH} characters, got ${key.length}`);
-  }
-}
-
-export function checkTtl(ttlMs: number): void {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) {
-    throw new Error(`kv.set: ttlMs must be a whole number of ms >= 0 (0: no expiry), got ${ttlMs}`);
-  }
-}
-
-export function checkIncrement(by: number): void {
-  if (!Number.isFinite(by)) throw new Error(`kv.incr: "by" must be a finite number, got ${by}`);
-}
-
-export function checkIncrResult(key: string, value: number): number {
-  if (!Number.isFinite(value))
-    throw new Error(`kv.incr: "${key}" would become ${value}; nothing was changed`);
-  return value;
-}
-
-export function notANumber(key: string, current: unknown): Error {
-  const type = typeof current;
-  const what =
-    current === null
-      ? 'null'
-      : Array.isArray(current)
-        ? 'an array'
-        : `${type === 'object' ? 'an' : 'a'} ${type}`;
-  return new Error(`kv.incr: "${key}" holds ${what}, not a number`);
 }

@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { MemoryKv } from './memory-kv.ts';
 import {
+  checkNodeTtl,
   MAX_VERSIONS,
   type NodeEntry,
   type NodeRecord,
+  newClusterSecret,
   type State,
   type StoredBundle,
   type VersionInfo,
@@ -205,17 +206,5 @@ export class MemoryState implements State {
 
   private reportHandlerError(channel: string, err: unknown): void {
     this.logger.error({ err, channel }, 'state: a subscriber threw; the message is lost for it');
-  }
-}
-
-/** 256 random bits, hex. */
-export function newClusterSecret(): string {
-  return randomBytes(32).toString('hex');
-}
-
-/** PX needs a positive whole number of ms; both States refuse the same. */
-export function checkNodeTtl(ttlMs: number): void {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new Error(`state.heartbeat: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
   }
 }

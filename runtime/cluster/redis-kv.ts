@@ -1,12 +1,5 @@
 import type { ClusterKeys } from './keys.ts';
-import {
-  checkIncrement,
-  checkIncrResult,
-  checkKey,
-  checkTtl,
-  type KvStore,
-  notANumber,
-} from './memory-kv.ts';
+import { checkIncrement, checkIncrResult, checkKey, checkTtl, type KvStore, notANumber } from './kv.ts';
 import { luaScript, type RedisConnection } from './redis-connection.ts';
 import { decodeValue, encodeValue } from './value-codec.ts';
 

@@ -1,12 +1,13 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
-import { checkNodeTtl, newClusterSecret } from './memory-state.ts';
 import { luaScript, RedisConnection } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import {
+  checkNodeTtl,
   MAX_VERSIONS,
   type NodeEntry,
   type NodeRecord,
+  newClusterSecret,
   type State,
   type StoredBundle,
   type VersionInfo,

@@ -1,4 +1,5 @@
-import type { KvStore } from './memory-kv.ts';
+import { randomBytes } from 'node:crypto';
+import type { KvStore } from './kv.ts';
 
 /**
  * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
@@ -126,4 +127,16 @@ export interface State {
   onStatus(handler: (status: 'up' | 'down') => void): void;
 
   close(): Promise<void>;
+}
+
+/** 256 random bits, hex. */
+export function newClusterSecret(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** PX needs a positive whole number of ms; both States refuse the same. */
+export function checkNodeTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new Error(`state.heartbeat: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
+  }
 }

@@ -1,20 +1,33 @@
 import type { Logger } from 'pino';
-import type { KvStore } from '../cluster/memory-kv.ts';
-import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
+import type { KvStore } from '../cluster/kv.ts';
+import { type Address, formatAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
-import { EcmaArray, TypedObject } from '../rtmfp/amf-value.ts';
 import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
 import {
   AppSandbox,
   type ClientInfo,
+  type DispatchKind,
+  eventName,
+  failed,
   type HandlerFailure,
+  handlerName,
   type Outcome,
   type SandboxCode,
   type SandboxLimits,
   type SandboxServices,
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
-import type { NodeOptions } from './node.ts';
+import {
+  connectResultProblem,
+  isPlainObject,
+  MAX_REDIRECT_ADDRESSES,
+  redirectTargets,
+  rpcResultProblem,
+  toPlain,
+  unresolvedTarget,
+} from './handler-values.ts';
+import type { HandshakeHook, HandshakeRequest } from './handshake-hook.ts';
+import { HostNames } from './host-names.ts';
 
 /** This node as handlers see it (`ctx.node`, `ctx.servers`). */
 export interface NodeIdentity {
@@ -44,12 +57,14 @@ export interface ServerDirectory {
   broadcast(app: string, name: string, args: unknown[]): number;
 }
 
-/** An IHello for an app, as the node hands it over. */
-export interface HandshakeRequest {
-  from: Address;
-  uri: string;
-  attempts: number;
-}
+/**
+ * Why a handler's result will not do, for the events whose result the node acts on (besides
+ * onHandshake, whose addresses are checked as they are resolved); undefined when it will.
+ */
+const RESULT_CHECKS: Partial<Record<DispatchKind, (value: unknown) => string | undefined>> = {
+  connect: connectResultProblem,
+  rpc: rpcResultProblem,
+};
 
 interface Connected {
   conn: TCServerConnection;
@@ -71,6 +86,7 @@ export class AppHost implements TCServerHandler {
   private readonly apps = new Map<string, AppSandbox>();
   private readonly clients = new Map<TCServerConnection, Connected>();
   private readonly byId = new Map<string, Connected>();
+  private readonly hostNames = new HostNames();
   private handshakeWindow = 0;
   private handshakeCalls = 0;
   /** onHandshake calls skipped because of the per-second bound. */
@@ -94,6 +110,11 @@ export class AppHost implements TCServerHandler {
     return this.apps.get(app)?.rebuilds;
   }
 
+  /** Answers (kv, client.call) that came back for an isolate of the running version that is gone. */
+  droppedResults(app: string): number | undefined {
+    return this.apps.get(app)?.droppedResults;
+  }
+
   /**
    * Loads (or replaces) an app's version: the new sandbox starts, adopts the connected
    * clients with their `data`, and takes every new event; the old one finishes what it has in
@@ -107,7 +128,7 @@ export class AppHost implements TCServerHandler {
       if (c.app === app) next.adopt(c.info, previous?.clientData(c.info.id));
     }
     this.apps.set(app, next);
-    this.report('start', app, undefined, await next.dispatch('start', '', undefined, []));
+    await this.run(app, next, 'start', '', undefined, []);
     this.log.info({ app, version: code.hash.slice(0, 12), handlers: next.handlerNames }, 'app loaded');
     if (previous) void this.retire(app, previous);
   }
@@ -119,11 +140,14 @@ export class AppHost implements TCServerHandler {
   }
 
   /** What an RtmfpNode needs to hand its connections and IHellos to these apps. */
-  nodeHooks(): Pick<NodeOptions, 'handler' | 'handshake'> {
+  nodeHooks(): { handler: TCServerHandler; handshake: HandshakeHook } {
     return { handler: this, handshake: (request, now) => this.handshake(request, now) };
   }
 
-  /** onHandshake: addresses to redirect to, or undefined to accept here (also when it fails). */
+  /**
+   * onHandshake: IP addresses to redirect to, or undefined to accept here (also when it fails
+   * or returns something else). Never rejects.
+   */
   handshake(request: HandshakeRequest, now: number): Promise<Address[] | undefined> | undefined {
     const { app, path, properties } = splitUrl(request.uri);
     const sandbox = this.apps.get(app);
@@ -137,19 +161,37 @@ export class AppHost implements TCServerHandler {
       return undefined;
     }
     const hs = { address: formatAddress(request.from), path, properties, attempts: request.attempts };
-    return sandbox.dispatch('handshake', '', undefined, [hs]).then((outcome) => {
-      this.report('handshake', app, undefined, outcome);
-      if (outcome.status !== 'ok' || outcome.value == null) return undefined;
-      const list = Array.isArray(outcome.value) ? outcome.value : [outcome.value];
-      const addresses = list.flatMap((a) => (typeof a === 'string' ? (parseAddress(a) ?? []) : []));
-      if (addresses.length !== list.length) {
-        this.log.warn(
-          { app, value: outcome.value },
-          'onHandshake returned something other than "ip:port" addresses',
-        );
-      }
-      return addresses.length > 0 ? addresses : undefined;
-    });
+    return sandbox
+      .dispatch('handshake', '', undefined, [hs])
+      .then((outcome) => this.redirect(app, outcome, request.from))
+      .catch((err: unknown) => {
+        this.internalError(app, 'onHandshake', err);
+        return undefined;
+      });
+  }
+
+  /** Where onHandshake's outcome sends the client: IP addresses, or undefined for here. */
+  private async redirect(app: string, outcome: Outcome, client: Address): Promise<Address[] | undefined> {
+    const addresses = outcome.status === 'ok' ? await this.addresses(outcome.value, client) : [];
+    if (typeof addresses === 'string') {
+      this.report(app, 'handshake', '', undefined, failed(addresses));
+      return undefined;
+    }
+    this.report(app, 'handshake', '', undefined, outcome);
+    return addresses.length > 0 ? addresses : undefined;
+  }
+
+  /** The IP addresses onHandshake's result names (host names resolved), or why it names none. */
+  private async addresses(value: unknown, client: Address): Promise<Address[] | string> {
+    const targets = redirectTargets(value);
+    if (typeof targets === 'string') return targets;
+    const resolved = await Promise.all(
+      targets.map((t) =>
+        this.hostNames.resolve(t, client).catch((e: Error) => unresolvedTarget(t, e.message)),
+      ),
+    );
+    const why = resolved.find((r) => typeof r === 'string');
+    return why ?? (resolved as Address[][]).flat().slice(0, MAX_REDIRECT_ADDRESSES);
   }
 
   connect(conn: TCServerConnection, request: ConnectRequest): void {
@@ -168,8 +210,7 @@ export class AppHost implements TCServerHandler {
     const entry: Connected = { conn, app, info, accepted: false };
     this.clients.set(conn, entry);
     this.byId.set(info.id, entry);
-    sandbox.dispatch('connect', '', info, request.args.map(toPlain)).then((outcome) => {
-      this.report('connect', app, info.id, outcome);
+    void this.run(app, sandbox, 'connect', '', info, request.args.map(toPlain), (outcome) => {
       const accepted = outcome.status === 'ok' || outcome.status === 'missing';
       if (conn.state !== 'connecting') {
         // The client left while onConnection ran: it gets onDisconnection only if it was let in.
@@ -183,9 +224,7 @@ export class AppHost implements TCServerHandler {
         return;
       }
       entry.accepted = true;
-      conn.accept(
-        outcome.status === 'ok' && isPlainObject(outcome.value) ? (outcome.value as AmfObject) : {},
-      );
+      conn.accept(outcome.status === 'ok' ? ((outcome.value ?? {}) as AmfObject) : {});
     });
   }
 
@@ -201,8 +240,7 @@ export class AppHost implements TCServerHandler {
       reply?.error(`Method not found: ${name}`);
       return;
     }
-    sandbox.dispatch('rpc', name, entry.info, args.map(toPlain)).then((outcome) => {
-      this.report(`rpc.${name}`, entry.app, entry.info.id, outcome);
+    void this.run(entry.app, sandbox, 'rpc', name, entry.info, args.map(toPlain), (outcome) => {
       if (outcome.status === 'ok') reply?.result(outcome.value as AmfValue);
       else if (outcome.status === 'missing') reply?.error(`Method not found: ${name}`);
       else reply?.error(outcome.failure.message);
@@ -219,10 +257,8 @@ export class AppHost implements TCServerHandler {
   }
 
   private disconnected(entry: Connected): void {
-    this.apps
-      .get(entry.app)
-      ?.dispatch('disconnect', '', entry.info, [])
-      .then((o) => this.report('disconnect', entry.app, entry.info.id, o));
+    const sandbox = this.apps.get(entry.app);
+    if (sandbox) void this.run(entry.app, sandbox, 'disconnect', '', entry.info, []);
   }
 
   /** NetConnection.Connect.Rejected with the handler's message, or the redirect convention. */
@@ -247,38 +283,69 @@ export class AppHost implements TCServerHandler {
   private async retire(app: string, sandbox: AppSandbox): Promise<void> {
     const deadline = Date.now() + this.o.limits.awaitMs;
     while (sandbox.busy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.report('stop', app, undefined, await sandbox.dispatch('stop', '', undefined, []));
+    await this.run(app, sandbox, 'stop', '', undefined, []);
     sandbox.dispose();
   }
 
-  /** Logs what a handler did wrong; success and "no handler" are silent. */
-  private report(event: string, app: string, clientId: string | undefined, outcome: Outcome): void {
+  /** Logs what a handler did wrong, naming it; success and "no handler" are silent. */
+  private report(
+    app: string,
+    kind: DispatchKind,
+    name: string,
+    clientId: string | undefined,
+    outcome: Outcome,
+  ): void {
     if (outcome.status !== 'failed' || outcome.failure.kind !== 'error') return;
     const { message, stack } = outcome.failure;
+    const handler = handlerName(kind, name);
     this.log.error(
-      { app, event, client: clientId?.slice(0, 16), err: { message, stack } },
-      `${event} failed: ${message}`,
+      { app, event: eventName(kind, name), handler, client: clientId?.slice(0, 16), err: { message, stack } },
+      `${handler} failed: ${message}`,
     );
   }
 
-  /** Another node's `server.send(name, …)` for `app` (already authenticated by the cluster). */
+  /**
+   * Runs one event's handler and, once its result is checked (RESULT_CHECKS) and any failure
+   * logged, `act`s on the outcome. Never rejects: what acting throws (a bug of the node's,
+   * since results are checked) is logged instead of ending the process.
+   */
+  private run(
+    app: string,
+    sandbox: AppSandbox,
+    kind: DispatchKind,
+    name: string,
+    client: ClientInfo | undefined,
+    args: unknown[],
+    act: (outcome: Outcome) => void = () => {},
+  ): Promise<void> {
+    return sandbox
+      .dispatch(kind, name, client, args)
+      .then((raw) => {
+        const why = raw.status === 'ok' ? RESULT_CHECKS[kind]?.(raw.value) : undefined;
+        const outcome = why === undefined ? raw : failed(why);
+        this.report(app, kind, name, client?.id, outcome);
+        act(outcome);
+      })
+      .catch((err: unknown) => this.internalError(app, handlerName(kind, name), err));
+  }
+
+  private internalError(app: string, handler: string, err: unknown): void {
+    this.log.error({ app, handler, err }, `${handler}: the node failed to act on its outcome`);
+  }
+
+  /**
+   * Another node's `server.send(name, …)` for `app` (already authenticated by the cluster).
+   * Never rejects.
+   */
   async deliver(app: string, from: ServerInfo, name: string, args: unknown[]): Promise<void> {
     const sandbox = this.apps.get(app);
-    if (!sandbox) return;
-    this.report(
-      `server.${name}`,
-      app,
-      undefined,
-      await sandbox.dispatch('server', name, undefined, [from, ...args]),
-    );
+    if (sandbox) await this.run(app, sandbox, 'server', name, undefined, [from, ...args]);
   }
 
-  /** onServerConnection / onServerDisconnection in every app. */
+  /** onServerConnection / onServerDisconnection in every app. Never rejects. */
   async serverChanged(kind: 'serverJoined' | 'serverLeft', server: ServerInfo): Promise<void> {
     await Promise.all(
-      [...this.apps].map(async ([app, sandbox]) =>
-        this.report(kind, app, undefined, await sandbox.dispatch(kind, '', undefined, [server])),
-      ),
+      [...this.apps].map(([app, sandbox]) => this.run(app, sandbox, kind, '', undefined, [server])),
     );
   }
 
@@ -343,25 +410,6 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
-}
-
-/** AMF values to plain data a sandbox can copy (class instances become plain objects). */
-function toPlain(v: AmfValue): unknown {
-  if (v instanceof EcmaArray) return mapValues(v.entries);
-  if (v instanceof TypedObject) return mapValues(v.fields);
-  if (Array.isArray(v)) return v.map(toPlain);
-  if (isPlainObject(v)) return mapValues(v as AmfObject);
-  return v;
-}
-
-function mapValues(o: AmfObject): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(o)) out[k] = toPlain(val);
-  return out;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 function describeStatus(info: AmfValue): string {

@@ -17,10 +17,10 @@ import {
 import { PacketCipher, readSessionId } from '../rtmfp/packet-crypto.ts';
 import { DEFAULT_SESSION_CONFIG, Session, type SessionConfig, type SessionHooks } from '../rtmfp/session.ts';
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
-import type { HandshakeRequest } from './apps.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import { DropCounter } from './drops.ts';
+import type { HandshakeHook } from './handshake-hook.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -60,7 +60,7 @@ export interface NodeOptions {
   listen: ListenAddress[];
   handler: TCServerHandler;
   /** Decides where an IHello goes: undefined (or a promise of it) answers here, addresses redirect. */
-  handshake?: (request: HandshakeRequest, now: number) => Promise<Address[] | undefined> | undefined;
+  handshake?: HandshakeHook;
   logger: Logger;
   session?: SessionConfig;
   cryptoWorkers?: number;
@@ -327,19 +327,33 @@ export class RtmfpNode {
       return;
     }
     const copy = Buffer.from(tag);
-    decision.then((addresses) => {
-      const later = performance.now();
-      if (!addresses) this.send(this.responder.rHello(copy, from, later), from);
-      else
-        this.send(
-          this.responder.redirect(
-            copy,
-            addresses.map((a) => ({ ...a, origin: AddressOrigin.relay })),
-            later,
-          ),
-          from,
-        );
-    });
+    decision.then(
+      (addresses) => this.answerHello(copy, from, addresses, performance.now()),
+      (err: unknown) => {
+        this.log.error({ err, from: formatAddress(from) }, 'the handshake hook failed; answering here');
+        this.answerHello(copy, from, undefined, performance.now());
+      },
+    );
+  }
+
+  /**
+   * RHello, or a Redirect to `addresses`, once the app decided; nothing if the node stopped
+   * meanwhile (its sockets may be closed).
+   */
+  private answerHello(tag: Buffer, from: Address, addresses: Address[] | undefined, now: number): void {
+    if (this.stopped) return;
+    if (!addresses) {
+      this.send(this.responder.rHello(tag, from, now), from);
+      return;
+    }
+    try {
+      const relays = addresses.map((a) => ({ ...a, origin: AddressOrigin.relay }));
+      this.send(this.responder.redirect(tag, relays, now), from);
+    } catch (err) {
+      // RFC 7016 §2.1.5 carries IP addresses only: the client is answered here instead.
+      this.log.error({ err, from: formatAddress(from) }, 'could not write the redirect; answering here');
+      this.answerHello(tag, from, undefined, now);
+    }
   }
 
   /** IHellos seen per tag (a retrying client reuses its tag); bounded, oldest forgotten first. */

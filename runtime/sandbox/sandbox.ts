@@ -1,20 +1,24 @@
 import { SourceMap } from 'node:module';
 import ivm from 'isolated-vm';
-import type {
-  AsyncOp,
-  ClientInfo,
-  DispatchKind,
-  DispatchResult,
-  HandlerFailure,
-  IsolateApi,
-  LogLevel,
-  ServerInfo,
-  Settlement,
-  SyncOp,
+import {
+  type AsyncOp,
+  type ClientInfo,
+  type DispatchKind,
+  type DispatchResult,
+  eventName,
+  type HandlerFailure,
+  handlerName,
+  type IsolateApi,
+  type LogLevel,
+  type ServerInfo,
+  type Settlement,
+  type SyncOp,
+  UNSENDABLE_RESULT,
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
 export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
+export { eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {
@@ -91,6 +95,12 @@ export class AppSandbox {
   private owner: number | undefined;
   /** Isolates rebuilt after hitting the memory limit. */
   rebuilds = 0;
+  /** Answers to ops of an isolate that was rebuilt or disposed since: dropped. */
+  droppedResults = 0;
+  /** The highest op or pending ID any isolate of this sandbox used. */
+  private lastId = 0;
+  /** The live isolate's first ID: a lower one belongs to an isolate that is gone. */
+  private firstId = 1;
   handlerNames: string[] = [];
 
   private constructor(
@@ -152,6 +162,7 @@ export class AppSandbox {
       this.owner = undefined;
     }
     if ('p' in result) {
+      this.lastId = Math.max(this.lastId, result.p);
       for (const [op, owner] of this.opOwner) if (owner === 0) this.opOwner.set(op, result.p);
       return this.awaitSettlement(result.p);
     }
@@ -223,6 +234,8 @@ export class AppSandbox {
     global.setSync('__host_sync', new ivm.Callback((op: SyncOp, args: unknown[]) => this.syncOp(op, args)));
     global.setSync('__host_settle', new ivm.Callback((id: number, s: Settlement) => this.settle(id, s)));
     global.setSync('__host_env', new ivm.ExternalCopy(this.env).copyInto());
+    this.firstId = this.lastId + 1;
+    global.setSync('__host_first_id', this.firstId);
     this.isolate.compileScriptSync(runtime, { filename: RUNTIME_NAME }).runSync(context);
     try {
       this.isolate
@@ -293,6 +306,7 @@ export class AppSandbox {
   }
 
   private startOp(opId: number, op: AsyncOp, args: unknown[]): void {
+    this.lastId = Math.max(this.lastId, opId);
     if (this.owner !== undefined) this.opOwner.set(opId, this.owner);
     const work =
       op === 'client.call'
@@ -308,7 +322,19 @@ export class AppSandbox {
   private resume(opId: number, ok: boolean, value: unknown): void {
     const owner = this.opOwner.get(opId);
     this.opOwner.delete(opId);
-    if (this.disposed) return;
+    if (this.disposed || opId < this.firstId) {
+      // Its isolate is gone, and with it the handler that awaited; the IDs of the one now
+      // running start above it, so the answer cannot reach another client's handler.
+      this.droppedResults++;
+      this.services.log(
+        'debug',
+        'restart',
+        undefined,
+        'an answer for an isolate that is gone was dropped',
+        null,
+      );
+      return;
+    }
     this.owner = owner;
     try {
       this.api.resume.applySync(undefined, [opId, ok, value], {
@@ -356,6 +382,8 @@ export class AppSandbox {
         p.done(failed('the app was restarted after exceeding its memory limit'));
         this.pending.delete(id);
       }
+      this.opOwner.clear();
+      this.settledEarly.clear();
       const message = `the handler exceeded the ${this.limits.memoryMb} MB memory limit`;
       try {
         this.boot(loadedIsolateRuntime());
@@ -380,8 +408,9 @@ export class AppSandbox {
         stack: undefined,
       };
     }
-    if (/could not be cloned|non-transferable/i.test(message)) {
-      return { kind: 'error', message: `the handler's result cannot be sent: ${message}`, stack: undefined };
+    // isolated-vm's words for a function (or an object holding one) and for a symbol.
+    if (/could not be cloned|non-transferable|unsupported type/i.test(message)) {
+      return { kind: 'error', message: `${UNSENDABLE_RESULT}: ${message}`, stack: undefined };
     }
     return this.mapFailure({ kind: 'error', message, stack: e instanceof Error ? e.stack : undefined });
   }
@@ -392,7 +421,8 @@ export class AppSandbox {
   }
 }
 
-function failed(message: string): Outcome {
+/** An event that failed with `message` (no stack: the node, not the handler, says so). */
+export function failed(message: string): Outcome {
   return { status: 'failed', failure: { kind: 'error', message, stack: undefined } };
 }
 

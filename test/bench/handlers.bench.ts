@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { MemoryKv } from '../../runtime/cluster/memory-kv.ts';
 import { AppHost } from '../../runtime/host/apps.ts';
-import { builtinApp } from '../../runtime/host/builtin-app.ts';
 import type { AmfValue } from '../../runtime/rtmfp/amf-value.ts';
 import type {
   CallReply,
@@ -11,6 +10,7 @@ import type {
   TCServerHandler,
 } from '../../runtime/rtmfp/tc-server.ts';
 import type { Bundle } from '../../runtime/sandbox/bundle.ts';
+import { echoApp } from '../support/echo-app.ts';
 import { formatNumber, type Row } from './report.ts';
 
 const WARMUP = 2_000;
@@ -18,8 +18,8 @@ const SAMPLES = 20_000;
 
 /**
  * Latency a no-op handler adds to a connect and to a call, measured on the node side from
- * the TC event to the answer: the sandboxed app (isolated-vm) against the built-in handler
- * that answers in plain JS. Goal (issue): p50 ≤ 20 µs, p99 ≤ 200 µs.
+ * the TC event to the answer: the sandboxed app (isolated-vm) against the echo handler
+ * (test/support/echo-app.ts) that answers in plain JS. Goal (issue): p50 ≤ 20 µs, p99 ≤ 200 µs.
  */
 export async function handlerLatency(): Promise<Row[]> {
   const logger = pino({ level: 'silent' });
@@ -40,14 +40,14 @@ export async function handlerLatency(): Promise<Row[]> {
     files: [],
   };
   await apps.load('bench', bundle);
-  const builtin = builtinApp(logger);
+  const echo = echoApp(logger);
   try {
     const rows: Row[] = [];
     for (const [what, measure] of [
       ['onConnection', connectLatency],
       ['rpc', callLatency],
     ] as const) {
-      const base = await measure(builtin);
+      const base = await measure(echo);
       const sandboxed = await measure(apps);
       for (const q of ['p50', 'p99'] as const) {
         const added = sandboxed[q] - base[q];

@@ -234,7 +234,7 @@ async function main(): Promise<void> {
         'c: ratio vs raw UDP ping-pong in one process with the same number in flight.',
         'c: echo batches ~16 calls per datagram; the raw ping-pong sends one datagram per round trip.',
         'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
-        'f: node side, TC event to answer; ratio = with the handler ÷ the built-in (no handler) path.',
+        'f: node side, TC event to answer; ratio = with the handler ÷ the echo handler (no sandbox) path.',
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`

@@ -1,12 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import pino from 'pino';
-import { builtinApp } from '../../runtime/host/builtin-app.ts';
 import { type NodeStats, RtmfpNode } from '../../runtime/host/node.ts';
+import { echoApp } from '../support/echo-app.ts';
 
 /**
  * A benchmark server in its own process, so its CPU time (`process.cpuUsage()` counts every
  * thread, crypto workers included) and memory are measured apart from the clients driving it.
- * Run as a child (`fork`): starts an RtmfpNode with the built-in app on 127.0.0.1:0, reports
+ * Run as a child (`fork`): starts an RtmfpNode with the echo app on 127.0.0.1:0, reports
  * its port, then answers requests over IPC. The parent side is `ServerProcess`.
  */
 
@@ -160,7 +160,7 @@ async function serve(): Promise<void> {
   const logger = pino({ level: 'silent' });
   const node = new RtmfpNode({
     listen: [{ host: '127.0.0.1', port: 0 }],
-    handler: builtinApp(logger),
+    handler: echoApp(logger),
     logger,
   });
   const [bound] = await node.start();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_KEY_LENGTH } from '../../runtime/cluster/memory-kv.ts';
+import { MAX_KEY_LENGTH } from '../../runtime/cluster/kv.ts';
 import { type MakeState, sleep, useState } from './fixture.ts';
 
 /** `State.kv` (ctx.kv): app-scoped values with TTL, stored through value-codec.ts. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, type NetConnection, StatusError } from '../../sdk/client.ts';
+import { type AmfValue, connect, type NetConnection, StatusError } from '../../sdk/client.ts';
 import { bundleFiles, startAppNode, type TestAppNode } from '../support/apps.ts';
+import { until } from '../support/node.ts';
 
 const LIMITS = { cpuMs: 50, memoryMb: 32, awaitMs: 200 };
 /** Filling 32 MB takes tens of ms, more on a busy machine: CPU must not be the limit that trips. */
@@ -25,6 +26,7 @@ export default defineApp({
       for (;;) a.push(new Array(1e6).fill(1));
     },
     hang: () => new Promise(() => {}),
+    ask: (client, [tag]) => client.call('ask', tag),
     fn: () => () => 1,
     asyncFn: async () => () => 1,
     throwString() {
@@ -62,8 +64,8 @@ export default defineApp({
 });
 `;
 
-async function callError(nc: NetConnection, name: string): Promise<string> {
-  const e = await nc.call(name).then(
+async function callError(nc: NetConnection, name: string, ...args: AmfValue[]): Promise<string> {
+  const e = await nc.call(name, ...args).then(
     (v) => assert.fail(`${name} was expected to fail, got ${JSON.stringify(v)}`),
     (err: unknown) => err,
   );
@@ -163,5 +165,32 @@ describe('a handler that exhausts its memory', () => {
     assert.equal(n.apps.rebuilds('app'), 1);
     assert.equal(await a.call('ok'), 'ok');
     assert.equal(await b.call('ok'), 'ok');
+  });
+
+  test("an answer to the isolate before a rebuild is dropped, never reaching the rebuilt isolate's handler", async () => {
+    /** Holds each `ask` a client gets until the test releases it. */
+    const held = (nc: NetConnection) => {
+      const release: (() => void)[] = [];
+      nc.handle(
+        'ask',
+        (tag) => new Promise((resolve) => release.push(() => resolve(`${tag} from ${nc.peerId}`))),
+      );
+      return release;
+    };
+    const releaseA = held(a);
+    const releaseB = held(b);
+    const dropped = n.apps.droppedResults('app') ?? 0;
+    // a's rpc awaits its client in the isolate that the bomb then takes down.
+    const first = callError(a, 'ask', 'first');
+    await until(() => releaseA.length === 1, 5_000, "a's ask");
+    assert.match(await callError(b, 'bomb'), /exceeded the 32 MB memory limit/);
+    assert.match(await first, /restarted after exceeding its memory limit/);
+    // The rebuilt isolate's first op awaits b; a's answer to the dead isolate's op comes first.
+    const second = b.call('ask', 'second');
+    await until(() => releaseB.length === 1, 5_000, "b's ask");
+    releaseA[0]();
+    await until(() => n.apps.droppedResults('app') === dropped + 1, 5_000, "a's answer dropped");
+    releaseB[0]();
+    assert.equal(await second, `second from ${b.peerId}`);
   });
 });

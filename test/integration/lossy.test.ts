@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { builtinApp } from '../../runtime/host/builtin-app.ts';
 import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
 import { NetConnection } from '../../sdk/client.ts';
+import { echoApp } from '../support/echo-app.ts';
 import { LossyPath } from '../support/lossy-path.ts';
 import { silentLogger, startNode } from '../support/node.ts';
 
 test('over a lossy, reordering, duplicating path every call reply arrives exactly once and in order', async () => {
-  const app = builtinApp(silentLogger);
+  const app = echoApp(silentLogger);
   const seen: number[] = [];
   const handler: TCServerHandler = {
     ...app,

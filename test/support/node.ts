@@ -1,9 +1,9 @@
 import pino from 'pino';
-import { builtinApp } from '../../runtime/host/builtin-app.ts';
 import { type ListenAddress, RtmfpNode } from '../../runtime/host/node.ts';
 import { formatAddress } from '../../runtime/rtmfp/address.ts';
 import type { SessionConfig } from '../../runtime/rtmfp/session.ts';
 import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
+import { echoApp } from './echo-app.ts';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -15,7 +15,7 @@ export interface TestNode {
   stop: () => Promise<void>;
 }
 
-/** A node (default: the built-in app) on a free UDP port of 127.0.0.1. */
+/** A node (default: the echo app) on a free UDP port of 127.0.0.1. */
 export async function startNode(
   o: {
     session?: SessionConfig;
@@ -26,7 +26,7 @@ export async function startNode(
 ): Promise<TestNode> {
   const node = new RtmfpNode({
     listen: o.listen ?? [{ host: '127.0.0.1', port: 0 }],
-    handler: o.handler ?? builtinApp(silentLogger),
+    handler: o.handler ?? echoApp(silentLogger),
     logger: silentLogger,
     session: o.session,
     cryptoWorkers: o.cryptoWorkers,

@@ -25,6 +25,36 @@ export type DispatchKind =
   | 'serverJoined'
   | 'serverLeft';
 
+/**
+ * The handler each event runs, by the name an app exports it under (`rpc` and `server` are
+ * tables of named handlers), and whether the node acts on what it returns: the others'
+ * results are dropped in the isolate, so whatever they return can fail nothing.
+ */
+export const HANDLERS: Readonly<Record<DispatchKind, { export: string; result: boolean }>> = {
+  start: { export: 'onStart', result: false },
+  stop: { export: 'onStop', result: false },
+  handshake: { export: 'onHandshake', result: true },
+  connect: { export: 'onConnection', result: true },
+  disconnect: { export: 'onDisconnection', result: false },
+  rpc: { export: 'rpc', result: true },
+  server: { export: 'server', result: false },
+  serverJoined: { export: 'onServerConnection', result: false },
+  serverLeft: { export: 'onServerDisconnection', result: false },
+};
+
+/** How log lines tag an event: its kind, or `rpc.NAME` / `server.NAME`. */
+export function eventName(kind: DispatchKind, name: string): string {
+  return kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : kind;
+}
+
+/** How logs and errors name a handler: `onConnection`, `rpc.NAME`, `server.NAME`. */
+export function handlerName(kind: DispatchKind, name: string): string {
+  return kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : HANDLERS[kind].export;
+}
+
+/** Why a result could not be copied out of the isolate (the structured clone refuses these). */
+export const UNSENDABLE_RESULT = 'the handler returned a value that cannot be sent (a function or a symbol)';
+
 /** A handler's failure, as plain data. */
 export interface HandlerFailure {
   kind: 'error' | 'reject' | 'redirect';
@@ -70,6 +100,11 @@ export interface HostGlobals {
   __host_sync(op: SyncOp, args: unknown[]): unknown;
   __host_settle(pendingId: number, settlement: Settlement): void;
   __host_env: Record<string, string>;
+  /**
+   * The first op and pending ID this isolate may use: above every ID an earlier isolate of the
+   * same app version used, so an answer meant for a rebuilt isolate can never match a new one's.
+   */
+  __host_first_id: number;
 }
 
 /** What the runtime exposes to the node (`globalThis.__fnhost`). */

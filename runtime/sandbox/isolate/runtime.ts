@@ -3,17 +3,20 @@
  * host globals and runs the app's handlers. Bundled on its own into a plain script; it must
  * not use any Node API (there is none in the isolate).
  */
-import type {
-  AsyncOp,
-  ClientInfo,
-  DispatchKind,
-  DispatchResult,
-  HandlerFailure,
-  HostGlobals,
-  IsolateApi,
-  LogLevel,
-  ServerInfo,
-  Settlement,
+import {
+  type AsyncOp,
+  type ClientInfo,
+  type DispatchKind,
+  type DispatchResult,
+  eventName,
+  HANDLERS,
+  type HandlerFailure,
+  type HostGlobals,
+  type IsolateApi,
+  type LogLevel,
+  type ServerInfo,
+  type Settlement,
+  UNSENDABLE_RESULT,
 } from './protocol.ts';
 
 type Handler = (...args: unknown[]) => unknown;
@@ -31,9 +34,11 @@ const host = {
   settle: g.__host_settle,
   env: Object.freeze({ ...g.__host_env }),
 };
+/** Op and pending IDs share one sequence (they live in different tables). */
+let nextId = g.__host_first_id;
 // The app sees none of the host's globals.
-for (const name of ['__host_log', '__host_op', '__host_sync', '__host_settle', '__host_env']) {
-  delete (g as unknown as Record<string, unknown>)[name];
+for (const name of Object.getOwnPropertyNames(g)) {
+  if (name.startsWith('__host_')) delete (g as unknown as Record<string, unknown>)[name];
 }
 
 interface ClientObject {
@@ -49,11 +54,9 @@ interface ClientObject {
 const clients = new Map<string, ClientObject>();
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 const pending = new Set<number>();
-let nextOp = 1;
-let nextPending = 1;
 
 function op(name: AsyncOp, args: unknown[]): Promise<unknown> {
-  const id = nextOp++;
+  const id = nextId++;
   return new Promise((resolve, reject) => {
     waiting.set(id, { resolve, reject });
     host.op(id, name, args);
@@ -155,11 +158,7 @@ function settle(id: number, s: Settlement): void {
     host.settle(id, s);
   } catch (e) {
     host.settle(id, {
-      e: {
-        kind: 'error',
-        message: `the handler's result cannot be sent: ${failure(e).message}`,
-        stack: undefined,
-      },
+      e: { kind: 'error', message: `${UNSENDABLE_RESULT}: ${failure(e).message}`, stack: undefined },
     });
   }
 }
@@ -167,18 +166,7 @@ function settle(id: number, s: Settlement): void {
 function handlerFor(kind: DispatchKind, name: string): Handler | undefined {
   const app = g.__fnhostApp;
   if (!app) return undefined;
-  const event = {
-    start: 'onStart',
-    stop: 'onStop',
-    handshake: 'onHandshake',
-    connect: 'onConnection',
-    disconnect: 'onDisconnection',
-    rpc: '',
-    server: '',
-    serverJoined: 'onServerConnection',
-    serverLeft: 'onServerDisconnection',
-  }[kind];
-  const fn = kind === 'rpc' ? app.rpc?.[name] : kind === 'server' ? app.server?.[name] : app[event];
+  const fn = kind === 'rpc' || kind === 'server' ? app[kind]?.[name] : app[HANDLERS[kind].export];
   return typeof fn === 'function' ? (fn as Handler) : undefined;
 }
 
@@ -196,8 +184,7 @@ const api: IsolateApi = {
     const fn = handlerFor(kind, name);
     if (kind === 'disconnect' && info) clients.delete(info.id);
     if (!fn) return { missing: true };
-    const event = kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : kind;
-    const ctx = makeCtx(event, info?.id);
+    const ctx = makeCtx(eventName(kind, name), info?.id);
     let callArgs: unknown[];
     if (kind === 'handshake') callArgs = [args[0], ctx];
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
@@ -211,20 +198,21 @@ const api: IsolateApi = {
     } catch (e) {
       return { e: failure(e) } satisfies DispatchResult;
     }
+    const { result: kept } = HANDLERS[kind];
     if (
       result !== null &&
       typeof result === 'object' &&
       typeof (result as Promise<unknown>).then === 'function'
     ) {
-      const id = nextPending++;
+      const id = nextId++;
       pending.add(id);
       (result as Promise<unknown>).then(
-        (v) => settle(id, { v }),
+        (v) => settle(id, { v: kept ? v : undefined }),
         (e) => settle(id, { e: failure(e) }),
       );
       return { p: id };
     }
-    return { v: result };
+    return { v: kept ? result : undefined };
   },
   resume(opId, ok, value) {
     const w = waiting.get(opId);

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
-import type { TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
 
 /**
- * What a node does before any app is deployed: accept every connect and answer `echo` with
- * its arguments (one argument → that value, several → an array). Other calls fail clearly.
+ * A TC handler in plain JS, without apps or a sandbox, for tests and benchmarks of the RTMFP
+ * layer alone: accepts every connect and answers `echo` with its arguments (one argument →
+ * that value, several → an array). Other calls fail clearly.
  */
-export function builtinApp(log: Logger): TCServerHandler {
+export function echoApp(log: Logger): TCServerHandler {
   return {
     connect(conn, request) {
       log.info({ peer: conn.peerId.slice(0, 16), app: request.app }, 'connect');
