@@ -236,8 +236,9 @@ export class TCServerConnection {
     return {
       result: (value) => {
         if (answered || this.state !== 'connected') return;
-        answered = true;
+        // Encoded first: a value AMF cannot carry throws here and the caller may still answer `error`.
         this.send({ name: '_result', transactionId, commandObject: null, args: [value] });
+        answered = true;
       },
       error: (description, extra) => {
         if (answered || this.state !== 'connected') return;

@@ -174,3 +174,32 @@ describe('node lifecycle', () => {
     }
   });
 });
+
+describe('answers a node cannot encode', () => {
+  test('a result AMF cannot carry leaves the call open for an _error', { timeout: 10_000 }, async () => {
+    const n = await startNode({
+      handler: {
+        connect: (conn) => conn.accept(),
+        call(_conn, _name, _args, reply) {
+          try {
+            reply?.result({ ['k'.repeat(70_000)]: 1 }); // an AMF0 member name is at most 65,535 bytes
+          } catch (e) {
+            reply?.error(`not encodable: ${(e as Error).message}`);
+          }
+        },
+        closed() {},
+      },
+    });
+    const nc = await connect(n.url());
+    try {
+      await assert.rejects(nc.call('anything'), (e: unknown) => {
+        assert.ok(e instanceof StatusError);
+        assert.match(e.description, /not encodable/);
+        return true;
+      });
+    } finally {
+      await nc.close();
+      await n.stop();
+    }
+  });
+});
