@@ -1,14 +1,14 @@
 #!/usr/bin/env -S node --no-node-snapshot
-import { runCommand } from '../../sdk/cli/cluster.ts';
-import { deploy } from '../../sdk/cli/deploy.ts';
-import { rollback } from '../../sdk/cli/rollback.ts';
-import { secret } from '../../sdk/cli/secret.ts';
-import { status } from '../../sdk/cli/status.ts';
-import { tail } from '../../sdk/cli/tail.ts';
-import { versions } from '../../sdk/cli/versions.ts';
 import { ConfigError } from '../config/config.ts';
+import { runCommand } from './cluster.ts';
+import { deploy } from './deploy.ts';
 import { dev } from './dev.ts';
 import { node } from './node.ts';
+import { rollback } from './rollback.ts';
+import { secret } from './secret.ts';
+import { status } from './status.ts';
+import { tail } from './tail.ts';
+import { versions } from './versions.ts';
 
 const USAGE = `fnhost — serverless functions on RTMFP nodes
 

@@ -6,10 +6,10 @@
 import os from 'node:os';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import pino from 'pino';
-import { commandConfig } from '../../runtime/cli/config.ts';
-import { RedisState } from '../../runtime/cluster/redis-state.ts';
-import type { State } from '../../runtime/cluster/state.ts';
-import { CONFIG_FILE, type FnhostConfig } from '../../runtime/config/config.ts';
+import { RedisState } from '../cluster/redis-state.ts';
+import type { State } from '../cluster/state.ts';
+import { CONFIG_FILE, type FnhostConfig } from '../config/config.ts';
+import { commandConfig } from './config.ts';
 
 /** How long a command waits for the store to answer before giving up. */
 const CONNECT_TIMEOUT_MS = 5_000;

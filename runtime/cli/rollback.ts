@@ -3,7 +3,7 @@
  * named by a hash prefix, or the one deployed before the active one — tell the nodes, and
  * wait for them like `deploy` does. The history itself is not changed.
  */
-import type { VersionInfo } from '../../runtime/cluster/state.ts';
+import type { VersionInfo } from '../cluster/state.ts';
 import { CommandError, openCluster, parseClusterArgs, shortHash, usageError } from './cluster.ts';
 import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
 

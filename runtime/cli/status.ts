@@ -3,7 +3,7 @@
  * load, which version of each app they run (and which failed to load), and how fresh their
  * last heartbeat is, by the store's clock.
  */
-import type { NodeEntry } from '../../runtime/cluster/state.ts';
+import type { NodeEntry } from '../cluster/state.ts';
 import {
   formatAge,
   indentRest,

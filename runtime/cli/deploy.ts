@@ -5,10 +5,10 @@
  * changes unless the bundle builds and its onStart succeeds.
  */
 import path from 'node:path';
-import { MemoryKv } from '../../runtime/cluster/memory-kv.ts';
-import type { LimitsConfig } from '../../runtime/config/config.ts';
-import { BuildError, type Bundle, bundleApp } from '../../runtime/sandbox/bundle.ts';
-import { AppSandbox, type SandboxServices } from '../../runtime/sandbox/sandbox.ts';
+import { MemoryKv } from '../cluster/memory-kv.ts';
+import type { LimitsConfig } from '../config/config.ts';
+import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
+import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
 import {
   CommandError,
   clusterUrl,

@@ -3,7 +3,7 @@
  * loaded it or said why it could not (nodes report both in their heartbeat: `versions[app]`
  * and `errors[app]`, DESIGN.md "Deploy"), then tell the user where it runs.
  */
-import type { NodeEntry, State } from '../../runtime/cluster/state.ts';
+import type { NodeEntry, State } from '../cluster/state.ts';
 import { formatSeconds, indentRest, shortHash, usageError } from './cluster.ts';
 
 /** How often the node list is read while waiting. */
