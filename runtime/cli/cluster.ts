@@ -8,13 +8,12 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import pino from 'pino';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
-import { CONFIG_FILE, type FnhostConfig } from '../config/config.ts';
+import { CONFIG_FILE, type FnhostConfig, redactUrl } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
 import { commandConfig } from './config.ts';
 
 /** How long a command waits for the store to answer before giving up. */
 const CONNECT_TIMEOUT_MS = 5_000;
-/** Shown in place of a password in a Redis URL. */
-const HIDDEN_PASSWORD = '***';
 
 /** Flags every cluster command takes. */
 export const CLUSTER_OPTIONS = {
@@ -86,10 +85,10 @@ export async function openCluster(config: FnhostConfig, command: string): Promis
   } catch (e) {
     if (signal.aborted) {
       throw new CommandError(
-        `cannot reach the cluster store at ${hidePassword(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
+        `cannot reach the cluster store at ${redactUrl(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
       );
     }
-    throw new CommandError(`cannot reach the cluster store at ${hidePassword(url)}: ${errorText(e)}`);
+    throw new CommandError(`cannot reach the cluster store at ${redactUrl(url)}: ${errorText(e)}`);
   }
 }
 
@@ -102,15 +101,6 @@ export function clusterUrl(config: FnhostConfig, command: string): string {
     );
   }
   return url;
-}
-
-export function hidePassword(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/, `$1${HIDDEN_PASSWORD}@`);
-}
-
-/** How a version is shown to people: the first 12 hex digits of its hash. */
-export function shortHash(hash: string | undefined): string {
-  return hash ? hash.slice(0, 12) : 'none';
 }
 
 /** `user@host`, recorded with each deploy so `fnhost versions` says who did it. */
@@ -160,8 +150,4 @@ export function table(headers: string[], rows: string[][], right: number[] = [])
 /** Indents every line after the first, so a multi-line error stays under its label. */
 export function indentRest(text: string, indent: string): string {
   return text.replace(/\n/g, `\n${indent}`);
-}
-
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

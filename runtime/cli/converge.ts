@@ -3,8 +3,8 @@
  * loaded it or said why it could not (nodes report both in their heartbeat: `versions[app]`
  * and `errors[app]`, DESIGN.md "Deploy"), then tell the user where it runs.
  */
-import type { NodeEntry, State } from '../cluster/state.ts';
-import { formatSeconds, indentRest, shortHash, usageError } from './cluster.ts';
+import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
+import { formatSeconds, indentRest, usageError } from './cluster.ts';
 
 /** How often the node list is read while waiting. */
 const POLL_MS = 50;

@@ -6,18 +6,18 @@
  */
 import path from 'node:path';
 import { MemoryKv } from '../cluster/memory-kv.ts';
+import { shortHash } from '../cluster/state.ts';
 import type { LimitsConfig } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
 import {
   CommandError,
   clusterUrl,
   deployer,
-  errorText,
   formatBytes,
   openCluster,
   parseClusterArgs,
-  shortHash,
   usageError,
 } from './cluster.ts';
 import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';

@@ -2,7 +2,9 @@ import { type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MemoryState } from '../cluster/memory-state.ts';
+import { shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
 import { AppHost } from '../host/apps.ts';
 import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
@@ -70,7 +72,7 @@ export async function dev(argv: string[]): Promise<void> {
     const next = await build(config);
     if (next instanceof Error) {
       process.stderr.write(
-        `fnhost: ${next.message}\n  (still running version ${short(apps.version(config.name))})\n`,
+        `fnhost: ${next.message}\n  (still running version ${shortHash(apps.version(config.name))})\n`,
       );
       return;
     }
@@ -78,11 +80,11 @@ export async function dev(argv: string[]): Promise<void> {
     try {
       await apps.load(config.name, next);
       process.stdout.write(
-        `reloaded "${config.name}": version ${short(next.hash)}, ${node.stats().connections} clients kept\n`,
+        `reloaded "${config.name}": version ${shortHash(next.hash)}, ${node.stats().connections} clients kept\n`,
       );
     } catch (e) {
       process.stderr.write(
-        `fnhost: ${errorText(e)}\n  (still running version ${short(apps.version(config.name))})\n`,
+        `fnhost: ${errorText(e)}\n  (still running version ${shortHash(apps.version(config.name))})\n`,
       );
     }
   });
@@ -124,12 +126,4 @@ function watchApp(config: FnhostConfig, rebuild: () => Promise<void>): FSWatcher
   });
   watcher.unref();
   return watcher;
-}
-
-function short(hash: string | undefined): string {
-  return hash ? hash.slice(0, 12) : 'none';
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -3,8 +3,8 @@
  * named by a hash prefix, or the one deployed before the active one — tell the nodes, and
  * wait for them like `deploy` does. The history itself is not changed.
  */
-import type { VersionInfo } from '../cluster/state.ts';
-import { CommandError, openCluster, parseClusterArgs, shortHash, usageError } from './cluster.ts';
+import { shortHash, type VersionInfo } from '../cluster/state.ts';
+import { CommandError, openCluster, parseClusterArgs, usageError } from './cluster.ts';
 import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
 
 /** Shorter prefixes are too easy to mistype into another version. */

@@ -3,16 +3,8 @@
  * load, which version of each app they run (and which failed to load), and how fresh their
  * last heartbeat is, by the store's clock.
  */
-import type { NodeEntry } from '../cluster/state.ts';
-import {
-  formatAge,
-  indentRest,
-  openCluster,
-  parseClusterArgs,
-  shortHash,
-  table,
-  usageError,
-} from './cluster.ts';
+import { type NodeEntry, shortHash } from '../cluster/state.ts';
+import { formatAge, indentRest, openCluster, parseClusterArgs, table, usageError } from './cluster.ts';
 
 export async function status(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});

@@ -2,7 +2,8 @@
  * `fnhost versions`: an app's deploy history as the cluster keeps it (newest first, at most
  * MAX_VERSIONS), with the active one marked — what `fnhost rollback` picks from.
  */
-import { openCluster, parseClusterArgs, shortHash, table, usageError } from './cluster.ts';
+import { shortHash } from '../cluster/state.ts';
+import { openCluster, parseClusterArgs, table, usageError } from './cluster.ts';
 
 export async function versions(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { redactUrl } from '../config/config.ts';
 
 /** Longest wait between reconnect attempts: a restarted Redis is found again within ~2 s. */
 const RETRY_CAP_MS = 2_000;
@@ -287,9 +288,4 @@ function parseHostPort(
   const port = m[3] === undefined ? defaultPort : Number(m[3]);
   if (port < 1 || port > 65535) throw bad(`port must be 1-65535, got ${port}`);
   return { host: m[1] ?? m[2], port };
-}
-
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
 }

@@ -64,6 +64,14 @@ export interface StoredBundle {
   map: string;
 }
 
+/** Hex digits of a version's hash shown to people, and at the start of a node's load error. */
+const SHORT_HASH_DIGITS = 12;
+
+/** How a version is shown (`fnhost versions`, status, node load errors): its hash's first digits. */
+export function shortHash(hash: string | undefined): string {
+  return hash ? hash.slice(0, SHORT_HASH_DIGITS) : 'none';
+}
+
 /** Versions kept per app; older ones (and their bundles) are dropped. */
 export const MAX_VERSIONS = 50;
 

@@ -24,6 +24,8 @@ const VAR_PREFIX = 'FNHOST_VAR_';
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
 const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
 const REDIS_SCHEMES = ['redis://', 'rediss://', 'redis+sentinel://'];
+/** Shown in place of a password in a URL. */
+const HIDDEN = '***';
 
 /** A UDP or TCP listen address; IPv6 hosts are kept without brackets. */
 export interface HostPort {
@@ -185,6 +187,18 @@ export function parseConfig(
   };
 }
 
+/**
+ * The URL as logs and errors show it: `redis://user:***@host`. A user part without a colon is
+ * hidden whole, since it may be a password written without its `:`; the last `@` before the
+ * path ends it, as in redisOptionsFromUrl.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^((?:[^:/@]+:\/\/)?)([^/]*)@/, (_m, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return `${scheme}${colon < 0 ? '' : userinfo.slice(0, colon + 1)}${HIDDEN}@`;
+  });
+}
+
 /** Parses `HOST:PORT` or `[IPv6]:PORT` (port 0-65535); `key` names the setting in the error. */
 export function parseHostPort(text: string, key: string): HostPort {
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^\s:[\]/]+):(\d{1,5})$/.exec(text);
@@ -303,8 +317,7 @@ function hostPortList(value: unknown, what: string): HostPort[] {
 function redisUrl(value: unknown, what: string): string {
   const url = nonEmptyString(value, what);
   if (!REDIS_SCHEMES.some((scheme) => url.startsWith(scheme)))
-    // Never echo a password into logs.
-    fail(what, `a URL starting with ${REDIS_SCHEMES.join(', ')}`, url.replace(/^(.*\/\/)?[^@]*@/, '$1***@'));
+    fail(what, `a URL starting with ${REDIS_SCHEMES.join(', ')}`, redactUrl(url));
   return url;
 }
 

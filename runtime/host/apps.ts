@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/memory-kv.ts';
+import { shortHash } from '../cluster/state.ts';
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import { EcmaArray, TypedObject } from '../rtmfp/amf-value.ts';
@@ -108,7 +109,7 @@ export class AppHost implements TCServerHandler {
     }
     this.apps.set(app, next);
     this.report('start', app, undefined, await next.dispatch('start', '', undefined, []));
-    this.log.info({ app, version: code.hash.slice(0, 12), handlers: next.handlerNames }, 'app loaded');
+    this.log.info({ app, version: shortHash(code.hash), handlers: next.handlerNames }, 'app loaded');
     if (previous) void this.retire(app, previous);
   }
 

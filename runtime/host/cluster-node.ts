@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ClusterNode } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
-import type { NodeEntry, NodeLoad, NodeState, State } from '../cluster/state.ts';
+import { type NodeEntry, type NodeLoad, type NodeState, type State, shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
 import { startHttp } from '../http/server.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
@@ -107,17 +108,17 @@ export async function startClusterNode(
     if (!hash || hash === apps.version(app)) return;
     try {
       const bundle = await state.getBundle(app, hash);
-      if (!bundle) throw new Error(`bundle ${hash.slice(0, 12)} is missing from the store`);
+      if (!bundle) throw new Error(`bundle ${shortHash(hash)} is missing from the store`);
       const actual = createHash('sha256').update(bundle.code).digest('hex');
       if (actual !== hash || bundle.hash !== hash)
-        throw new Error(`bundle ${hash.slice(0, 12)} is corrupt (hash mismatch)`);
+        throw new Error(`bundle ${shortHash(hash)} is corrupt (hash mismatch)`);
       secrets.set(app, await state.secrets(app));
       await apps.load(app, bundle);
       delete loadErrors[app];
     } catch (e) {
-      loadErrors[app] = `${hash.slice(0, 12)}: ${e instanceof Error ? e.message : String(e)}`;
+      loadErrors[app] = `${shortHash(hash)}: ${errorText(e)}`;
       log.error(
-        { app, version: hash.slice(0, 12), err: loadErrors[app] },
+        { app, version: shortHash(hash), err: loadErrors[app] },
         'could not load the active version; keeping the previous one',
       );
     }

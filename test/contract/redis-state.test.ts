@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { CHANNELS } from '../../runtime/cluster/keys.ts';
-import { redactUrl, redisOptionsFromUrl } from '../../runtime/cluster/redis-connection.ts';
+import { redisOptionsFromUrl } from '../../runtime/cluster/redis-connection.ts';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 import { nodeRecord, sleep, until } from './fixture.ts';
@@ -260,7 +260,5 @@ describe('Redis URLs', () => {
       () => redisOptionsFromUrl('redis://:topsecret@r1/x'),
       (e: Error) => !e.message.includes('topsecret'),
     );
-    assert.equal(redactUrl('redis://u:p@r1:1/0'), 'redis://u:***@r1:1/0');
-    assert.equal(redactUrl('redis+sentinel://:p@s1,s2/m'), 'redis+sentinel://:***@s1,s2/m');
   });
 });

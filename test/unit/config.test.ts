@@ -10,6 +10,7 @@ import {
   loadConfig,
   parseConfig,
   parseHostPort,
+  redactUrl,
 } from '../../runtime/config/config.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/config');
@@ -242,8 +243,17 @@ describe('config errors', () => {
     rejects(
       () => config('[cluster]\nredis = "http://user:secret@r1:6379"'),
       '[cluster] redis',
-      'config: [cluster] redis must be a URL starting with redis://, rediss://, redis+sentinel://, got "http://***@r1:6379"',
+      'config: [cluster] redis must be a URL starting with redis://, rediss://, redis+sentinel://, got "http://user:***@r1:6379"',
     );
+  });
+
+  test('URLs in logs and errors keep the user name and hide the password, whatever the scheme', () => {
+    assert.equal(redactUrl('redis://u:p@r1:1/0'), 'redis://u:***@r1:1/0');
+    assert.equal(redactUrl('redis+sentinel://:p@s1,s2/m'), 'redis+sentinel://:***@s1,s2/m');
+    assert.equal(redactUrl('rediss://u:p@ss@r1'), 'rediss://u:***@r1', 'an unencoded @ in the password');
+    assert.equal(redactUrl('redis://topsecret@r1'), 'redis://***@r1', 'a password without its colon');
+    assert.equal(redactUrl('u:p@r1:6379'), 'u:***@r1:6379', 'no scheme');
+    assert.equal(redactUrl('redis://r1:6379/0'), 'redis://r1:6379/0');
   });
 
   test('a TOML syntax error names the file, line and column, and shows the line', () => {
