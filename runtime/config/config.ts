@@ -37,7 +37,7 @@ export interface HostPort {
 export interface NodeConfig {
   /** RTMFP (UDP) listen addresses. */
   rtmfp: HostPort[];
-  /** HTTP listen address for /loadbalancer /status /metrics /healthz; undefined: no HTTP. */
+  /** HTTP listen address for /healthz /readyz /status /metrics (runtime/http); undefined: no HTTP. */
   http: HostPort | undefined;
   /** HOST:PORT clients are redirected to; undefined: the host decides. */
   publicAddress: string | undefined;
