@@ -1,15 +1,16 @@
 /**
  * What the cluster commands (`deploy`, `versions`, `rollback`, `status`, `secret`, `tail`)
- * share: their common flags, the config they read, the connection to the cluster's store, how
- * a failure the user can act on is reported, and the table and age formatting they print.
+ * share: their common flags, the config they read, the connection to the cluster's store, and
+ * the table and age formatting they print.
  */
 import os from 'node:os';
-import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import pino from 'pino';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import { CONFIG_FILE, type FnhostConfig, redactUrl } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
+import { CommandError, parseOptions, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 
 /** How long a command waits for the store to answer before giving up. */
@@ -24,48 +25,17 @@ export const CLUSTER_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
-/**
- * A failure the user can act on: printed as `fnhost: <message>` without a stack trace.
- * Exit code 1, or 2 when the command line itself is wrong.
- */
-export class CommandError extends Error {
-  readonly exitCode: 1 | 2;
-
-  constructor(message: string, exitCode: 1 | 2 = 1) {
-    super(message);
-    this.name = 'CommandError';
-    this.exitCode = exitCode;
-  }
-}
-
-/** A wrong command line (exit code 2). */
-export function usageError(message: string): CommandError {
-  return new CommandError(message, 2);
-}
-
-/**
- * Runs one command. A CommandError is printed and ends the process with its exit code at once
- * (a store still being dialled must not keep it alive); anything else goes to the caller.
- */
-export async function runCommand(command: (argv: string[]) => Promise<number | undefined>, argv: string[]) {
-  let code: number | undefined;
-  try {
-    code = await command(argv);
-  } catch (e) {
-    if (!(e instanceof CommandError)) throw e;
-    process.stderr.write(`fnhost: ${e.message}\n`);
-    process.exit(e.exitCode);
-  }
-  if (code) process.exitCode = code;
-}
+/** CLUSTER_OPTIONS as a command's usage explains them. */
+export const CLUSTER_HELP = `cluster options (else [cluster] in ${CONFIG_FILE}, FNHOST_REDIS, FNHOST_CLUSTER):
+  --redis URL      the cluster's Redis: redis://, rediss:// or redis+sentinel://
+  --cluster NAME   the cluster's name (default "default")
+  --app NAME       the app (default: name in ${CONFIG_FILE})
+  --config FILE    the project config (default ./${CONFIG_FILE})
+  --json           one JSON line per result on stdout`;
 
 /** Parses a cluster command's flags (CLUSTER_OPTIONS plus `extra`) and loads the config they point at. */
 export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[], extra: T) {
-  const parsed = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...CLUSTER_OPTIONS, ...extra },
-  });
+  const parsed = parseOptions(argv, { ...CLUSTER_OPTIONS, ...extra });
   const values = parsed.values as { redis?: string; cluster?: string; app?: string; config?: string };
   const load = (main?: string): FnhostConfig =>
     commandConfig(values.config, { redis: values.redis, cluster: values.cluster, name: values.app, main });

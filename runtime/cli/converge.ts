@@ -4,7 +4,8 @@
  * and `errors[app]`, DESIGN.md "Deploy"), then tell the user where it runs.
  */
 import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
-import { formatSeconds, indentRest, usageError } from './cluster.ts';
+import { formatSeconds, indentRest } from './cluster.ts';
+import { usageError } from './command.ts';
 
 /** How often the node list is read while waiting. */
 const POLL_MS = 50;

@@ -11,23 +11,26 @@ import type { LimitsConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
-import {
-  CommandError,
-  clusterUrl,
-  deployer,
-  formatBytes,
-  openCluster,
-  parseClusterArgs,
-  usageError,
-} from './cluster.ts';
-import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, CommandError, usageError } from './command.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, waitForVersion } from './converge.ts';
 
 /** The node id handlers see during the check (`ctx.node.id`). */
 const CHECK_NODE_ID = 'deploy-check';
 /** Log lines of the check shown when it fails (its last ones). */
 const CHECK_LOG_LINES = 20;
 
-export async function deploy(argv: string[]): Promise<number> {
+export const deploy: Command = {
+  name: 'deploy',
+  synopsis: ['deploy [dir] [--timeout SECONDS] [cluster options]'],
+  about: `Bundles the app in dir (default: main in the config, else functions/), checks that it starts,
+makes it the active version and waits until every live node runs it.`,
+  flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
+  shared: CLUSTER_HELP,
+  run: deployApp,
+};
+
+async function deployApp(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, { timeout: { type: 'string' } });
   if (positionals.length > 1) throw usageError(`deploy takes one app folder, got ${positionals.join(' ')}`);
   const config = load(positionals[0]);

@@ -1,6 +1,5 @@
 import { type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { MemoryState } from '../cluster/memory-state.ts';
 import { shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
@@ -10,6 +9,7 @@ import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
+import { type Command, CommandError, parseOptions, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
@@ -21,24 +21,29 @@ const REBUILD_DEBOUNCE_MS = 100;
  * and hot-swapped on every save without dropping connected clients. A build that fails is
  * printed with file and line, and the running version stays.
  */
-export async function dev(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      rtmfp: { type: 'string', multiple: true },
-      config: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+export const dev: Command = {
+  name: 'dev',
+  synopsis: ['dev [dir] [--rtmfp HOST:PORT]... [--config FILE] [--json]'],
+  about: `Runs one standalone node (no Redis) with the app in dir (default: main in the config, else
+functions/), rebuilt and hot-swapped on every save; clients stay connected.`,
+  flags: `  --rtmfp HOST:PORT   UDP address to listen on (repeatable; default 0.0.0.0:1935)
+  --config FILE       the project config (default ./wrangler-like.toml)
+  --json              log JSON lines on stderr and print JSON lines on stdout`,
+  run: runDev,
+};
+
+async function runDev(argv: string[]): Promise<undefined> {
+  const { values, positionals } = parseOptions(argv, {
+    rtmfp: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
   });
+  if (positionals.length > 1) throw usageError(`dev takes one app folder, got ${positionals.join(' ')}`);
   const cwd = process.cwd();
   const config = commandConfig(values.config, { rtmfp: values.rtmfp, main: positionals[0] });
   const log = makeLogger({ json: values.json });
   const first = await build(config);
-  if (first instanceof Error) {
-    process.stderr.write(`fnhost: ${first.message}\n`);
-    process.exit(1);
-  }
+  if (first instanceof Error) throw new CommandError(first.message);
 
   const identity = makeServerIdentity();
   const self = {

@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { MemoryState } from '../cluster/memory-state.ts';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { startClusterNode } from '../host/cluster-node.ts';
+import { type Command, parseOptions, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
@@ -13,19 +13,31 @@ import { makeLogger } from './logger.ts';
  * `--redis`), heartbeats its load, loads every app's active version and follows deploys,
  * serves RTMFP and the HTTP health/status port, and leaves cleanly on SIGTERM.
  */
-export async function node(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      redis: { type: 'string' },
-      rtmfp: { type: 'string', multiple: true },
-      http: { type: 'string' },
-      'public-address': { type: 'string' },
-      cluster: { type: 'string' },
-      config: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+export const node: Command = {
+  name: 'node',
+  synopsis: ['node [--redis URL] [--rtmfp HOST:PORT]... [--http HOST:PORT] [--public-address HOST:PORT]'],
+  about: 'Runs a cluster node: registers in Redis, runs every deployed app, follows deploys.',
+  flags: `  --redis URL                the cluster's Redis (without: a standalone node on in-memory state)
+  --rtmfp HOST:PORT          UDP address to listen on (repeatable; default 0.0.0.0:1935)
+  --http HOST:PORT           /healthz /readyz /status /metrics
+  --public-address HOST:PORT where other nodes send redirected clients
+  --cluster NAME             the cluster's name (default "default")
+  --config FILE              the project config (default ./wrangler-like.toml)
+  --json                     log JSON lines on stderr and print JSON lines on stdout`,
+  run: runNode,
+};
+
+async function runNode(argv: string[]): Promise<undefined> {
+  const { values, positionals } = parseOptions(argv, {
+    redis: { type: 'string' },
+    rtmfp: { type: 'string', multiple: true },
+    http: { type: 'string' },
+    'public-address': { type: 'string' },
+    cluster: { type: 'string' },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
   });
+  if (positionals.length > 0) throw usageError(`node takes no arguments, got ${positionals.join(' ')}`);
   const config = commandConfig(values.config, {
     redis: values.redis,
     rtmfp: values.rtmfp,

@@ -4,14 +4,25 @@
  * wait for them like `deploy` does. The history itself is not changed.
  */
 import { shortHash, type VersionInfo } from '../cluster/state.ts';
-import { CommandError, openCluster, parseClusterArgs, usageError } from './cluster.ts';
-import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, CommandError, usageError } from './command.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, waitForVersion } from './converge.ts';
 
 /** Shorter prefixes are too easy to mistype into another version. */
 const MIN_PREFIX = 6;
 const PREFIX = new RegExp(`^[0-9a-f]{${MIN_PREFIX},64}$`);
 
-export async function rollback(argv: string[]): Promise<number> {
+export const rollback: Command = {
+  name: 'rollback',
+  synopsis: ['rollback [VERSION] [--timeout SECONDS] [cluster options]'],
+  about: `Makes VERSION (a hash prefix of ${MIN_PREFIX}+ digits; default: the one before the active one)
+active again and waits for the nodes, as deploy does.`,
+  flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
+  shared: CLUSTER_HELP,
+  run: rollbackApp,
+};
+
+async function rollbackApp(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, { timeout: { type: 'string' } });
   if (positionals.length > 1)
     throw usageError(`rollback takes at most one version, got ${positionals.join(' ')}`);

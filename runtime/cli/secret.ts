@@ -4,16 +4,29 @@
  * version, so it reaches handlers (`ctx.env.NAME`) with the next deploy.
  */
 import { text } from 'node:stream/consumers';
-import { CommandError, openCluster, parseClusterArgs, usageError } from './cluster.ts';
+import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, CommandError, commandUsage, usageError } from './command.ts';
 
 /** Secrets become `ctx.env` names, like shell variables. */
 const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
-export async function secret(argv: string[]): Promise<number> {
+export const secret: Command = {
+  name: 'secret',
+  synopsis: ['secret put NAME [cluster options] < value'],
+  about: 'Stores a secret (read from stdin) for the app; nodes pick it up on the next deploy.',
+  shared: CLUSTER_HELP,
+  run: manageSecrets,
+};
+
+async function manageSecrets(argv: string[]): Promise<number> {
   const { positionals, load } = parseClusterArgs(argv, {});
   const [action, name, ...extra] = positionals;
-  if (action !== 'put') throw usageError(`secret: unknown action "${action ?? ''}" (known: put)`);
-  if (name === undefined || extra.length > 0) throw usageError('usage: fnhost secret put NAME < value');
+  if (action === undefined) {
+    process.stdout.write(commandUsage(secret));
+    return 0;
+  }
+  if (action !== 'put') throw usageError(`unknown action "${action}" (known: put)`);
+  if (name === undefined || extra.length > 0) throw usageError('put takes one NAME');
   if (!SECRET_NAME.test(name)) {
     throw usageError(
       `secret name must be upper-case letters, digits and "_", not starting with a digit, got "${name}"`,

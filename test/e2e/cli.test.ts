@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../sdk/client.ts';
+import { cli } from '../support/processes.ts';
 
 const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,4 +52,48 @@ test('fnhost names a bad flag and exits with status 2', async () => {
   const [code] = await once(child, 'exit');
   assert.equal(code, 2);
   assert.match(err, /--rtmfp/);
+});
+
+const COMMANDS = ['dev', 'node', 'deploy', 'versions', 'rollback', 'status', 'secret', 'tail'];
+
+test('every subcommand prints its usage for --help (and -h), on stdout with status 0', async () => {
+  // -h takes the same path for every command: two of them show it.
+  const asked = [...COMMANDS.map((command) => [command, '--help']), ['dev', '-h'], ['secret', '-h']];
+  const runs = asked.map(async ([command, flag]) => ({
+    command,
+    flag,
+    run: await cli(ROOT, [command, flag]),
+  }));
+  for (const { command, flag, run } of await Promise.all(runs)) {
+    assert.equal(run.code, 0, `${command} ${flag}: ${run.err}`);
+    assert.match(run.out, new RegExp(`^usage: fnhost ${command} `), `${command} ${flag}`);
+    assert.equal(run.err, '');
+  }
+});
+
+test("an unknown option is one line naming it, then that subcommand's usage, with status 2", async () => {
+  const runs = await Promise.all(COMMANDS.map((command) => cli(ROOT, [command, '--bogus', 'x'])));
+  runs.forEach((run, i) => {
+    const [first, blank, usage] = run.err.split('\n');
+    assert.equal(run.code, 2, COMMANDS[i]);
+    assert.equal(first, `fnhost ${COMMANDS[i]}: unknown option --bogus`);
+    assert.equal(blank, '');
+    assert.match(usage, new RegExp(`^usage: fnhost ${COMMANDS[i]} `));
+    assert.equal(run.out, '');
+  });
+});
+
+test('a flag without its value is named, not taken from the next flag', async () => {
+  const run = await cli(ROOT, ['deploy', '--timeout', '--json']);
+  assert.equal(run.code, 2);
+  assert.match(run.err, /^fnhost deploy: --timeout needs a value\n\nusage: fnhost deploy /);
+});
+
+test('fnhost --version prints the package version; fnhost secret alone prints its usage', async () => {
+  const version = await cli(ROOT, ['--version']);
+  assert.equal(version.code, 0);
+  assert.match(version.out, /^fnhost \d+\.\d+\.\d+\n$/);
+  const secret = await cli(ROOT, ['secret']);
+  assert.equal(secret.code, 0, secret.err);
+  assert.match(secret.out, /^usage: fnhost secret put NAME/);
 });
