@@ -9,7 +9,7 @@ import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
-import { type Command, CommandError, parseOptions, usageError } from './command.ts';
+import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
@@ -68,9 +68,13 @@ async function runDev(argv: string[]): Promise<undefined> {
   });
   const bound = await node.start();
   self.publicAddress ||= formatAddress(bound[0]);
-  for (const a of bound) process.stdout.write(`rtmfp listening on udp://${formatAddress(a)}\n`);
-  process.stdout.write(
-    `app "${config.name}" from ${path.relative(cwd, config.mainPath) || '.'}: rtmfp://${formatAddress(bound[0])}/${config.name}\n`,
+  const rtmfp = bound.map(formatAddress);
+  const dir = path.relative(cwd, config.mainPath) || '.';
+  const url = `rtmfp://${rtmfp[0]}/${config.name}`;
+  printResult(
+    values.json,
+    `${rtmfp.map((a) => `rtmfp listening on udp://${a}\n`).join('')}app "${config.name}" from ${dir}: ${url}`,
+    { app: config.name, dir, url, rtmfp },
   );
 
   const watcher = watchApp(config, async () => {
@@ -84,8 +88,11 @@ async function runDev(argv: string[]): Promise<undefined> {
     if (next.hash === apps.version(config.name)) return;
     try {
       await apps.load(config.name, next);
-      process.stdout.write(
-        `reloaded "${config.name}": version ${shortHash(next.hash)}, ${node.stats().connections} clients kept\n`,
+      const clients = node.stats().connections;
+      printResult(
+        values.json,
+        `reloaded "${config.name}": version ${shortHash(next.hash)}, ${clients} clients kept`,
+        { reloaded: config.name, version: next.hash, clients },
       );
     } catch (e) {
       process.stderr.write(

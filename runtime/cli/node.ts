@@ -4,7 +4,7 @@ import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { startClusterNode } from '../host/cluster-node.ts';
-import { type Command, parseOptions, usageError } from './command.ts';
+import { type Command, parseOptions, printResult, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
@@ -48,9 +48,17 @@ async function runNode(argv: string[]): Promise<undefined> {
   const log = makeLogger({ json: values.json });
   const state = await openState(config, log);
   const running = await startClusterNode(config, state, log);
-  for (const a of running.rtmfp) process.stdout.write(`rtmfp listening on udp://${a}\n`);
-  if (running.http) process.stdout.write(`http listening on http://${running.http}\n`);
-  process.stdout.write(`node ${running.cluster.id} in cluster "${config.cluster.name}" (${state.kind})\n`);
+  const { id } = running.cluster;
+  const cluster = config.cluster.name;
+  printResult(
+    values.json,
+    [
+      ...running.rtmfp.map((a) => `rtmfp listening on udp://${a}`),
+      ...(running.http ? [`http listening on http://${running.http}`] : []),
+      `node ${id} in cluster "${cluster}" (${state.kind})`,
+    ].join('\n'),
+    { node: id, cluster, store: state.kind, rtmfp: running.rtmfp, http: running.http ?? null },
+  );
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -5,7 +5,7 @@
  */
 import { text } from 'node:stream/consumers';
 import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
-import { type Command, CommandError, commandUsage, usageError } from './command.ts';
+import { type Command, CommandError, commandUsage, printResult, usageError } from './command.ts';
 
 /** Secrets become `ctx.env` names, like shell variables. */
 const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -19,7 +19,7 @@ export const secret: Command = {
 };
 
 async function manageSecrets(argv: string[]): Promise<number> {
-  const { positionals, load } = parseClusterArgs(argv, {});
+  const { values, positionals, load } = parseClusterArgs(argv, {});
   const [action, name, ...extra] = positionals;
   if (action === undefined) {
     process.stdout.write(commandUsage(secret));
@@ -43,6 +43,9 @@ async function manageSecrets(argv: string[]): Promise<number> {
   } finally {
     await state.close();
   }
-  process.stdout.write(`secret ${name} set for app ${app} (nodes pick it up on the next deploy)\n`);
+  printResult(values.json, `secret ${name} set for app ${app} (nodes pick it up on the next deploy)`, {
+    app,
+    secret: name,
+  });
   return 0;
 }

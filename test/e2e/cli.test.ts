@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../sdk/client.ts';
-import { cli } from '../support/processes.ts';
+import { until } from '../support/node.ts';
+import { cli, spawnCli } from '../support/processes.ts';
 
 const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,4 +97,19 @@ test('fnhost --version prints the package version; fnhost secret alone prints it
   const secret = await cli(ROOT, ['secret']);
   assert.equal(secret.code, 0, secret.err);
   assert.match(secret.out, /^usage: fnhost secret put NAME/);
+});
+
+test('with --json, every line fnhost dev prints on stdout is JSON', async () => {
+  const dev = spawnCli(ROOT, ['dev', '--rtmfp', '127.0.0.1:0', '--json']);
+  try {
+    await until(() => dev.output().includes('\n'), 20_000, 'the first line');
+    const lines = dev.output().trimEnd().split('\n');
+    const first = JSON.parse(lines[0]) as { app: string; url: string; rtmfp: string[] };
+    assert.equal(first.app, 'chat');
+    assert.equal(first.url, `rtmfp://${first.rtmfp[0]}/chat`);
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+  } finally {
+    dev.child.kill('SIGTERM');
+    await once(dev.child, 'exit');
+  }
 });

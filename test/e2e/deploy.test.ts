@@ -203,9 +203,12 @@ test('secret put stores the value from stdin without its trailing newline', asyn
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, 'secret API_KEY set for app secrets-app (nodes pick it up on the next deploy)\n');
   assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value' });
+  const json = await fnhost(dir, ['secret', 'put', 'OTHER', '--json'], 'x');
+  assert.equal(json.code, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout), { app: 'secrets-app', secret: 'OTHER' });
 
   const bad = await fnhost(dir, ['secret', 'put', 'api-key'], 'x\n');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /secret name/);
-  assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value' });
+  assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value', OTHER: 'x' });
 });

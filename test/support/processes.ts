@@ -15,8 +15,8 @@ export interface NodeProcess {
 }
 
 /**
- * `fnhost node` as a real process on 127.0.0.1 (free ports), run in `dir` (its config);
- * resolves once it printed its addresses and id. The caller kills it.
+ * `fnhost node --json` as a real process on 127.0.0.1 (free ports), run in `dir` (its config);
+ * resolves once it printed its addresses and id (JSON lines on stdout). The caller kills it.
  */
 export async function startNodeProcess(dir: string, args: string[]): Promise<NodeProcess> {
   const child = spawn(
@@ -32,12 +32,23 @@ export async function startNodeProcess(dir: string, args: string[]): Promise<Nod
     child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
     child.stdout?.on('data', (chunk: string) => {
       out += chunk;
-      const rtmfp = /rtmfp listening on udp:\/\/(\S+)/.exec(out)?.[1];
-      const http = /http listening on http:\/\/(\S+)/.exec(out)?.[1];
-      const id = /^node (\S+) in cluster/m.exec(out)?.[1];
-      if (rtmfp && http && id) {
+      let printed: { node?: string; rtmfp?: string[]; http?: string };
+      try {
+        // Complete lines only: the last piece may be half a line. With --json each is JSON.
+        printed = Object.assign(
+          {},
+          ...out
+            .split('\n')
+            .slice(0, -1)
+            .map((line) => JSON.parse(line)),
+        );
+      } catch {
+        reject(new Error(`node printed a line that is not JSON: ${out}`));
+        return;
+      }
+      if (printed.rtmfp && printed.http && printed.node) {
         clearTimeout(timer);
-        resolve({ child, id, rtmfp, http });
+        resolve({ child, id: printed.node, rtmfp: printed.rtmfp[0], http: printed.http });
       }
     });
   });
