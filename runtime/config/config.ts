@@ -20,6 +20,10 @@ const MIN_SECRET_LENGTH = 16;
 const MIN_MEMORY_MB = 8;
 const ENV_PREFIX = 'FNHOST_';
 const VAR_PREFIX = 'FNHOST_VAR_';
+/** The log level (runtime/cli/logger.ts): an FNHOST_* variable that is not a config setting. */
+export const LOG_LEVEL_VARIABLE = 'FNHOST_LOG_LEVEL';
+/** Variables of `npm run bench` (test/bench), which fnhost itself does not read. */
+const BENCH_PREFIX = 'FNHOST_BENCH_';
 /** App and cluster names end up in rtmfp:// paths and Redis keys. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
 const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
@@ -75,6 +79,8 @@ export interface FnhostConfig {
   vars: Record<string, string>;
   /** Absolute path of the config file read, if any. */
   file: string | undefined;
+  /** What was ignored, for the user to see: FNHOST_* variables that are no setting (a typo?). */
+  warnings: string[];
 }
 
 /** Settings given as CLI flags; they win over the environment and the file. */
@@ -184,6 +190,7 @@ export function parseConfig(
     },
     vars: Object.fromEntries([...fromFile.vars, ...fromEnv.vars]),
     file,
+    warnings: fromEnv.warnings,
   };
 }
 
@@ -246,11 +253,15 @@ function fileLayer(doc: Record<string, unknown>): Layer & { vars: Map<string, st
   return { ...layer, vars };
 }
 
-/** Empty variables count as unset, so `FNHOST_REDIS=` in a compose file means "no Redis". */
-function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string> } {
+/**
+ * Empty variables count as unset, so `FNHOST_REDIS=` in a compose file means "no Redis". An
+ * FNHOST_* variable that is no setting is most likely misspelled: it is ignored with a warning
+ * rather than an error, since the same environment may serve several fnhost versions.
+ */
+function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string>; warnings: string[] } {
   const layer: Layer = {};
   for (const setting of SETTINGS) {
-    const what = ENV_PREFIX + snakeCase(setting).toUpperCase();
+    const what = envName(setting);
     const text = env[what];
     if (text === undefined || text === '') continue;
     let value: unknown = text;
@@ -264,7 +275,20 @@ function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string> }
     if (key === VAR_PREFIX) throw new ConfigError(key, `config: ${key} has no name: use ${VAR_PREFIX}<NAME>`);
     vars.set(key.slice(VAR_PREFIX.length), value);
   }
-  return { ...layer, vars };
+  const known = [...SETTINGS.map(envName), LOG_LEVEL_VARIABLE];
+  const warnings = Object.keys(env)
+    .filter(
+      (key) => key.startsWith(ENV_PREFIX) && !key.startsWith(VAR_PREFIX) && !key.startsWith(BENCH_PREFIX),
+    )
+    .filter((key) => !known.includes(key))
+    .map(
+      (key) => `config: unknown variable ${key}, ignored (known: ${known.join(', ')}, ${VAR_PREFIX}<NAME>)`,
+    );
+  return { ...layer, vars, warnings };
+}
+
+function envName(setting: Setting): string {
+  return ENV_PREFIX + snakeCase(setting).toUpperCase();
 }
 
 function flagLayer(overrides: Partial<Record<Setting, unknown>>): Layer {

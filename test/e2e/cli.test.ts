@@ -1,58 +1,38 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../sdk/client.ts';
 import { until } from '../support/node.ts';
-import { cli, spawnCli } from '../support/processes.ts';
+import { cli, endProcess, spawnCli } from '../support/processes.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 test('fnhost dev runs the example app, prints where it listens, and exits cleanly on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'dev', '--rtmfp', '127.0.0.1:0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const dev = spawnCli(ROOT, ['dev', '--rtmfp', '127.0.0.1:0']);
   try {
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk;
-        const m = /rtmfp listening on udp:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`fnhost exited early (${code}): ${out}`)));
-    });
+    const listening = /rtmfp listening on udp:\/\/127\.0\.0\.1:(\d+)/;
+    await until(() => listening.test(dev.output()) || dev.child.exitCode !== null, 20_000, 'the address');
+    const port = listening.exec(dev.output())?.[1];
+    assert.ok(port, `fnhost exited early: ${dev.errors()}`);
     const nc = await connect(`rtmfp://127.0.0.1:${port}/chat`, 'cli-user');
     assert.equal((nc.info as { greeting: string }).greeting, 'hello, cli-user');
     assert.equal(await nc.call('echo', 'cli'), 'cli');
     const closed = once(nc, 'close');
-    child.kill('SIGTERM');
-    const [code] = await once(child, 'exit');
+    dev.child.kill('SIGTERM');
+    const [code] = await once(dev.child, 'exit');
     assert.equal(code, 0);
     const [info] = (await closed) as [{ code: string }];
     assert.equal(info.code, 'NetConnection.Connect.Closed');
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (dev.child.exitCode === null) dev.child.kill('SIGKILL');
   }
 });
 
 test('fnhost names a bad flag and exits with status 2', async () => {
-  const child = spawn(process.execPath, [CLI, 'dev', '--rtmfp', 'nonsense'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (c: string) => {
-    err += c;
-  });
-  const [code] = await once(child, 'exit');
-  assert.equal(code, 2);
-  assert.match(err, /--rtmfp/);
+  const run = await cli(ROOT, ['dev', '--rtmfp', 'nonsense']);
+  assert.equal(run.code, 2);
+  assert.match(run.err, /--rtmfp/);
 });
 
 const COMMANDS = ['dev', 'node', 'deploy', 'versions', 'rollback', 'status', 'secret', 'tail'];
@@ -109,7 +89,16 @@ test('with --json, every line fnhost dev prints on stdout is JSON', async () => 
     assert.equal(first.url, `rtmfp://${first.rtmfp[0]}/chat`);
     for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
   } finally {
-    dev.child.kill('SIGTERM');
-    await once(dev.child, 'exit');
+    await endProcess(dev.child);
   }
+});
+
+test('a misspelled FNHOST_* variable is warned about before the command runs', async () => {
+  const run = await cli(ROOT, ['versions'], { env: { FNHOST_REDSI: 'redis://127.0.0.1:6379' } });
+  assert.match(
+    run.err,
+    /^fnhost: warning: config: unknown variable FNHOST_REDSI, ignored \(known: .*FNHOST_REDIS/,
+  );
+  assert.match(run.err, /versions needs a cluster/, 'the misspelled variable did not set the cluster');
+  assert.equal(run.code, 2);
 });

@@ -22,7 +22,7 @@ export async function startNodeProcess(dir: string, args: string[]): Promise<Nod
   const child = spawn(
     process.execPath,
     ['--no-node-snapshot', CLI, 'node', '--rtmfp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--json', ...args],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: dir, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout?.setEncoding('utf8');
@@ -54,32 +54,38 @@ export async function startNodeProcess(dir: string, args: string[]): Promise<Nod
   });
 }
 
+/** What a CLI run gets besides its arguments. */
+export interface CliOptions {
+  /** Written to its stdin, which is then closed (default: closed at once). */
+  stdin?: string;
+  /** Added to its environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A CLI run that takes longer than this is hung (e.g. a store connection left open). */
+const RUN_TIMEOUT_MS = 15_000;
+
+/**
+ * The environment a user's shell would give: this process's, without its FNHOST_* settings,
+ * so a developer's own FNHOST_REDIS cannot change what a test runs against.
+ */
+function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const own = Object.entries(process.env).filter(([k]) => !k.startsWith('FNHOST_'));
+  return { ...Object.fromEntries(own), ...extra };
+}
+
 /** `fnhost CMD …` left running (`tail`, `dev`); `output()`/`errors()` are what it printed so far. */
 export function spawnCli(
   dir: string,
   args: string[],
+  o: CliOptions = {},
 ): { child: ChildProcess; output(): string; errors(): string } {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
     cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: cliEnv(o.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => {
-    out += c;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
-  return { child, output: () => out, errors: () => err };
-}
-
-/** `fnhost CMD …` in `dir`; resolves with its exit code and output. */
-export async function cli(dir: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  child.stdin.end(o.stdin ?? '');
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => {
@@ -88,6 +94,34 @@ export async function cli(dir: string, args: string[]): Promise<{ code: number; 
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
     err += c;
   });
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, out, err };
+  return { child, output: () => out, errors: () => err };
+}
+
+/** `fnhost CMD …` in `dir`; resolves with its exit code and output, or rejects if it hangs. */
+export async function cli(
+  dir: string,
+  args: string[],
+  o: CliOptions = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  const run = spawnCli(dir, args, o);
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  const [code, signal] = (await once(run.child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  if (signal === 'SIGKILL')
+    throw new Error(
+      `fnhost ${args.join(' ')} did not exit within ${RUN_TIMEOUT_MS} ms\n${run.output()}${run.errors()}`,
+    );
+  return { code, out: run.output(), err: run.errors() };
+}
+
+/** Sends `signal` unless the process already exited, and waits for its exit; resolves with its code. */
+export async function endProcess(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const [code] = (await exited) as [number | null];
+  return code;
 }

@@ -45,6 +45,7 @@ describe('config loading', () => {
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
         vars: {},
         file: undefined,
+        warnings: [],
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -73,6 +74,7 @@ describe('config loading', () => {
       limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16 },
       vars: { GREETING: 'hello', EMPTY: '' },
       file: join(FULL, 'wrangler-like.toml'),
+      warnings: [],
     });
   });
 
@@ -319,6 +321,18 @@ describe('precedence', () => {
       () => config('', {}, { memoryMb: 1 }),
       '--memory-mb',
       'config: --memory-mb must be an integer of at least 8, got 1',
+    );
+  });
+
+  test('an FNHOST_* variable that is no setting is named in a warning, with the known ones', () => {
+    const c = config('', { FNHOST_REDSI: 'redis://r1:6379', FNHOST_LOG_LEVEL: 'debug', FNHOST_VAR_X: '1' });
+    assert.equal(c.cluster.redis, undefined);
+    assert.equal(c.warnings.length, 1);
+    assert.match(c.warnings[0], /^config: unknown variable FNHOST_REDSI, ignored \(known: FNHOST_NAME, /);
+    assert.match(c.warnings[0], /FNHOST_REDIS, .*FNHOST_LOG_LEVEL, FNHOST_VAR_<NAME>\)$/);
+    assert.deepEqual(
+      config('', { FNHOST_REDIS: 'redis://r1:6379', FNHOST_BENCH_TCSERVER: 'x' }).warnings,
+      [],
     );
   });
 
