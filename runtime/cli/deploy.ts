@@ -13,6 +13,7 @@ import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
 import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, openCluster, parseClusterArgs } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
+import { appFolder } from './config.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, waitForVersion } from './converge.ts';
 
 /** The node id handlers see during the check (`ctx.node.id`). */
@@ -36,9 +37,9 @@ async function deployApp(argv: string[]): Promise<number> {
   const config = load(positionals[0]);
   const timeoutMs = parseTimeout(values.timeout);
   const app = config.name;
-  const dir = path.relative(process.cwd(), config.mainPath) || '.';
   // No cluster configured: say so before spending time on a build.
   clusterUrl(config, 'deploy');
+  const dir = appFolder(config);
 
   progress(`bundling ${dir} …`);
   const bundle = await bundleApp(dir).catch((e: unknown) => {

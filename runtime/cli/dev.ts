@@ -10,7 +10,7 @@ import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
-import { commandConfig } from './config.ts';
+import { appFolder, commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 
 /** Wait this long after the last file change before rebuilding (editors write in bursts). */
@@ -39,10 +39,10 @@ async function runDev(argv: string[]): Promise<undefined> {
     json: { type: 'boolean' },
   });
   if (positionals.length > 1) throw usageError(`dev takes one app folder, got ${positionals.join(' ')}`);
-  const cwd = process.cwd();
   const config = commandConfig(values.config, { rtmfp: values.rtmfp, main: positionals[0] });
+  const dir = appFolder(config);
   const log = makeLogger({ json: values.json });
-  const first = await build(config);
+  const first = await build(dir);
   if (first instanceof Error) throw new CommandError(first.message);
 
   const identity = makeServerIdentity();
@@ -69,7 +69,6 @@ async function runDev(argv: string[]): Promise<undefined> {
   const bound = await node.start();
   self.publicAddress ||= formatAddress(bound[0]);
   const rtmfp = bound.map(formatAddress);
-  const dir = path.relative(cwd, config.mainPath) || '.';
   const url = `rtmfp://${rtmfp[0]}/${config.name}`;
   printResult(
     values.json,
@@ -78,7 +77,7 @@ async function runDev(argv: string[]): Promise<undefined> {
   );
 
   const watcher = watchApp(config, async () => {
-    const next = await build(config);
+    const next = await build(dir);
     if (next instanceof Error) {
       process.stderr.write(
         `fnhost: ${next.message}\n  (still running version ${shortHash(apps.version(config.name))})\n`,
@@ -115,10 +114,10 @@ async function runDev(argv: string[]): Promise<undefined> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-/** Bundles the app; a build problem comes back as an Error to print, not a throw. */
-async function build(config: FnhostConfig): Promise<Bundle | Error> {
+/** Bundles the app in `dir`; a build problem comes back as an Error to print, not a throw. */
+async function build(dir: string): Promise<Bundle | Error> {
   try {
-    return await bundleApp(path.relative(process.cwd(), config.mainPath) || '.');
+    return await bundleApp(dir);
   } catch (e) {
     if (e instanceof BuildError) return new Error(`build failed:\n${e.message}`);
     return e instanceof Error ? e : new Error(String(e));

@@ -102,3 +102,18 @@ test('a misspelled FNHOST_* variable is warned about before the command runs', a
   assert.match(run.err, /versions needs a cluster/, 'the misspelled variable did not set the cluster');
   assert.equal(run.code, 2);
 });
+
+test('dev and deploy of a folder that is not there say so', async () => {
+  // deploy checks that it has a cluster first; nothing listens at that one, and it is not reached.
+  for (const args of [
+    ['dev', 'nosuchdir'],
+    ['deploy', 'nosuchdir', '--redis', 'redis://127.0.0.1:1'],
+  ]) {
+    const run = await cli(ROOT, args);
+    assert.equal(run.code, 1, run.err);
+    assert.match(
+      run.err,
+      /^fnhost: no folder nosuchdir \(give your functions' folder on the command line, or main in wrangler-like\.toml\)\n$/,
+    );
+  }
+});
