@@ -35,6 +35,14 @@ async function tailApp(argv: string[]): Promise<number> {
   const app = positionals[0] ?? config.name;
   const json = values.json === true;
   const state = await openCluster(config, 'tail');
+  const deployed = await state.apps();
+  if (!deployed.includes(app)) {
+    // Not an error: the app may be deployed while this tail runs.
+    const known = deployed.length > 0 ? `deployed: ${deployed.sort().join(', ')}` : 'none is deployed';
+    process.stderr.write(
+      `warning: no app "${app}" in cluster "${config.cluster.name}" (${known}); tailing it anyway\n`,
+    );
+  }
 
   const unsubscribe = await state.subscribe(`logs:${app}`, (message) => {
     process.stdout.write(json ? `${message}\n` : formatLine(message));

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
-import { cli } from '../support/processes.ts';
+import { until } from '../support/node.ts';
+import { cli, endProcess, spawnCli } from '../support/processes.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const APP = 'chat';
@@ -177,4 +178,21 @@ test('secret put stores the value from stdin without its trailing newline', asyn
   assert.equal(bad.code, 2);
   assert.match(bad.err, /secret name/);
   assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value', OTHER: 'x' });
+});
+
+test('tail of an app that is not deployed warns, naming the deployed ones, and keeps tailing', async () => {
+  const dir = project(GOOD_APP);
+  const deployed = await fnhost(dir, ['deploy']);
+  assert.equal(deployed.code, 0, deployed.err);
+  const tail = spawnCli(dir, ['tail', 'nosuchapp']);
+  try {
+    await until(() => tail.errors().includes('tailing'), 15_000, 'tail to start');
+    assert.match(
+      tail.errors(),
+      /^warning: no app "nosuchapp" in cluster "default" \(deployed: chat\); tailing it anyway\n/,
+    );
+    assert.equal(tail.child.exitCode, null, 'still tailing');
+  } finally {
+    assert.equal(await endProcess(tail.child, 'SIGINT'), 0);
+  }
 });
