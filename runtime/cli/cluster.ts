@@ -6,6 +6,7 @@
 import os from 'node:os';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import pino from 'pino';
+import { RedisConnectError } from '../cluster/redis-connection.ts';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import { CONFIG_FILE, type FnhostConfig, redactUrl } from '../config/config.ts';
@@ -13,7 +14,7 @@ import { errorText } from '../error-text.ts';
 import { CommandError, parseOptions, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 
-/** How long a command waits for the store to answer before giving up. */
+/** How long a command waits for a store that neither answers nor refuses (a black hole). */
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /** Flags every cluster command takes. */
@@ -44,21 +45,24 @@ export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[
 
 /**
  * The cluster's store. Always Redis: these commands talk to the nodes of a real cluster, and
- * a memory store would only ever see this process. The caller must `close()` it.
+ * a memory store would only ever see this process. A refused connection or an unknown host
+ * fails at once; a store that does not answer, after CONNECT_TIMEOUT_MS. The caller must
+ * `close()` it.
  */
 export async function openCluster(config: FnhostConfig, command: string): Promise<State> {
   const url = clusterUrl(config, command);
   const logger = pino({ level: 'fatal' }, pino.destination({ fd: 2, sync: true }));
   const signal = AbortSignal.timeout(CONNECT_TIMEOUT_MS);
   try {
-    return await RedisState.connect(url, { cluster: config.cluster.name, logger, signal });
+    return await RedisState.connect(url, { cluster: config.cluster.name, logger, signal, failFast: true });
   } catch (e) {
     if (signal.aborted) {
       throw new CommandError(
         `cannot reach the cluster store at ${redactUrl(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
       );
     }
-    throw new CommandError(`cannot reach the cluster store at ${redactUrl(url)}: ${errorText(e)}`);
+    const reason = e instanceof RedisConnectError ? e.reason : errorText(e);
+    throw new CommandError(`cannot reach the cluster store at ${redactUrl(url)}: ${reason}`);
   }
 }
 

@@ -3,6 +3,7 @@
  * and after a wrong command line), how its flags are parsed, and how a failure is reported.
  */
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import { StoreUnavailableError } from '../cluster/state.ts';
 import { ConfigError } from '../config/config.ts';
 
 /** One subcommand: `fnhost <name> …`. */
@@ -79,9 +80,10 @@ export function parseOptions<T extends ParseArgsOptionsConfig>(argv: string[], o
 }
 
 /**
- * Runs `command`: `--help` prints its usage; a CommandError or ConfigError is printed (a usage
- * error with the command's usage) and ends the process with its exit code at once, so a store
- * still being dialled cannot keep it alive. Anything else is a bug and goes to the caller.
+ * Runs `command`: `--help` prints its usage; a CommandError, ConfigError or StoreUnavailableError
+ * is printed (a usage error with the command's usage) and ends the process with its exit code
+ * at once, so a store still being dialled cannot keep it alive. Anything else is a bug and goes
+ * to the caller.
  */
 export async function runCommand(command: Command, argv: string[]): Promise<void> {
   const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
@@ -94,6 +96,8 @@ export async function runCommand(command: Command, argv: string[]): Promise<void
     code = await command.run(argv);
   } catch (e) {
     if (e instanceof ConfigError) fail(`fnhost: ${e.message}\n`, 2);
+    if (e instanceof StoreUnavailableError)
+      fail(`fnhost: ${e.message} (lost Redis during ${command.name})\n`, 1);
     if (!(e instanceof CommandError)) throw e;
     if (e.exitCode === 2) fail(`fnhost ${command.name}: ${e.message}\n\n${commandUsage(command)}`, 2);
     fail(`fnhost: ${e.message}\n`, e.exitCode);

@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
 import { checkNodeTtl, newClusterSecret } from './memory-state.ts';
-import { luaScript, RedisConnection } from './redis-connection.ts';
+import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import {
   MAX_VERSIONS,
@@ -134,6 +134,10 @@ export interface RedisStateOptions {
   logger?: Logger;
   /** Gives up connecting (connect() rejects, retrying stops). */
   signal?: AbortSignal;
+  /** The first connection error fails connect() at once, instead of retrying (CLI commands). */
+  failFast?: boolean;
+  /** Told of every retry while connecting or reconnecting (they are logged too). */
+  onRetry?: (retry: RedisRetry) => void;
 }
 
 /**
@@ -161,12 +165,19 @@ export class RedisState implements State {
   static async connect(url: string, o: RedisStateOptions): Promise<RedisState> {
     const keys = clusterKeys(o.cluster);
     const logger = o.logger ?? pino({ name: 'fnhost-state' });
-    const redis = await RedisConnection.open(url, { name: `fnhost:${o.cluster}`, logger, signal: o.signal });
+    const { signal, failFast, onRetry } = o;
+    const redis = await RedisConnection.open(url, {
+      name: `fnhost:${o.cluster}`,
+      logger,
+      signal,
+      failFast,
+      onRetry,
+    });
     return new RedisState(redis, keys);
   }
 
   async time(): Promise<number> {
-    const [seconds, micros] = await this.redis.commands.time();
+    const [seconds, micros] = await this.redis.command((r) => r.time());
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
@@ -198,11 +209,11 @@ export class RedisState implements State {
 
   async putBundle(app: string, bundle: StoredBundle): Promise<void> {
     const { hash, code, map } = bundle;
-    await this.redis.commands.hset(this.keys.bundle(app, hash), { hash, code, map });
+    await this.redis.command((r) => r.hset(this.keys.bundle(app, hash), { hash, code, map }));
   }
 
   async getBundle(app: string, hash: string): Promise<StoredBundle | undefined> {
-    const b = await this.redis.commands.hgetall(this.keys.bundle(app, hash));
+    const b = await this.redis.command((r) => r.hgetall(this.keys.bundle(app, hash)));
     if (b.hash === undefined) return undefined;
     return { hash: b.hash, code: b.code ?? '', map: b.map ?? '' };
   }
@@ -222,16 +233,16 @@ export class RedisState implements State {
   }
 
   async active(app: string): Promise<string | undefined> {
-    return (await this.redis.commands.get(this.keys.active(app))) ?? undefined;
+    return (await this.redis.command((r) => r.get(this.keys.active(app)))) ?? undefined;
   }
 
   async versions(app: string): Promise<VersionInfo[]> {
-    const list = await this.redis.commands.lrange(this.keys.versions(app), 0, -1);
+    const list = await this.redis.command((r) => r.lrange(this.keys.versions(app), 0, -1));
     return list.map((json) => JSON.parse(json) as VersionInfo);
   }
 
   async apps(): Promise<string[]> {
-    return this.redis.commands.smembers(this.keys.apps);
+    return this.redis.command((r) => r.smembers(this.keys.apps));
   }
 
   async clusterSecret(): Promise<string> {
@@ -239,15 +250,15 @@ export class RedisState implements State {
   }
 
   async putSecret(app: string, name: string, value: string): Promise<void> {
-    await this.redis.commands.hset(this.keys.secrets(app), name, value);
+    await this.redis.command((r) => r.hset(this.keys.secrets(app), name, value));
   }
 
   async secrets(app: string): Promise<Record<string, string>> {
-    return this.redis.commands.hgetall(this.keys.secrets(app));
+    return this.redis.command((r) => r.hgetall(this.keys.secrets(app)));
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.redis.commands.publish(this.keys.channel(channel), message);
+    await this.redis.command((r) => r.publish(this.keys.channel(channel), message));
   }
 
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {

@@ -72,6 +72,17 @@ export function shortHash(hash: string | undefined): string {
   return hash ? hash.slice(0, SHORT_HASH_DIGITS) : 'none';
 }
 
+/**
+ * The store cannot be reached (Redis down, hung, or gone during the call). What handlers and
+ * CLI users see instead of the driver's text; the driver's error is the `cause`.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('cluster store unavailable', options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 /** Versions kept per app; older ones (and their bundles) are dropped. */
 export const MAX_VERSIONS = 50;
 

@@ -3,8 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { CHANNELS } from '../../runtime/cluster/keys.ts';
-import { redisOptionsFromUrl } from '../../runtime/cluster/redis-connection.ts';
+import { RedisConnectError, redisOptionsFromUrl } from '../../runtime/cluster/redis-connection.ts';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { StoreUnavailableError } from '../../runtime/cluster/state.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 import { nodeRecord, sleep, until } from './fixture.ts';
 import { stateContract } from './state.contract.ts';
@@ -161,17 +162,51 @@ describe('RedisState: Redis going away and coming back', () => {
     }
   });
 
-  it('connect gives up, and stops retrying, when its signal aborts', async () => {
+  it('while Redis is down, a command rejects with StoreUnavailableError, not the driver text', async () => {
     const redis = await startRedis();
-    redis.kill();
+    const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
     try {
-      await assert.rejects(
-        RedisState.connect(redis.url, { cluster: 'c', logger, signal: AbortSignal.timeout(200) }),
-        /redis: gave up connecting to redis:\/\/127\.0\.0\.1:\d+ \(connect ECONNREFUSED/,
-      );
+      const statuses: string[] = [];
+      state.onStatus((s) => statuses.push(s));
+      redis.kill();
+      await until(() => statuses.includes('down'), 'down');
+      for (const call of [
+        state.kv.get('chat', 'k'),
+        state.active('chat'),
+        state.heartbeat(nodeRecord('n1'), 10_000),
+      ]) {
+        await assert.rejects(
+          call,
+          (e: Error) => e instanceof StoreUnavailableError && e.message === 'cluster store unavailable',
+        );
+      }
     } finally {
+      await state.close();
       await redis.stop();
     }
+  });
+
+  it('with failFast, connect rejects at once on a refused connection, naming where', async () => {
+    const redis = await startRedis();
+    // Stopped, not killed: a server still dying can accept the connection and reset it.
+    await redis.stop();
+    await assert.rejects(
+      RedisState.connect(redis.url, { cluster: 'c', logger, failFast: true }),
+      (e: Error) =>
+        e instanceof RedisConnectError && e.reason === `connection refused at 127.0.0.1:${redis.port}`,
+    );
+  });
+
+  it('connect gives up, and stops retrying, when its signal aborts', async () => {
+    const redis = await startRedis();
+    await redis.stop();
+    await assert.rejects(
+      RedisState.connect(redis.url, { cluster: 'c', logger, signal: AbortSignal.timeout(200) }),
+      {
+        message:
+          /^redis: cannot use redis:\/\/127\.0\.0\.1:(\d+): gave up \(connection refused at 127\.0\.0\.1:\1\)$/,
+      },
+    );
   });
 });
 

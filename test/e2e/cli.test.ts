@@ -117,3 +117,13 @@ test('dev and deploy of a folder that is not there say so', async () => {
     );
   }
 });
+
+test('a refused Redis connection is said at once, naming where', async () => {
+  // Nothing listens on port 1 of the loopback: the connection is refused, not left unanswered.
+  const run = await cli(ROOT, ['status', '--redis', 'redis://127.0.0.1:1']);
+  assert.equal(run.code, 1);
+  assert.equal(
+    run.err,
+    'fnhost: cannot reach the cluster store at redis://127.0.0.1:1: connection refused at 127.0.0.1:1\n',
+  );
+});

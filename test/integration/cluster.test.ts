@@ -192,7 +192,7 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     }
   });
 
-  test('while Redis is down /readyz says not ready and /healthz stays ok; after a restart every node is back and clients stayed connected', async () => {
+  test('while Redis is down /readyz says not ready, /healthz stays ok and ctx.kv fails as "cluster store unavailable"; after a restart every node is back and clients stayed connected', async () => {
     redis.kill();
     let ready = 200;
     for (let i = 0; i < 100 && ready === 200; i++) {
@@ -206,6 +206,9 @@ describe('a cluster of 3 nodes on one redis-server', () => {
       '/healthz does not depend on Redis',
     );
     assert.equal(await nc?.call('version'), 'v1', 'sessions keep being served without Redis');
+    await assert.rejects(async () => nc?.call('kv', 'pinged'), {
+      description: 'cluster store unavailable',
+    });
     await redis.restart();
     const live = nodes
       .slice(0, 2)
