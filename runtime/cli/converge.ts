@@ -1,7 +1,8 @@
 /**
- * After `deploy` or `rollback` flips an app's active version: wait until every live node has
- * loaded it or said why it could not (nodes report both in their heartbeat: `versions[app]`
- * and `errors[app]`, DESIGN.md "Deploy"), then tell the user where it runs.
+ * After `deploy` or `rollback` flips an app's active version, or `secret` changes its secrets:
+ * wait until every live node runs that version with those secrets or said why it could not
+ * (nodes report it in their heartbeat: `versions[app]`, `secretRevisions[app]` and
+ * `errors[app]`, DESIGN.md "Deploy"), then tell the user where it runs.
  */
 import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
 import { formatSeconds, indentRest } from './cluster.ts';
@@ -17,6 +18,12 @@ export interface NodeOutcome {
   id: string;
   ok: boolean;
   error: string | null;
+}
+
+/** What the nodes should run: the app's version, loaded with at least this secrets revision. */
+export interface Target {
+  hash: string;
+  secretsRevision: number;
 }
 
 export interface Convergence {
@@ -36,21 +43,25 @@ export function parseTimeout(text: string | undefined): number {
 }
 
 /**
- * Polls the live nodes until each runs `hash` for `app` or reports an error naming it
- * (a node's error starts with the 12-digit hash it failed to load), or until `timeoutMs`.
- * Nodes joining meanwhile are waited for too; nodes that left are no longer counted.
+ * Tells the nodes to follow the app (channel `deploy`; a node loads the active version with
+ * the current secrets unless it runs them) and waits until each runs `target` or reports an
+ * error naming its version (a node's error starts with the short hash it failed to load), or
+ * until `timeoutMs`. Nodes joining meanwhile are waited for too; nodes that left are not.
  */
-export async function waitForVersion(
+export async function rollOut(
   state: State,
   app: string,
-  hash: string,
+  target: Target,
   timeoutMs: number,
-  startedAt: number,
 ): Promise<Convergence> {
+  const startedAt = performance.now();
+  // Also when nothing changed: a node that missed or failed the last notice tries again.
+  await state.publish('deploy', JSON.stringify({ app, ...target }));
+  process.stderr.write(`waiting for the nodes (up to ${timeoutMs / 1000} s) …\n`);
   const deadline = startedAt + timeoutMs;
   for (;;) {
     const nodes = (await state.nodes()).filter((n) => n.state !== 'stopping');
-    const outcomes = nodes.map((n) => outcome(n, app, hash));
+    const outcomes = nodes.map((n) => outcome(n, app, target));
     const waiting = outcomes.filter((o) => o === undefined).length;
     if (waiting === 0 || performance.now() >= deadline) {
       const seconds = (performance.now() - startedAt) / 1000;
@@ -59,7 +70,7 @@ export async function waitForVersion(
           outcomes[i] ?? {
             id: n.id,
             ok: false,
-            error: `still on ${shortHash(n.versions[app])} after ${formatSeconds(timeoutMs)}`,
+            error: `${n.versions[app] === target.hash ? 'still on the previous secrets' : `still on ${shortHash(n.versions[app])}`} after ${formatSeconds(timeoutMs)}`,
           },
       );
       return { nodes: final.sort((a, b) => a.id.localeCompare(b.id)), seconds };
@@ -68,21 +79,26 @@ export async function waitForVersion(
   }
 }
 
-function outcome(n: NodeEntry, app: string, hash: string): NodeOutcome | undefined {
-  if (n.versions[app] === hash) return { id: n.id, ok: true, error: null };
+function outcome(n: NodeEntry, app: string, target: Target): NodeOutcome | undefined {
+  // A record from a node that does not report secret revisions counts as revision 0.
+  const revision = n.secretRevisions?.[app] ?? 0;
+  if (n.versions[app] === target.hash && revision >= target.secretsRevision)
+    return { id: n.id, ok: true, error: null };
   const error = n.errors[app];
-  if (error?.includes(shortHash(hash))) return { id: n.id, ok: false, error };
+  if (error?.includes(shortHash(target.hash))) return { id: n.id, ok: false, error };
   return undefined;
 }
 
 /**
- * `<headline>: active on 3/3 nodes (0.41 s)` and one line per node that does not run it.
- * Returns the exit code: 1 unless every live node runs the version.
+ * `<headline>: active on 3/3 nodes (0.41 s)` (or `live on`, for a change to the running
+ * version) and one line per node that does not run it. Returns the exit code: 1 unless every
+ * live node runs it.
  */
 export function printConvergence(
   headline: string,
   result: Convergence,
   json: Record<string, unknown> | undefined,
+  where: 'active' | 'live' = 'active',
 ): number {
   const ok = result.nodes.filter((n) => n.ok).length;
   if (json) {
@@ -90,7 +106,7 @@ export function printConvergence(
       `${JSON.stringify({ ...json, nodes: result.nodes, seconds: Math.round(result.seconds * 1000) / 1000 })}\n`,
     );
   } else {
-    let text = `${headline}: active on ${ok}/${result.nodes.length} nodes (${result.seconds.toFixed(2)} s)\n`;
+    let text = `${headline}: ${where} on ${ok}/${result.nodes.length} nodes (${result.seconds.toFixed(2)} s)\n`;
     const width = Math.max(0, ...result.nodes.map((n) => n.id.length));
     for (const n of result.nodes) {
       if (!n.ok) text += `  ${n.id.padEnd(width)}  ${indentRest(n.error ?? '', ' '.repeat(width + 4))}\n`;

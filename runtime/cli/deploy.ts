@@ -14,7 +14,7 @@ import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
 import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, openCluster, parseClusterArgs } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
 import { appFolder } from './config.ts';
-import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** The node id handlers see during the check (`ctx.node.id`). */
 const CHECK_NODE_ID = 'deploy-check';
@@ -52,7 +52,8 @@ async function deployApp(argv: string[]): Promise<number> {
   try {
     progress(`checking ${short} (${plural(bundle.files.length, 'file')}) …`);
     // The same environment a node gives the app: [vars], then the app's secrets.
-    const env = { ...config.vars, ...(await state.secrets(app)) };
+    const secrets = await state.secrets(app);
+    const env = { ...config.vars, ...secrets.values };
     await checkBundle(bundle, config.limits, env, dir);
 
     const alreadyActive = (await state.active(app)) === bundle.hash;
@@ -69,11 +70,9 @@ async function deployApp(argv: string[]): Promise<number> {
         by: deployer(),
       });
     }
-    const startedAt = performance.now();
-    // Also when already active: a node that missed or failed the last notice tries again.
-    await state.publish('deploy', JSON.stringify({ app, hash: bundle.hash }));
-    progress(`waiting for the nodes (up to ${timeoutMs / 1000} s) …`);
-    const result = await waitForVersion(state, app, bundle.hash, timeoutMs, startedAt);
+    // With the secrets the check ran with: a node still on older ones reloads.
+    const target = { hash: bundle.hash, secretsRevision: secrets.revision };
+    const result = await rollOut(state, app, target, timeoutMs);
     return printConvergence(
       `deployed ${app} ${short}${alreadyActive ? ' (already active)' : ''}`,
       result,

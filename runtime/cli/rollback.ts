@@ -6,7 +6,7 @@
 import { shortHash, type VersionInfo } from '../cluster/state.ts';
 import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
-import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** Shorter prefixes are too easy to mistype into another version. */
 const MIN_PREFIX = 6;
@@ -49,10 +49,8 @@ async function rollbackApp(argv: string[]): Promise<number> {
         `version ${shortHash(target)} of ${app} left the history meanwhile; nothing changed`,
       );
     }
-    const startedAt = performance.now();
-    await state.publish('deploy', JSON.stringify({ app, hash: target }));
-    process.stderr.write(`waiting for the nodes (up to ${timeoutMs / 1000} s) …\n`);
-    const result = await waitForVersion(state, app, target, timeoutMs, startedAt);
+    const { revision } = await state.secrets(app);
+    const result = await rollOut(state, app, { hash: target, secretsRevision: revision }, timeoutMs);
     return printConvergence(
       `rolled back ${app} to ${shortHash(target)}${alreadyActive ? ' (already active)' : ''}`,
       result,

@@ -4,6 +4,7 @@ import { checkNodeTtl, newClusterSecret } from './memory-state.ts';
 import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import {
+  type AppSecrets,
   MAX_VERSIONS,
   type NodeEntry,
   type NodeRecord,
@@ -125,6 +126,24 @@ local secret = redis.call('GET', KEYS[1])
 if secret then return secret end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
+`);
+
+/** KEYS: secrets, revision. ARGV: name, value. The revision, raised unless the value is unchanged. */
+const PUT_SECRET = luaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return tonumber(redis.call('GET', KEYS[2]) or '0') end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('INCR', KEYS[2])
+`);
+
+/** KEYS: secrets, revision. ARGV: name. The raised revision, or nil if there was no such secret. */
+const DELETE_SECRET = luaScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('INCR', KEYS[2])
+`);
+
+/** KEYS: secrets, revision. {revision, {name, value, …}}, read together. */
+const SECRETS = luaScript(`
+return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
 `);
 
 export interface RedisStateOptions {
@@ -249,12 +268,27 @@ export class RedisState implements State {
     return String(await this.redis.run(CLUSTER_SECRET, [this.keys.clusterSecret], [newClusterSecret()]));
   }
 
-  async putSecret(app: string, name: string, value: string): Promise<void> {
-    await this.redis.command((r) => r.hset(this.keys.secrets(app), name, value));
+  async putSecret(app: string, name: string, value: string): Promise<number> {
+    const k = this.keys;
+    return Number(await this.redis.run(PUT_SECRET, [k.secrets(app), k.secretsRevision(app)], [name, value]));
   }
 
-  async secrets(app: string): Promise<Record<string, string>> {
-    return this.redis.command((r) => r.hgetall(this.keys.secrets(app)));
+  async deleteSecret(app: string, name: string): Promise<number | undefined> {
+    const k = this.keys;
+    const revision = await this.redis.run(DELETE_SECRET, [k.secrets(app), k.secretsRevision(app)], [name]);
+    return revision === null ? undefined : Number(revision);
+  }
+
+  async secrets(app: string): Promise<AppSecrets> {
+    const k = this.keys;
+    const [revision, pairs] = (await this.redis.run(
+      SECRETS,
+      [k.secrets(app), k.secretsRevision(app)],
+      [],
+    )) as [string, string[]];
+    const values: Record<string, string> = {};
+    for (let i = 0; i < pairs.length; i += 2) values[pairs[i]] = pairs[i + 1];
+    return { values, revision: Number(revision) };
   }
 
   async publish(channel: string, message: string): Promise<void> {

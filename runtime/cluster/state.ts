@@ -36,6 +36,8 @@ export interface NodeRecord {
   versions: Record<string, string>;
   /** app → why the active version failed to load on this node (it stays on `versions[app]`). */
   errors: Record<string, string>;
+  /** app → revision of the app's secrets (AppSecrets) its running version was loaded with. */
+  secretRevisions: Record<string, number>;
   /** ms since epoch (node clock, informative only). */
   startedAt: number;
 }
@@ -81,6 +83,13 @@ export class StoreUnavailableError extends Error {
     super('cluster store unavailable', options);
     this.name = 'StoreUnavailableError';
   }
+}
+
+/** An app's secrets (`ctx.env` over `[vars]`) and their revision, which every change raises. */
+export interface AppSecrets {
+  values: Record<string, string>;
+  /** 0 before the first secret. */
+  revision: number;
 }
 
 /** Versions kept per app; older ones (and their bundles) are dropped. */
@@ -131,8 +140,15 @@ export interface State {
    */
   clusterSecret(): Promise<string>;
 
-  putSecret(app: string, name: string, value: string): Promise<void>;
-  secrets(app: string): Promise<Record<string, string>>;
+  /**
+   * Sets a secret and raises the app's secrets revision, in one atomic step; returns the
+   * revision. Putting the value a secret already has changes nothing (same revision).
+   */
+  putSecret(app: string, name: string, value: string): Promise<number>;
+  /** Removes a secret and raises the revision, atomically; undefined if there was no such secret. */
+  deleteSecret(app: string, name: string): Promise<number | undefined>;
+  /** The app's secrets and their revision, read together. */
+  secrets(app: string): Promise<AppSecrets>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ClusterNode } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
-import { type NodeEntry, type NodeLoad, type NodeState, type State, shortHash } from '../cluster/state.ts';
+import {
+  type AppSecrets,
+  type NodeEntry,
+  type NodeLoad,
+  type NodeState,
+  type State,
+  shortHash,
+} from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import { startHttp } from '../http/server.ts';
@@ -34,6 +41,8 @@ export async function startClusterNode(
   let nodeState: NodeState = 'starting';
   const self = { id: '', publicAddress: config.node.publicAddress ?? '' };
   const secrets = new Map<string, Record<string, string>>();
+  /** app → the secrets revision its running version was loaded with (heartbeat, for convergence). */
+  const secretRevisions: Record<string, number> = {};
   const loadErrors: Record<string, string> = {};
   const load = new LoadMeter();
   let cluster: ClusterNode | undefined;
@@ -79,6 +88,7 @@ export async function startClusterNode(
       paused: false,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
       errors: loadErrors,
+      secretRevisions,
     }),
     hooks: {
       joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
@@ -102,19 +112,38 @@ export async function startClusterNode(
     return next;
   };
 
-  /** Loads the app's active version unless it already runs; a bad bundle leaves the old one. */
+  /**
+   * Loads the app's active version unless it already runs with the app's current secrets; a
+   * secrets change alone reloads the same bundle with the new `ctx.env` (a hot swap, as a
+   * deploy does: clients and their `data` carry over). A bad bundle leaves the old one.
+   */
   const loadActive = async (app: string): Promise<void> => {
-    const hash = await state.active(app);
-    if (!hash || hash === apps.version(app)) return;
+    let hash: string | undefined;
+    let appSecrets: AppSecrets;
+    try {
+      [hash, appSecrets] = await Promise.all([state.active(app), state.secrets(app)]);
+    } catch (e) {
+      // Caught up with when the store is back (onStatus 'up' below).
+      log.warn(
+        { app, err: errorText(e) },
+        'could not read the active version; retrying when the store is back',
+      );
+      return;
+    }
+    const running = apps.version(app);
+    if (!hash || (hash === running && appSecrets.revision === secretRevisions[app])) return;
     try {
       const bundle = await state.getBundle(app, hash);
       if (!bundle) throw new Error(`bundle ${shortHash(hash)} is missing from the store`);
       const actual = createHash('sha256').update(bundle.code).digest('hex');
       if (actual !== hash || bundle.hash !== hash)
         throw new Error(`bundle ${shortHash(hash)} is corrupt (hash mismatch)`);
-      secrets.set(app, await state.secrets(app));
+      secrets.set(app, appSecrets.values);
       await apps.load(app, bundle);
+      secretRevisions[app] = appSecrets.revision;
       delete loadErrors[app];
+      if (hash === running)
+        log.info({ app, version: shortHash(hash) }, 'secrets changed: reloaded with them');
     } catch (e) {
       loadErrors[app] = `${shortHash(hash)}: ${errorText(e)}`;
       log.error(

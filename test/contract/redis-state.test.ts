@@ -40,7 +40,7 @@ describe('RedisState on a real redis-server', () => {
         await state.clusterSecret();
         await state.subscribe(CHANNELS.rpc('n1'), () => {});
         const keys = await raw.keys('*tagged*');
-        assert.equal(keys.length, 9, keys.join(' '));
+        assert.equal(keys.length, 10, keys.join(' '));
         for (const key of keys) assert.ok(key.startsWith('fnhost:{tagged}:'), key);
         assert.deepEqual(await raw.pubsub('CHANNELS', '*tagged*'), ['fnhost:{tagged}:rpc:n1']);
         assert.equal(

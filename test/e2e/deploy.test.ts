@@ -164,20 +164,35 @@ test('status --json reports the store time and no nodes when none run', async ()
   assert.ok(Math.abs(body.time - (await state.time())) < 5_000);
 });
 
-test('secret put stores the value from stdin without its trailing newline', async () => {
+test('secret put stores the value from stdin without its trailing newline; list shows names; delete removes one', async () => {
   const dir = project(GOOD_APP, { app: 'secrets-app' });
   const run = await fnhost(dir, ['secret', 'put', 'API_KEY'], 's3cr3t value\n');
   assert.equal(run.code, 0, run.err);
-  assert.equal(run.out, 'secret API_KEY set for app secrets-app (nodes pick it up on the next deploy)\n');
-  assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value' });
+  assert.equal(
+    run.out,
+    'secret API_KEY set for app secrets-app; no version is deployed yet: the first deploy gets it\n',
+  );
+  assert.deepEqual((await state.secrets('secrets-app')).values, { API_KEY: 's3cr3t value' });
   const json = await fnhost(dir, ['secret', 'put', 'OTHER', '--json'], 'x');
   assert.equal(json.code, 0, json.err);
-  assert.deepEqual(JSON.parse(json.out), { app: 'secrets-app', secret: 'OTHER' });
+  assert.deepEqual(JSON.parse(json.out), { app: 'secrets-app', secret: 'OTHER', revision: 2, active: null });
 
   const bad = await fnhost(dir, ['secret', 'put', 'api-key'], 'x\n');
   assert.equal(bad.code, 2);
   assert.match(bad.err, /secret name/);
-  assert.deepEqual(await state.secrets('secrets-app'), { API_KEY: 's3cr3t value', OTHER: 'x' });
+  assert.deepEqual((await state.secrets('secrets-app')).values, { API_KEY: 's3cr3t value', OTHER: 'x' });
+
+  const list = await fnhost(dir, ['secret', 'list']);
+  assert.equal(list.code, 0, list.err);
+  assert.equal(list.out, 'API_KEY\nOTHER\n', 'names, never values');
+  const deleted = await fnhost(dir, ['secret', 'delete', 'OTHER']);
+  assert.equal(deleted.code, 0, deleted.err);
+  assert.match(deleted.out, /^secret OTHER deleted for app secrets-app;/);
+  const listJson = await fnhost(dir, ['secret', 'list', '--json']);
+  assert.deepEqual(JSON.parse(listJson.out), { app: 'secrets-app', secrets: ['API_KEY'] });
+  const missing = await fnhost(dir, ['secret', 'delete', 'OTHER']);
+  assert.equal(missing.code, 1);
+  assert.equal(missing.err, 'fnhost: no secret OTHER for app secrets-app (see fnhost secret list)\n');
 });
 
 test('tail of an app that is not deployed warns, naming the deployed ones, and keeps tailing', async () => {
