@@ -12,6 +12,7 @@ import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
 import { appFolder, commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
+import { exitOnSignals } from './shutdown.ts';
 
 /** Wait this long after the last file change before rebuilding (editors write in bursts). */
 const REBUILD_DEBOUNCE_MS = 100;
@@ -100,18 +101,17 @@ async function runDev(argv: string[]): Promise<undefined> {
     }
   });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    watcher.close();
-    log.info({ signal, ...node.stats() }, 'shutting down');
-    await node.stop();
-    await apps.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  exitOnSignals({
+    log,
+    shutdownMs: config.node.shutdownMs,
+    stop: async (step) => {
+      watcher.close();
+      step(`closing ${node.stats().sessions} sessions`);
+      await node.stop();
+      step('stopping the app');
+      await apps.stop();
+    },
+  });
 }
 
 /** Bundles the app in `dir`; a build problem comes back as an Error to print, not a throw. */

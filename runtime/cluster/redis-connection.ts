@@ -15,6 +15,8 @@ const COMMAND_TIMEOUT_MS = 5_000;
  * open for 2 s after close().
  */
 const DISCONNECT_TIMEOUT_MS = 200;
+/** close() waits this long for Redis to answer QUIT: a hung Redis must not hold a process that is ending. */
+const QUIT_TIMEOUT_MS = 500;
 /** Errors that retrying cannot fix: connect() fails with them instead of waiting forever. */
 const FATAL = /WRONGPASS|NOAUTH|NOPERM|invalid password|without any password configured|DB index/i;
 
@@ -43,7 +45,7 @@ export interface RedisOpenOptions {
   signal?: AbortSignal;
   /** The first connection error ends open() (a CLI command says it at once); else it retries. */
   failFast?: boolean;
-  /** Told of every retry while connecting or reconnecting (also logged). */
+  /** Told of every retry until open() settles (each is logged too, also later). */
   onRetry?: (retry: RedisRetry) => void;
 }
 
@@ -72,7 +74,7 @@ export class RedisConnection {
   private readonly commands: Redis;
   private readonly subscriber: Redis;
   private readonly logger: Logger;
-  private readonly onRetry: ((retry: RedisRetry) => void) | undefined;
+  private onRetry: ((retry: RedisRetry) => void) | undefined;
   private readonly failFast: boolean;
   private readonly where: string;
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
@@ -138,6 +140,7 @@ export class RedisConnection {
     } finally {
       if (onAbort) o.signal?.removeEventListener('abort', onAbort);
       c.fatal = undefined;
+      c.onRetry = undefined;
       c.statusHandlers.length = 0;
     }
     return c;
@@ -269,12 +272,15 @@ export class RedisConnection {
 
 async function quit(redis: Redis): Promise<void> {
   if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // The connection went away while quitting: nothing left to close gracefully.
-    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      // The connection going away while quitting leaves nothing to close gracefully.
+      redis.quit().catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
   redis.disconnect();
 }

@@ -155,7 +155,7 @@ export interface RedisStateOptions {
   signal?: AbortSignal;
   /** The first connection error fails connect() at once, instead of retrying (CLI commands). */
   failFast?: boolean;
-  /** Told of every retry while connecting or reconnecting (they are logged too). */
+  /** Told of every retry until connect() settles (each is logged too). */
   onRetry?: (retry: RedisRetry) => void;
 }
 

@@ -14,6 +14,7 @@ const DEFAULT_CPU_MS = 50;
 const DEFAULT_MEMORY_MB = 128;
 const DEFAULT_AWAIT_MS = 5_000;
 const DEFAULT_HANDSHAKES = 1000;
+const DEFAULT_SHUTDOWN_MS = 5_000;
 /** A cluster secret shorter than this is too easy to guess. */
 const MIN_SECRET_LENGTH = 16;
 /** isolated-vm refuses smaller isolates. */
@@ -45,6 +46,8 @@ export interface NodeConfig {
   http: HostPort | undefined;
   /** HOST:PORT clients are redirected to; undefined: the host decides. */
   publicAddress: string | undefined;
+  /** How long SIGINT/SIGTERM may take (leave the cluster, close sessions) before the process exits anyway. */
+  shutdownMs: number;
 }
 
 /** How this node joins a cluster. */
@@ -97,6 +100,7 @@ export interface ConfigOverrides {
   cpuMs?: number;
   memoryMb?: number;
   awaitMs?: number;
+  shutdownMs?: number;
 }
 
 /** A config mistake; `key` names the setting, variable or flag at fault ('' for the file itself). */
@@ -116,12 +120,19 @@ type Layer = Partial<Record<Setting, Raw>>;
 
 const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
 const SECTIONS: Record<string, Record<string, Setting>> = {
-  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress' },
+  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress', shutdown_ms: 'shutdownMs' },
   cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
   limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
 };
 const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
-const NUMERIC: ReadonlySet<Setting> = new Set(['heartbeatMs', 'cpuMs', 'memoryMb', 'awaitMs', 'handshakes']);
+const NUMERIC: ReadonlySet<Setting> = new Set([
+  'heartbeatMs',
+  'cpuMs',
+  'memoryMb',
+  'awaitMs',
+  'handshakes',
+  'shutdownMs',
+]);
 
 /** Reads `o.file`, else `<dir>/wrangler-like.toml` if present, else uses defaults; then env and flags. */
 export function loadConfig(
@@ -170,6 +181,7 @@ export function parseConfig(
         parseHostPort(text, what);
         return text;
       }),
+      shutdownMs: pick('shutdownMs', DEFAULT_SHUTDOWN_MS, integerAtLeast(1)),
     },
     cluster: {
       redis: pick('redis', undefined, redisUrl),

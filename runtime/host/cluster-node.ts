@@ -12,7 +12,7 @@ import {
 } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
-import { startHttp } from '../http/server.ts';
+import type { HttpSources } from '../http/server.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
@@ -24,18 +24,24 @@ export interface RunningNode {
   apps: AppHost;
   node: RtmfpNode;
   rtmfp: string[];
-  http: string | undefined;
-  stop(): Promise<void>;
+  /** What the HTTP port reports about this node (/readyz, /status, /metrics). */
+  sources: HttpSources;
+  /** Leaves the cluster, closes sessions and apps, then the store; `step` hears where it is. */
+  stop(step: (what: string) => void): Promise<void>;
 }
 
 /**
  * Everything a cluster node runs, wired together (`fnhost node`): RTMFP, the apps, membership
- * and deploys through the State, the HTTP port. Local state is the truth; the store is told.
+ * and deploys through the State, and what its HTTP port reports (the caller opens the port
+ * before the store answers: DESIGN.md "Health never depends on Redis"). Local state is the
+ * truth; the store is told.
  */
 export async function startClusterNode(
   config: FnhostConfig,
   state: State,
   log: Logger,
+  /** Where the HTTP port listens (`host:port`), for the node record; the caller serves it. */
+  http: string | undefined,
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
@@ -83,7 +89,7 @@ export async function startClusterNode(
       state: nodeState,
       publicAddress: self.publicAddress,
       rtmfp: bound,
-      http: config.node.http && `${config.node.http.host}:${config.node.http.port}`,
+      http,
       load: load.measure(rtmfp),
       paused: false,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
@@ -176,78 +182,77 @@ export async function startClusterNode(
         .catch(() => {});
   });
 
-  const http = config.node.http
-    ? await startHttp(
-        config.node.http.host,
-        config.node.http.port,
-        {
-          ready: () =>
-            cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
-          status: () => ({
-            id: self.id,
-            state: nodeState,
-            ...rtmfp.stats(),
-            clusterMessagesDropped: cluster?.dropped,
-            apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
-            servers: cluster?.servers(),
-          }),
-          metrics: () => [
-            {
-              name: 'fnhost_connections',
-              help: 'Open NetConnections.',
-              type: 'gauge',
-              samples: [{ value: rtmfp.stats().connections }],
-            },
-            {
-              name: 'fnhost_sessions',
-              help: 'RTMFP sessions in the table.',
-              type: 'gauge',
-              samples: [{ value: rtmfp.stats().sessions }],
-            },
-            {
-              name: 'fnhost_handshakes_total',
-              help: 'Sessions opened.',
-              type: 'counter',
-              samples: [{ value: rtmfp.handshakes }],
-            },
-            {
-              name: 'fnhost_datagrams_received_total',
-              help: 'Datagrams received.',
-              type: 'counter',
-              samples: [{ value: rtmfp.received }],
-            },
-            {
-              name: 'fnhost_datagrams_dropped_total',
-              help: 'Datagrams dropped, by reason.',
-              type: 'counter',
-              samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
-                labels: { reason },
-                value,
-              })),
-            },
-          ],
-        },
-        log,
-      )
-    : undefined;
+  const sources: HttpSources = {
+    ready: () =>
+      cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
+    status: () => ({
+      id: self.id,
+      state: nodeState,
+      ...rtmfp.stats(),
+      clusterMessagesDropped: cluster?.dropped,
+      apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
+      servers: cluster?.servers(),
+    }),
+    metrics: () => [
+      {
+        name: 'fnhost_connections',
+        help: 'Open NetConnections.',
+        type: 'gauge',
+        samples: [{ value: rtmfp.stats().connections }],
+      },
+      {
+        name: 'fnhost_sessions',
+        help: 'RTMFP sessions in the table.',
+        type: 'gauge',
+        samples: [{ value: rtmfp.stats().sessions }],
+      },
+      {
+        name: 'fnhost_handshakes_total',
+        help: 'Sessions opened.',
+        type: 'counter',
+        samples: [{ value: rtmfp.handshakes }],
+      },
+      {
+        name: 'fnhost_datagrams_received_total',
+        help: 'Datagrams received.',
+        type: 'counter',
+        samples: [{ value: rtmfp.received }],
+      },
+      {
+        name: 'fnhost_datagrams_dropped_total',
+        help: 'Datagrams dropped, by reason.',
+        type: 'counter',
+        samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
+          labels: { reason },
+          value,
+        })),
+      },
+    ],
+  };
 
   return {
     cluster,
     apps,
     node: rtmfp,
     rtmfp: bound,
-    http:
-      http && config.node.http
-        ? `${config.node.http.host}:${(http.address() as { port: number }).port}`
-        : undefined,
-    async stop() {
+    sources,
+    async stop(step) {
       nodeState = 'stopping';
-      await unsubscribe().catch(() => {});
-      await tap.stop().catch(() => {});
-      await cluster?.stop();
-      await rtmfp.stop();
-      await apps.stop();
-      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+      // Sessions are closed while the cluster is left: a store that does not answer must not
+      // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
+      step('leaving the cluster and closing sessions');
+      await Promise.all([
+        (async () => {
+          await unsubscribe().catch(() => {});
+          await tap.stop().catch(() => {});
+          await cluster?.stop();
+        })(),
+        (async () => {
+          await rtmfp.stop();
+          await apps.stop();
+        })(),
+      ]);
+      step('closing the connection to the cluster store');
       await state.close();
     },
   };

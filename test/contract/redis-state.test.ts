@@ -142,6 +142,19 @@ describe('RedisState: Redis going away and coming back', () => {
     }
   });
 
+  it('close() does not wait on a Redis that hangs', { timeout: 10_000 }, async () => {
+    const redis = await startRedis();
+    const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
+    await state.subscribe('deploy', () => {});
+    redis.pause();
+    try {
+      await state.close();
+    } finally {
+      redis.resume();
+      await redis.stop();
+    }
+  });
+
   it('connect waits while Redis is down at start and resolves once it is up', async () => {
     const redis = await startRedis();
     redis.kill();

@@ -12,6 +12,26 @@ export interface NodeProcess {
   rtmfp: string;
   /** `host:port` */
   http: string;
+  /** What it wrote on stderr so far (its log). */
+  errors(): string;
+}
+
+/** What `fnhost node --json` printed so far: its JSON lines, merged. */
+export interface NodePrinted {
+  http?: string;
+  node?: string;
+  rtmfp?: string[];
+}
+
+/** Merges the complete JSON lines of `out` (the last piece may be half a line); throws on a line that is not JSON. */
+export function nodePrinted(out: string): NodePrinted {
+  return Object.assign(
+    {},
+    ...out
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => JSON.parse(line)),
+  );
 }
 
 /**
@@ -19,36 +39,22 @@ export interface NodeProcess {
  * resolves once it printed its addresses and id (JSON lines on stdout). The caller kills it.
  */
 export async function startNodeProcess(dir: string, args: string[]): Promise<NodeProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', CLI, 'node', '--rtmfp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--json', ...args],
-    { cwd: dir, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout?.setEncoding('utf8');
-  child.stderr?.resume();
+  const run = spawnCli(dir, ['node', '--rtmfp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--json', ...args]);
+  const { child } = run;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start: ${out}`)), 20_000);
-    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${out}`)));
-    child.stdout?.on('data', (chunk: string) => {
-      out += chunk;
-      let printed: { node?: string; rtmfp?: string[]; http?: string };
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${run.output()}`)), 20_000);
+    child.once('exit', (code) => reject(new Error(`node exited (${code}): ${run.output()}${run.errors()}`)));
+    child.stdout?.on('data', () => {
+      let printed: NodePrinted;
       try {
-        // Complete lines only: the last piece may be half a line. With --json each is JSON.
-        printed = Object.assign(
-          {},
-          ...out
-            .split('\n')
-            .slice(0, -1)
-            .map((line) => JSON.parse(line)),
-        );
+        printed = nodePrinted(run.output());
       } catch {
-        reject(new Error(`node printed a line that is not JSON: ${out}`));
+        reject(new Error(`node printed a line that is not JSON: ${run.output()}`));
         return;
       }
       if (printed.rtmfp && printed.http && printed.node) {
         clearTimeout(timer);
-        resolve({ child, id: printed.node, rtmfp: printed.rtmfp[0], http: printed.http });
+        resolve({ child, id: printed.node, rtmfp: printed.rtmfp[0], http: printed.http, errors: run.errors });
       }
     });
   });

@@ -15,6 +15,10 @@ export interface TestRedis {
   restart(): Promise<void>;
   /** SIGKILL now, no waiting: a crash. */
   kill(): void;
+  /** SIGSTOP: Redis hangs, its connections stay open and nothing is answered (a black hole). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export interface StartRedisOptions {
@@ -71,6 +75,8 @@ export async function startRedis(o: StartRedisOptions = {}): Promise<TestRedis> 
       if (current) running.delete(current);
       current = undefined;
     },
+    pause: () => current?.kill('SIGSTOP'),
+    resume: () => current?.kill('SIGCONT'),
   };
 }
 

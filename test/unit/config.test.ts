@@ -40,7 +40,12 @@ describe('config loading', () => {
         name: basename(dir),
         main: 'functions/',
         mainPath: join(dir, 'functions'),
-        node: { rtmfp: [{ host: '0.0.0.0', port: 1935 }], http: undefined, publicAddress: undefined },
+        node: {
+          rtmfp: [{ host: '0.0.0.0', port: 1935 }],
+          http: undefined,
+          publicAddress: undefined,
+          shutdownMs: 5000,
+        },
         cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
         vars: {},
@@ -64,6 +69,7 @@ describe('config loading', () => {
         ],
         http: { host: '127.0.0.1', port: 8080 },
         publicAddress: 'rtmfp.example.com:1935',
+        shutdownMs: 2500,
       },
       cluster: {
         redis: 'redis://127.0.0.1:6379',
@@ -174,7 +180,7 @@ describe('config errors', () => {
     rejects(
       () => config('[node]\nrtmpf = "0.0.0.0:1935"'),
       '[node] rtmpf',
-      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address)',
+      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address, shutdown_ms)',
     );
     rejects(
       () => config('mian = "functions/"'),
