@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { until } from '../support/node.ts';
+import { bindable } from '../support/ports.ts';
 import { endProcess, nodePrinted, spawnCli, startNodeProcess } from '../support/processes.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
@@ -94,8 +93,8 @@ describe('a node process starting and stopping around its Redis', () => {
         node.errors(),
         /shutdown_ms \(1000 ms\) passed while leaving the cluster and closing sessions/,
       );
-      await bindsUdp(node.rtmfp);
-      await bindsTcp(node.http);
+      assert.ok(await bindable('udp', ...splitHostPort(node.rtmfp)), 'the RTMFP port is free');
+      assert.ok(await bindable('tcp', ...splitHostPort(node.http)), 'the HTTP port is free');
     } finally {
       r.resume();
       await endProcess(node.child, 'SIGKILL');
@@ -135,28 +134,6 @@ async function exitWithin(child: ChildProcess, signal: NodeJS.Signals): Promise<
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Resolves once this process could bind `host:port` over UDP itself (the node let it go). */
-async function bindsUdp(address: string): Promise<void> {
-  const [host, port] = splitHostPort(address);
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, host, () => resolve());
-  });
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-}
-
-/** Resolves once this process could listen on `host:port` over TCP itself. */
-async function bindsTcp(address: string): Promise<void> {
-  const [host, port] = splitHostPort(address);
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 function splitHostPort(address: string): [string, number] {
