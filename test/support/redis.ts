@@ -28,7 +28,8 @@ export interface StartRedisOptions {
   sentinel?: { masterPort: number; name: string };
 }
 
-const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
+/** The redis-server the tests start: REDIS_SERVER, else the one on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 const START_TIMEOUT_MS = 5_000;
 /** Another process may grab the free port between our probe and redis binding it. */
 const START_ATTEMPTS = 3;
