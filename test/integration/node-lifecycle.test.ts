@@ -15,12 +15,14 @@ const EXIT_WITHIN_MS = 15_000;
 describe('a node process starting and stopping around its Redis', () => {
   let dir: string;
   const redises: TestRedis[] = [];
+  const nodes: ChildProcess[] = [];
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'fnhost-lifecycle-'));
   });
 
   after(async () => {
+    await Promise.all(nodes.map((child) => endProcess(child, 'SIGKILL')));
     for (const r of redises) r.resume();
     await Promise.all(redises.map((r) => r.stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -81,40 +83,34 @@ describe('a node process starting and stopping around its Redis', () => {
     }
   });
 
-  test('SIGTERM with Redis stopped first: the node exits within shutdown_ms, closing its sessions, and frees its ports', async () => {
-    project('[node]\nshutdown_ms = 1000\n');
+  /** A node whose Redis then hangs (SIGSTOP): its leave can never be answered. */
+  const nodeWithRedisStopped = async (shutdownMs: number) => {
+    project(`[node]\nshutdown_ms = ${shutdownMs}\n`);
     const r = await redis();
     const node = await startNodeProcess(dir, ['--redis', r.url]);
-    try {
-      r.pause();
-      const code = await exitWithin(node.child, 'SIGTERM');
-      assert.equal(code, 1, 'cut short: the store never answered the leave');
-      assert.match(
-        node.errors(),
-        /shutdown_ms \(1000 ms\) passed while leaving the cluster and closing sessions/,
-      );
-      assert.ok(await bindable('udp', ...splitHostPort(node.rtmfp)), 'the RTMFP port is free');
-      assert.ok(await bindable('tcp', ...splitHostPort(node.http)), 'the HTTP port is free');
-    } finally {
-      r.resume();
-      await endProcess(node.child, 'SIGKILL');
-    }
+    nodes.push(node.child);
+    r.pause();
+    return node;
+  };
+
+  test('SIGTERM with Redis stopped first: the node exits within shutdown_ms, closing its sessions, and frees its ports', async () => {
+    const node = await nodeWithRedisStopped(1000);
+    const code = await exitWithin(node.child, 'SIGTERM');
+    assert.equal(code, 1, 'cut short: the store never answered the leave');
+    assert.match(
+      node.errors(),
+      /shutdown_ms \(1000 ms\) passed while leaving the cluster and closing sessions/,
+    );
+    assert.ok(await bindable('udp', ...splitHostPort(node.rtmfp)), 'the RTMFP port is free');
+    assert.ok(await bindable('tcp', ...splitHostPort(node.http)), 'the HTTP port is free');
   });
 
   test('a second signal exits at once, whatever the shutdown is waiting for', async () => {
-    project('[node]\nshutdown_ms = 600000\n');
-    const r = await redis();
-    const node = await startNodeProcess(dir, ['--redis', r.url]);
-    try {
-      r.pause();
-      node.child.kill('SIGINT');
-      await until(() => node.errors().includes('shutting down'), 10_000, 'the shutdown to start');
-      assert.equal(await exitWithin(node.child, 'SIGINT'), 130);
-      assert.match(node.errors(), /SIGINT again: exiting now, while leaving the cluster/);
-    } finally {
-      r.resume();
-      await endProcess(node.child, 'SIGKILL');
-    }
+    const node = await nodeWithRedisStopped(600_000);
+    node.child.kill('SIGINT');
+    await until(() => node.errors().includes('shutting down'), 10_000, 'the shutdown to start');
+    assert.equal(await exitWithin(node.child, 'SIGINT'), 130);
+    assert.match(node.errors(), /SIGINT again: exiting now, while leaving the cluster/);
   });
 });
 
