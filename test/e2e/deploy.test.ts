@@ -201,7 +201,7 @@ test('tail of an app that is not deployed warns, naming the deployed ones, and k
   assert.equal(deployed.code, 0, deployed.err);
   const tail = spawnCli(dir, ['tail', 'nosuchapp']);
   try {
-    await until(() => tail.errors().includes('tailing'), 15_000, 'tail to start');
+    await until(() => tail.errors().includes('Ctrl-C to stop'), 15_000, 'tail to start');
     assert.match(
       tail.errors(),
       /^warning: no app "nosuchapp" in cluster "default" \(deployed: chat\); tailing it anyway\n/,
