@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { errorText } from '../runtime/error-text.ts';
 import { type Address, sameAddress } from '../runtime/rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
 import { ProtocolError } from '../runtime/rtmfp/errors.ts';
@@ -302,7 +303,7 @@ export class NetConnection extends EventEmitter {
           reply?.(false, {
             level: 'error',
             code: 'NetConnection.Call.Failed',
-            description: e instanceof Error ? e.message : String(e),
+            description: errorText(e),
           }),
       );
   }

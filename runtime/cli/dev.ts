@@ -1,15 +1,18 @@
 import { type FSWatcher, watch } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { MemoryState } from '../cluster/memory-state.ts';
+import { shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
 import { AppHost } from '../host/apps.ts';
 import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
-import { commandConfig } from './config.ts';
+import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
+import { appFolder, commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
+import { exitOnSignals } from './shutdown.ts';
 
 /** Wait this long after the last file change before rebuilding (editors write in bursts). */
 const REBUILD_DEBOUNCE_MS = 100;
@@ -19,24 +22,29 @@ const REBUILD_DEBOUNCE_MS = 100;
  * and hot-swapped on every save without dropping connected clients. A build that fails is
  * printed with file and line, and the running version stays.
  */
-export async function dev(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      rtmfp: { type: 'string', multiple: true },
-      config: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+export const dev: Command = {
+  name: 'dev',
+  synopsis: ['dev [dir] [--rtmfp HOST:PORT]... [--config FILE] [--json]'],
+  about: `Runs one standalone node (no Redis) with the app in dir (default: main in the config, else
+functions/), rebuilt and hot-swapped on every save; clients stay connected.`,
+  flags: `  --rtmfp HOST:PORT   UDP address to listen on (repeatable; default 0.0.0.0:1935)
+  --config FILE       the project config (default ./wrangler-like.toml)
+  --json              log JSON lines on stderr and print JSON lines on stdout`,
+  run: runDev,
+};
+
+async function runDev(argv: string[]): Promise<undefined> {
+  const { values, positionals } = parseOptions(argv, {
+    rtmfp: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
   });
-  const cwd = process.cwd();
+  if (positionals.length > 1) throw usageError(`dev takes one app folder, got ${positionals.join(' ')}`);
   const config = commandConfig(values.config, { rtmfp: values.rtmfp, main: positionals[0] });
+  const dir = appFolder(config);
   const log = makeLogger({ json: values.json });
-  const first = await build(config);
-  if (first instanceof Error) {
-    process.stderr.write(`fnhost: ${first.message}\n`);
-    process.exit(1);
-  }
+  const first = await build(dir);
+  if (first instanceof Error) throw new CommandError(first.message);
 
   const identity = makeServerIdentity();
   const self = {
@@ -61,50 +69,55 @@ export async function dev(argv: string[]): Promise<void> {
   });
   const bound = await node.start();
   self.publicAddress ||= formatAddress(bound[0]);
-  for (const a of bound) process.stdout.write(`rtmfp listening on udp://${formatAddress(a)}\n`);
-  process.stdout.write(
-    `app "${config.name}" from ${path.relative(cwd, config.mainPath) || '.'}: rtmfp://${formatAddress(bound[0])}/${config.name}\n`,
+  const rtmfp = bound.map(formatAddress);
+  const url = `rtmfp://${rtmfp[0]}/${config.name}`;
+  printResult(
+    values.json,
+    `${rtmfp.map((a) => `rtmfp listening on udp://${a}\n`).join('')}app "${config.name}" from ${dir}: ${url}`,
+    { app: config.name, dir, url, rtmfp },
   );
 
   const watcher = watchApp(config, async () => {
-    const next = await build(config);
+    const next = await build(dir);
     if (next instanceof Error) {
       process.stderr.write(
-        `fnhost: ${next.message}\n  (still running version ${short(apps.version(config.name))})\n`,
+        `fnhost: ${next.message}\n  (still running version ${shortHash(apps.version(config.name))})\n`,
       );
       return;
     }
     if (next.hash === apps.version(config.name)) return;
     try {
       await apps.load(config.name, next);
-      process.stdout.write(
-        `reloaded "${config.name}": version ${short(next.hash)}, ${node.stats().connections} clients kept\n`,
+      const clients = node.stats().connections;
+      printResult(
+        values.json,
+        `reloaded "${config.name}": version ${shortHash(next.hash)}, ${clients} clients kept`,
+        { reloaded: config.name, version: next.hash, clients },
       );
     } catch (e) {
       process.stderr.write(
-        `fnhost: ${errorText(e)}\n  (still running version ${short(apps.version(config.name))})\n`,
+        `fnhost: ${errorText(e)}\n  (still running version ${shortHash(apps.version(config.name))})\n`,
       );
     }
   });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    watcher.close();
-    log.info({ signal, ...node.stats() }, 'shutting down');
-    await node.stop();
-    await apps.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  exitOnSignals({
+    log,
+    shutdownMs: config.node.shutdownMs,
+    stop: async (step) => {
+      watcher.close();
+      step(`closing ${node.stats().sessions} sessions`);
+      await node.stop();
+      step('stopping the app');
+      await apps.stop();
+    },
+  });
 }
 
-/** Bundles the app; a build problem comes back as an Error to print, not a throw. */
-async function build(config: FnhostConfig): Promise<Bundle | Error> {
+/** Bundles the app in `dir`; a build problem comes back as an Error to print, not a throw. */
+async function build(dir: string): Promise<Bundle | Error> {
   try {
-    return await bundleApp(path.relative(process.cwd(), config.mainPath) || '.');
+    return await bundleApp(dir);
   } catch (e) {
     if (e instanceof BuildError) return new Error(`build failed:\n${e.message}`);
     return e instanceof Error ? e : new Error(String(e));
@@ -124,12 +137,4 @@ function watchApp(config: FnhostConfig, rebuild: () => Promise<void>): FSWatcher
   });
   watcher.unref();
   return watcher;
-}
-
-function short(hash: string | undefined): string {
-  return hash ? hash.slice(0, 12) : 'none';
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

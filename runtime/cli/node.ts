@@ -1,31 +1,48 @@
-import { parseArgs } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryState } from '../cluster/memory-state.ts';
 import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
-import type { FnhostConfig } from '../config/config.ts';
-import { startClusterNode } from '../host/cluster-node.ts';
+import { type FnhostConfig, type HostPort, redactUrl } from '../config/config.ts';
+import { type RunningNode, startClusterNode } from '../host/cluster-node.ts';
+import { type HttpSources, startHttp } from '../http/server.ts';
+import { type Command, parseOptions, printResult, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
+import { exitOnSignals } from './shutdown.ts';
 
 /**
- * `fnhost node`: a cluster node. It registers in the store (Redis, or memory without
- * `--redis`), heartbeats its load, loads every app's active version and follows deploys,
- * serves RTMFP and the HTTP health/status port, and leaves cleanly on SIGTERM.
+ * `fnhost node`: a cluster node. It opens its HTTP health/status port at once, then waits for
+ * the store (Redis, or memory without `--redis`), registers, heartbeats its load, loads every
+ * app's active version and follows deploys, serves RTMFP, and on SIGINT/SIGTERM leaves within
+ * `[node] shutdown_ms`.
  */
-export async function node(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      redis: { type: 'string' },
-      rtmfp: { type: 'string', multiple: true },
-      http: { type: 'string' },
-      'public-address': { type: 'string' },
-      cluster: { type: 'string' },
-      config: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+export const node: Command = {
+  name: 'node',
+  synopsis: ['node [--redis URL] [--rtmfp HOST:PORT]... [--http HOST:PORT] [--public-address HOST:PORT]'],
+  about: 'Runs a cluster node: registers in Redis, runs every deployed app, follows deploys.',
+  flags: `  --redis URL                the cluster's Redis (without: a standalone node on in-memory state)
+  --rtmfp HOST:PORT          UDP address to listen on (repeatable; default 0.0.0.0:1935)
+  --http HOST:PORT           /healthz /readyz /status /metrics
+  --public-address HOST:PORT where other nodes send redirected clients
+  --cluster NAME             the cluster's name (default "default")
+  --config FILE              the project config (default ./wrangler-like.toml)
+  --json                     log JSON lines on stderr and print JSON lines on stdout`,
+  run: runNode,
+};
+
+async function runNode(argv: string[]): Promise<undefined> {
+  const { values, positionals } = parseOptions(argv, {
+    redis: { type: 'string' },
+    rtmfp: { type: 'string', multiple: true },
+    http: { type: 'string' },
+    'public-address': { type: 'string' },
+    cluster: { type: 'string' },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
   });
+  if (positionals.length > 0) throw usageError(`node takes no arguments, got ${positionals.join(' ')}`);
   const config = commandConfig(values.config, {
     redis: values.redis,
     rtmfp: values.rtmfp,
@@ -34,27 +51,94 @@ export async function node(argv: string[]): Promise<void> {
     cluster: values.cluster,
   });
   const log = makeLogger({ json: values.json });
-  const state = await openState(config, log);
-  const running = await startClusterNode(config, state, log);
-  for (const a of running.rtmfp) process.stdout.write(`rtmfp listening on udp://${a}\n`);
-  if (running.http) process.stdout.write(`http listening on http://${running.http}\n`);
-  process.stdout.write(`node ${running.cluster.id} in cluster "${config.cluster.name}" (${state.kind})\n`);
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'leaving the cluster');
-    await running.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // The HTTP port opens before anything waits on the store, so /healthz answers from the start.
+  let sources = waitingSources('starting');
+  const http = config.node.http && (await openHttp(config.node.http, () => sources, log));
+  if (http) printResult(values.json, `http listening on http://${http.address}`, { http: http.address });
+  let running: RunningNode | undefined;
+  const giveUp = new AbortController();
+  exitOnSignals({
+    log,
+    shutdownMs: config.node.shutdownMs,
+    stop: async (step) => {
+      giveUp.abort();
+      await running?.stop(step);
+      step('closing the HTTP port');
+      await http?.close();
+    },
+  });
+
+  let state: State;
+  try {
+    state = await openState(config, log, giveUp.signal, (why) => {
+      sources = waitingSources(why);
+    });
+  } catch (e) {
+    // A signal gave up waiting for the store: the shutdown handler ends the process.
+    if (giveUp.signal.aborted) return;
+    throw e;
+  }
+  sources = waitingSources('loading the deployed apps');
+  running = await startClusterNode(config, state, log, http?.address);
+  sources = running.sources;
+  const { id } = running.cluster;
+  const cluster = config.cluster.name;
+  printResult(
+    values.json,
+    [
+      ...running.rtmfp.map((a) => `rtmfp listening on udp://${a}`),
+      `node ${id} in cluster "${cluster}" (${state.kind})`,
+    ].join('\n'),
+    { node: id, cluster, store: state.kind, rtmfp: running.rtmfp },
+  );
 }
 
-async function openState(config: FnhostConfig, log: Logger): Promise<State> {
-  if (!config.cluster.redis) {
+/** The store: Redis, waited for while it does not answer (`waiting` hears why), or memory. */
+async function openState(
+  config: FnhostConfig,
+  log: Logger,
+  signal: AbortSignal,
+  waiting: (why: string) => void,
+): Promise<State> {
+  const url = config.cluster.redis;
+  if (!url) {
     log.warn('no --redis: a standalone node on in-memory state (use `fnhost dev` to develop an app)');
     return new MemoryState();
   }
-  return RedisState.connect(config.cluster.redis, { cluster: config.cluster.name, logger: log });
+  const where = `waiting for the cluster store at ${redactUrl(url)}`;
+  waiting(where);
+  return RedisState.connect(url, {
+    cluster: config.cluster.name,
+    logger: log,
+    signal,
+    onRetry: (r) => waiting(`${where}: ${r.problem} (retry ${r.attempt} in ${r.delayMs} ms)`),
+  });
+}
+
+/** What the HTTP port says until the node runs: alive, not ready, and why. */
+function waitingSources(why: string): HttpSources {
+  return {
+    ready: () => ({ ok: false, reason: why }),
+    status: () => ({ state: 'starting', waiting: why }),
+    metrics: () => [],
+  };
+}
+
+/** The HTTP port, answering from whatever `sources()` is at the time of each request. */
+async function openHttp(at: HostPort, sources: () => HttpSources, log: Logger) {
+  const server = await startHttp(
+    at.host,
+    at.port,
+    {
+      ready: () => sources().ready(),
+      status: () => sources().status(),
+      metrics: () => sources().metrics(),
+    },
+    log,
+  );
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `${isIPv6(at.host) ? `[${at.host}]` : at.host}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

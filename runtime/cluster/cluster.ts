@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { errorText } from '../error-text.ts';
 import type { NodeEntry, NodeRecord, State } from './state.ts';
 
 /** Node-to-node messages older (or further in the future) than this are refused. */
@@ -141,7 +142,7 @@ export class ClusterNode {
       if (reaped.length > 0) this.log.info({ reaped }, 'reaped dead nodes');
       this.update(await this.o.state.nodes());
     } catch (e) {
-      this.log.warn({ err: errorMessage(e) }, 'heartbeat failed; will retry');
+      this.log.warn({ err: errorText(e) }, 'heartbeat failed; will retry');
     } finally {
       this.beating = false;
     }
@@ -168,7 +169,7 @@ export class ClusterNode {
       if (this.probesMissed >= 2) {
         this.log.warn({ missed: this.probesMissed }, 'pub/sub probe lost; resubscribing');
         await this.subscribe().catch((e: unknown) =>
-          this.log.warn({ err: errorMessage(e) }, 'resubscribe failed'),
+          this.log.warn({ err: errorText(e) }, 'resubscribe failed'),
         );
       }
     }
@@ -237,8 +238,4 @@ export class ClusterNode {
       for (const [n, at] of this.seenNonces) if (now - at > 2 * MESSAGE_WINDOW_MS) this.seenNonces.delete(n);
     }
   }
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

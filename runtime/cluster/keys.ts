@@ -43,6 +43,8 @@ export interface ClusterKeys {
   readonly apps: string;
   /** Hash: secret name → value. */
   secrets(app: string): string;
+  /** String: a counter raised with every change of `secrets(app)`. */
+  secretsRevision(app: string): string;
   /** String: the cluster's shared secret for node-to-node messages. */
   readonly clusterSecret: string;
   /** String: a `ctx.kv` value, encoded by value-codec.ts. */
@@ -67,6 +69,7 @@ export function clusterKeys(cluster: string): ClusterKeys {
     active: (app) => `${prefix}app:${checkName('app', app)}:active`,
     apps: `${prefix}apps`,
     secrets: (app) => `${prefix}app:${checkName('app', app)}:secrets`,
+    secretsRevision: (app) => `${prefix}app:${checkName('app', app)}:secrets-revision`,
     clusterSecret: `${prefix}secret`,
     // The app name can't contain ':' (checked), so `kv:<app>:` never collides across apps
     // whatever the handler's key holds.

@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { MemoryKv } from './memory-kv.ts';
 import {
+  type AppSecrets,
   checkNodeTtl,
   MAX_VERSIONS,
   type NodeEntry,
@@ -29,6 +30,7 @@ interface AppHistory {
   active: string | undefined;
   bundles: Map<string, StoredBundle>;
   secrets: Map<string, string>;
+  secretsRevision: number;
 }
 
 /**
@@ -132,12 +134,24 @@ export class MemoryState implements State {
     return this.secret;
   }
 
-  async putSecret(app: string, name: string, value: string): Promise<void> {
-    this.history(app).secrets.set(name, value);
+  async putSecret(app: string, name: string, value: string): Promise<number> {
+    const h = this.history(app);
+    if (h.secrets.get(name) !== value) {
+      h.secrets.set(name, value);
+      h.secretsRevision++;
+    }
+    return h.secretsRevision;
   }
 
-  async secrets(app: string): Promise<Record<string, string>> {
-    return Object.fromEntries(this.byApp.get(app)?.secrets ?? []);
+  async deleteSecret(app: string, name: string): Promise<number | undefined> {
+    const h = this.byApp.get(app);
+    if (!h?.secrets.delete(name)) return undefined;
+    return ++h.secretsRevision;
+  }
+
+  async secrets(app: string): Promise<AppSecrets> {
+    const h = this.byApp.get(app);
+    return { values: Object.fromEntries(h?.secrets ?? []), revision: h?.secretsRevision ?? 0 };
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -198,7 +212,7 @@ export class MemoryState implements State {
   private history(app: string): AppHistory {
     let h = this.byApp.get(app);
     if (!h) {
-      h = { versions: [], active: undefined, bundles: new Map(), secrets: new Map() };
+      h = { versions: [], active: undefined, bundles: new Map(), secrets: new Map(), secretsRevision: 0 };
       this.byApp.set(app, h);
     }
     return h;

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 import type { Logger } from 'pino';
+import { redactUrl } from '../config/config.ts';
+import { StoreUnavailableError } from './state.ts';
 
 /** Longest wait between reconnect attempts: a restarted Redis is found again within ~2 s. */
 const RETRY_CAP_MS = 2_000;
@@ -13,8 +15,8 @@ const COMMAND_TIMEOUT_MS = 5_000;
  * open for 2 s after close().
  */
 const DISCONNECT_TIMEOUT_MS = 200;
-/** While Redis stays down, one warning per this many attempts (~30 s at the cap). */
-const WARN_EVERY_ATTEMPTS = 15;
+/** close() waits this long for Redis to answer QUIT: a hung Redis must not hold a process that is ending. */
+const QUIT_TIMEOUT_MS = 500;
 /** Errors that retrying cannot fix: connect() fails with them instead of waiting forever. */
 const FATAL = /WRONGPASS|NOAUTH|NOPERM|invalid password|without any password configured|DB index/i;
 
@@ -28,6 +30,36 @@ export function luaScript(lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
+/** One reconnect attempt while Redis is unreachable: what failed, and when the next try is. */
+export interface RedisRetry {
+  attempt: number;
+  delayMs: number;
+  /** `connection refused at 127.0.0.1:6379`, `host r1 not found`, or ioredis's text. */
+  problem: string;
+}
+
+export interface RedisOpenOptions {
+  name: string;
+  logger: Logger;
+  /** Gives up connecting: open() rejects and the retrying stops. */
+  signal?: AbortSignal;
+  /** The first connection error ends open() (a CLI command says it at once); else it retries. */
+  failFast?: boolean;
+  /** Told of every retry until open() settles (each is logged too, also later). */
+  onRetry?: (retry: RedisRetry) => void;
+}
+
+/** open() could not connect: `reason` says why, without the URL. */
+export class RedisConnectError extends Error {
+  readonly reason: string;
+
+  constructor(where: string, reason: string) {
+    super(`redis: cannot use ${where}: ${reason}`);
+    this.name = 'RedisConnectError';
+    this.reason = reason;
+  }
+}
+
 /**
  * The two Redis connections of a node: commands, and subscriptions (a connection in subscribe
  * mode can't run other commands). Losing Redis never crashes the process: ioredis retries
@@ -39,9 +71,11 @@ export function luaScript(lua: string): LuaScript {
  *   autoResubscribe), so 'up' is reported only once they are active again.
  */
 export class RedisConnection {
-  readonly commands: Redis;
+  private readonly commands: Redis;
   private readonly subscriber: Redis;
   private readonly logger: Logger;
+  private onRetry: ((retry: RedisRetry) => void) | undefined;
+  private readonly failFast: boolean;
   private readonly where: string;
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
   private readonly statusHandlers: ((status: 'up' | 'down') => void)[] = [];
@@ -52,8 +86,11 @@ export class RedisConnection {
   private lastError = '';
   private fatal: ((err: Error) => void) | undefined;
 
-  private constructor(url: string, name: string, logger: Logger) {
-    this.logger = logger;
+  private constructor(url: string, o: RedisOpenOptions) {
+    const { name } = o;
+    this.logger = o.logger;
+    this.onRetry = o.onRetry;
+    this.failFast = o.failFast === true;
     this.where = redactUrl(url);
     const options: RedisOptions = { ...redisOptionsFromUrl(url), disconnectTimeout: DISCONNECT_TIMEOUT_MS };
     this.commands = new Redis({
@@ -78,17 +115,15 @@ export class RedisConnection {
   }
 
   /**
-   * Connects both; resolves once both are ready. While Redis is unreachable it logs a warning
-   * and keeps retrying (a node started before its Redis waits for it); it rejects only on
-   * errors retrying can't fix, such as a wrong password, or when `signal` aborts (a CLI
-   * command that gives up must also stop the retrying, or it keeps the process alive).
+   * Connects both; resolves once both are ready. While Redis is unreachable it logs each
+   * retry and keeps retrying (a node started before its Redis waits for it); it rejects with a
+   * RedisConnectError on errors retrying can't fix, such as a wrong password, on the first
+   * error with `failFast`, or when `signal` aborts (a CLI command that gives up must also
+   * stop the retrying, or it keeps the process alive).
    */
-  static async open(
-    url: string,
-    o: { name: string; logger: Logger; signal?: AbortSignal },
-  ): Promise<RedisConnection> {
+  static async open(url: string, o: RedisOpenOptions): Promise<RedisConnection> {
     o.signal?.throwIfAborted();
-    const c = new RedisConnection(url, o.name, o.logger);
+    const c = new RedisConnection(url, o);
     let onAbort: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -96,8 +131,7 @@ export class RedisConnection {
         c.statusHandlers.push((status) => {
           if (status === 'up') resolve();
         });
-        onAbort = () =>
-          reject(new Error(`redis: gave up connecting to ${c.where} (${c.lastError || 'no answer'})`));
+        onAbort = () => reject(new RedisConnectError(c.where, `gave up (${c.lastError || 'no answer'})`));
         o.signal?.addEventListener('abort', onAbort, { once: true });
       });
     } catch (err) {
@@ -106,6 +140,7 @@ export class RedisConnection {
     } finally {
       if (onAbort) o.signal?.removeEventListener('abort', onAbort);
       c.fatal = undefined;
+      c.onRetry = undefined;
       c.statusHandlers.length = 0;
     }
     return c;
@@ -115,13 +150,28 @@ export class RedisConnection {
     this.statusHandlers.push(handler);
   }
 
+  /**
+   * Sends one command. Only Redis's own replies (a script error, a wrong type) come back as
+   * they are: a command that fails because Redis is unreachable, hung or went away meanwhile
+   * rejects with StoreUnavailableError, which is what a handler or a user may see, never
+   * ioredis's internal text.
+   */
+  async command<T>(send: (redis: Redis) => Promise<T>): Promise<T> {
+    try {
+      return await send(this.commands);
+    } catch (err) {
+      if (err instanceof ReplyError) throw err;
+      throw new StoreUnavailableError({ cause: err });
+    }
+  }
+
   /** EVALSHA, falling back to EVAL when Redis doesn't have the script (first use, restart). */
   async run(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
-      return await this.commands.evalsha(script.sha, keys.length, ...keys, ...args);
+      return await this.command((r) => r.evalsha(script.sha, keys.length, ...keys, ...args));
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return await this.commands.eval(script.lua, keys.length, ...keys, ...args);
+      return await this.command((r) => r.eval(script.lua, keys.length, ...keys, ...args));
     }
   }
 
@@ -186,9 +236,9 @@ export class RedisConnection {
     });
     for (const event of ['close', 'end', 'reconnecting']) redis.on(event, () => setReady(false));
     redis.on('error', (err: Error) => {
-      this.lastError = err.message;
-      if (this.fatal && FATAL.test(err.message)) {
-        this.fatal(new Error(`redis: cannot use ${this.where}: ${err.message}`));
+      this.lastError = connectionProblem(err);
+      if (this.fatal && (this.failFast || FATAL.test(err.message))) {
+        this.fatal(new RedisConnectError(this.where, this.lastError));
       } else {
         this.logger.debug({ err, role }, 'redis: connection error');
       }
@@ -204,29 +254,45 @@ export class RedisConnection {
     for (const handler of [...this.statusHandlers]) handler(up ? 'up' : 'down');
   }
 
+  /** Backoff doubling from 50 ms up to RETRY_CAP_MS, jittered; each retry is logged once (`report`). */
   private retryDelay(attempt: number, report: boolean): number {
-    const delay =
+    const delayMs =
       Math.min(RETRY_CAP_MS, 50 * 2 ** Math.min(attempt - 1, 16)) + Math.floor(Math.random() * 100);
-    if (report && !this.closing && (attempt === 1 || attempt % WARN_EVERY_ATTEMPTS === 0)) {
+    if (report && !this.closing) {
+      const problem = this.lastError || 'connection closed';
       this.logger.warn(
-        `redis: cannot reach ${this.where} (${this.lastError || 'connection closed'}); ` +
-          `retrying every ≤${RETRY_CAP_MS} ms (attempt ${attempt})`,
+        { attempt, delayMs, problem },
+        `redis: cannot reach ${this.where} (${problem}); retry ${attempt} in ${delayMs} ms`,
       );
+      this.onRetry?.({ attempt, delayMs, problem });
     }
-    return delay;
+    return delayMs;
   }
 }
 
 async function quit(redis: Redis): Promise<void> {
   if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // The connection went away while quitting: nothing left to close gracefully.
-    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      // The connection going away while quitting leaves nothing to close gracefully.
+      redis.quit().catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
   redis.disconnect();
+}
+
+/** A connection error as a user reads it: where it was refused, or which host is unknown. */
+function connectionProblem(
+  err: Error & { code?: string; address?: string; port?: number; hostname?: string },
+) {
+  if (err.code === 'ECONNREFUSED' && err.address)
+    return `connection refused at ${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}`;
+  if (err.code === 'ENOTFOUND' && err.hostname) return `host ${err.hostname} not found`;
+  return err.message;
 }
 
 /**
@@ -287,9 +353,4 @@ function parseHostPort(
   const port = m[3] === undefined ? defaultPort : Number(m[3]);
   if (port < 1 || port > 65535) throw bad(`port must be 1-65535, got ${port}`);
   return { host: m[1] ?? m[2], port };
-}
-
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
 }

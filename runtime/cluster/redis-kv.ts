@@ -36,7 +36,7 @@ export class RedisKv implements KvStore {
   }
 
   async get(app: string, key: string): Promise<unknown> {
-    const text = await this.redis.commands.get(this.keys.kv(app, key));
+    const text = await this.redis.command((r) => r.get(this.keys.kv(app, key)));
     return text === null ? null : decodeValue(text);
   }
 
@@ -44,12 +44,12 @@ export class RedisKv implements KvStore {
     checkKey(key);
     checkTtl(ttlMs);
     const text = encodeValue(value);
-    if (ttlMs > 0) await this.redis.commands.set(this.keys.kv(app, key), text, 'PX', ttlMs);
-    else await this.redis.commands.set(this.keys.kv(app, key), text);
+    if (ttlMs > 0) await this.redis.command((r) => r.set(this.keys.kv(app, key), text, 'PX', ttlMs));
+    else await this.redis.command((r) => r.set(this.keys.kv(app, key), text));
   }
 
   async delete(app: string, key: string): Promise<void> {
-    await this.redis.commands.del(this.keys.kv(app, key));
+    await this.redis.command((r) => r.del(this.keys.kv(app, key)));
   }
 
   async incr(app: string, key: string, by: number): Promise<number> {

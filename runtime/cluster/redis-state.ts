@@ -1,8 +1,9 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
-import { luaScript, RedisConnection } from './redis-connection.ts';
+import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import {
+  type AppSecrets,
   checkNodeTtl,
   MAX_VERSIONS,
   type NodeEntry,
@@ -128,6 +129,24 @@ redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
 `);
 
+/** KEYS: secrets, revision. ARGV: name, value. The revision, raised unless the value is unchanged. */
+const PUT_SECRET = luaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return tonumber(redis.call('GET', KEYS[2]) or '0') end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('INCR', KEYS[2])
+`);
+
+/** KEYS: secrets, revision. ARGV: name. The raised revision, or nil if there was no such secret. */
+const DELETE_SECRET = luaScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('INCR', KEYS[2])
+`);
+
+/** KEYS: secrets, revision. {revision, {name, value, …}}, read together. */
+const SECRETS = luaScript(`
+return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
+`);
+
 export interface RedisStateOptions {
   /** Cluster name: every key and channel lives under `fnhost:{<cluster>}:`. */
   cluster: string;
@@ -135,6 +154,10 @@ export interface RedisStateOptions {
   logger?: Logger;
   /** Gives up connecting (connect() rejects, retrying stops). */
   signal?: AbortSignal;
+  /** The first connection error fails connect() at once, instead of retrying (CLI commands). */
+  failFast?: boolean;
+  /** Told of every retry until connect() settles (each is logged too). */
+  onRetry?: (retry: RedisRetry) => void;
 }
 
 /**
@@ -162,12 +185,19 @@ export class RedisState implements State {
   static async connect(url: string, o: RedisStateOptions): Promise<RedisState> {
     const keys = clusterKeys(o.cluster);
     const logger = o.logger ?? pino({ name: 'fnhost-state' });
-    const redis = await RedisConnection.open(url, { name: `fnhost:${o.cluster}`, logger, signal: o.signal });
+    const { signal, failFast, onRetry } = o;
+    const redis = await RedisConnection.open(url, {
+      name: `fnhost:${o.cluster}`,
+      logger,
+      signal,
+      failFast,
+      onRetry,
+    });
     return new RedisState(redis, keys);
   }
 
   async time(): Promise<number> {
-    const [seconds, micros] = await this.redis.commands.time();
+    const [seconds, micros] = await this.redis.command((r) => r.time());
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
@@ -199,11 +229,11 @@ export class RedisState implements State {
 
   async putBundle(app: string, bundle: StoredBundle): Promise<void> {
     const { hash, code, map } = bundle;
-    await this.redis.commands.hset(this.keys.bundle(app, hash), { hash, code, map });
+    await this.redis.command((r) => r.hset(this.keys.bundle(app, hash), { hash, code, map }));
   }
 
   async getBundle(app: string, hash: string): Promise<StoredBundle | undefined> {
-    const b = await this.redis.commands.hgetall(this.keys.bundle(app, hash));
+    const b = await this.redis.command((r) => r.hgetall(this.keys.bundle(app, hash)));
     if (b.hash === undefined) return undefined;
     return { hash: b.hash, code: b.code ?? '', map: b.map ?? '' };
   }
@@ -223,32 +253,47 @@ export class RedisState implements State {
   }
 
   async active(app: string): Promise<string | undefined> {
-    return (await this.redis.commands.get(this.keys.active(app))) ?? undefined;
+    return (await this.redis.command((r) => r.get(this.keys.active(app)))) ?? undefined;
   }
 
   async versions(app: string): Promise<VersionInfo[]> {
-    const list = await this.redis.commands.lrange(this.keys.versions(app), 0, -1);
+    const list = await this.redis.command((r) => r.lrange(this.keys.versions(app), 0, -1));
     return list.map((json) => JSON.parse(json) as VersionInfo);
   }
 
   async apps(): Promise<string[]> {
-    return this.redis.commands.smembers(this.keys.apps);
+    return this.redis.command((r) => r.smembers(this.keys.apps));
   }
 
   async clusterSecret(): Promise<string> {
     return String(await this.redis.run(CLUSTER_SECRET, [this.keys.clusterSecret], [newClusterSecret()]));
   }
 
-  async putSecret(app: string, name: string, value: string): Promise<void> {
-    await this.redis.commands.hset(this.keys.secrets(app), name, value);
+  async putSecret(app: string, name: string, value: string): Promise<number> {
+    const k = this.keys;
+    return Number(await this.redis.run(PUT_SECRET, [k.secrets(app), k.secretsRevision(app)], [name, value]));
   }
 
-  async secrets(app: string): Promise<Record<string, string>> {
-    return this.redis.commands.hgetall(this.keys.secrets(app));
+  async deleteSecret(app: string, name: string): Promise<number | undefined> {
+    const k = this.keys;
+    const revision = await this.redis.run(DELETE_SECRET, [k.secrets(app), k.secretsRevision(app)], [name]);
+    return revision === null ? undefined : Number(revision);
+  }
+
+  async secrets(app: string): Promise<AppSecrets> {
+    const k = this.keys;
+    const [revision, pairs] = (await this.redis.run(
+      SECRETS,
+      [k.secrets(app), k.secretsRevision(app)],
+      [],
+    )) as [string, string[]];
+    const values: Record<string, string> = {};
+    for (let i = 0; i < pairs.length; i += 2) values[pairs[i]] = pairs[i + 1];
+    return { values, revision: Number(revision) };
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.redis.commands.publish(this.keys.channel(channel), message);
+    await this.redis.command((r) => r.publish(this.keys.channel(channel), message));
   }
 
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {

@@ -37,6 +37,8 @@ export interface NodeRecord {
   versions: Record<string, string>;
   /** app → why the active version failed to load on this node (it stays on `versions[app]`). */
   errors: Record<string, string>;
+  /** app → revision of the app's secrets (AppSecrets) its running version was loaded with. */
+  secretRevisions: Record<string, number>;
   /** ms since epoch (node clock, informative only). */
   startedAt: number;
 }
@@ -63,6 +65,32 @@ export interface StoredBundle {
   hash: string;
   code: string;
   map: string;
+}
+
+/** Hex digits of a version's hash shown to people, and at the start of a node's load error. */
+const SHORT_HASH_DIGITS = 12;
+
+/** How a version is shown (`fnhost versions`, status, node load errors): its hash's first digits. */
+export function shortHash(hash: string | undefined): string {
+  return hash ? hash.slice(0, SHORT_HASH_DIGITS) : 'none';
+}
+
+/**
+ * The store cannot be reached (Redis down, hung, or gone during the call). What handlers and
+ * CLI users see instead of the driver's text; the driver's error is the `cause`.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('cluster store unavailable', options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** An app's secrets (`ctx.env` over `[vars]`) and their revision, which every change raises. */
+export interface AppSecrets {
+  values: Record<string, string>;
+  /** 0 before the first secret. */
+  revision: number;
 }
 
 /** Versions kept per app; older ones (and their bundles) are dropped. */
@@ -113,8 +141,15 @@ export interface State {
    */
   clusterSecret(): Promise<string>;
 
-  putSecret(app: string, name: string, value: string): Promise<void>;
-  secrets(app: string): Promise<Record<string, string>>;
+  /**
+   * Sets a secret and raises the app's secrets revision, in one atomic step; returns the
+   * revision. Putting the value a secret already has changes nothing (same revision).
+   */
+  putSecret(app: string, name: string, value: string): Promise<number>;
+  /** Removes a secret and raises the revision, atomically; undefined if there was no such secret. */
+  deleteSecret(app: string, name: string): Promise<number | undefined>;
+  /** The app's secrets and their revision, read together. */
+  secrets(app: string): Promise<AppSecrets>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */

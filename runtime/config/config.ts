@@ -14,16 +14,23 @@ const DEFAULT_CPU_MS = 50;
 const DEFAULT_MEMORY_MB = 128;
 const DEFAULT_AWAIT_MS = 5_000;
 const DEFAULT_HANDSHAKES = 1000;
+const DEFAULT_SHUTDOWN_MS = 5_000;
 /** A cluster secret shorter than this is too easy to guess. */
 const MIN_SECRET_LENGTH = 16;
 /** isolated-vm refuses smaller isolates. */
 const MIN_MEMORY_MB = 8;
 const ENV_PREFIX = 'FNHOST_';
 const VAR_PREFIX = 'FNHOST_VAR_';
+/** The log level (runtime/cli/logger.ts): an FNHOST_* variable that is not a config setting. */
+export const LOG_LEVEL_VARIABLE = 'FNHOST_LOG_LEVEL';
+/** Variables of `npm run bench` (test/bench), which fnhost itself does not read. */
+const BENCH_PREFIX = 'FNHOST_BENCH_';
 /** App and cluster names end up in rtmfp:// paths and Redis keys. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
 const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
 const REDIS_SCHEMES = ['redis://', 'rediss://', 'redis+sentinel://'];
+/** Shown in place of a password in a URL. */
+const HIDDEN = '***';
 
 /** A UDP or TCP listen address; IPv6 hosts are kept without brackets. */
 export interface HostPort {
@@ -35,10 +42,12 @@ export interface HostPort {
 export interface NodeConfig {
   /** RTMFP (UDP) listen addresses. */
   rtmfp: HostPort[];
-  /** HTTP listen address for /loadbalancer /status /metrics /healthz; undefined: no HTTP. */
+  /** HTTP listen address for /healthz /readyz /status /metrics (runtime/http); undefined: no HTTP. */
   http: HostPort | undefined;
   /** HOST:PORT clients are redirected to; undefined: the host decides. */
   publicAddress: string | undefined;
+  /** How long SIGINT/SIGTERM may take (leave the cluster, close sessions) before the process exits anyway. */
+  shutdownMs: number;
 }
 
 /** How this node joins a cluster. */
@@ -73,6 +82,8 @@ export interface FnhostConfig {
   vars: Record<string, string>;
   /** Absolute path of the config file read, if any. */
   file: string | undefined;
+  /** What was ignored, for the user to see: FNHOST_* variables that are no setting (a typo?). */
+  warnings: string[];
 }
 
 /** Settings given as CLI flags; they win over the environment and the file. */
@@ -89,6 +100,7 @@ export interface ConfigOverrides {
   cpuMs?: number;
   memoryMb?: number;
   awaitMs?: number;
+  shutdownMs?: number;
 }
 
 /** A config mistake; `key` names the setting, variable or flag at fault ('' for the file itself). */
@@ -108,12 +120,19 @@ type Layer = Partial<Record<Setting, Raw>>;
 
 const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
 const SECTIONS: Record<string, Record<string, Setting>> = {
-  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress' },
+  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress', shutdown_ms: 'shutdownMs' },
   cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
   limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
 };
 const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
-const NUMERIC: ReadonlySet<Setting> = new Set(['heartbeatMs', 'cpuMs', 'memoryMb', 'awaitMs', 'handshakes']);
+const NUMERIC: ReadonlySet<Setting> = new Set([
+  'heartbeatMs',
+  'cpuMs',
+  'memoryMb',
+  'awaitMs',
+  'handshakes',
+  'shutdownMs',
+]);
 
 /** Reads `o.file`, else `<dir>/wrangler-like.toml` if present, else uses defaults; then env and flags. */
 export function loadConfig(
@@ -162,6 +181,7 @@ export function parseConfig(
         parseHostPort(text, what);
         return text;
       }),
+      shutdownMs: pick('shutdownMs', DEFAULT_SHUTDOWN_MS, integerAtLeast(1)),
     },
     cluster: {
       redis: pick('redis', undefined, redisUrl),
@@ -182,7 +202,20 @@ export function parseConfig(
     },
     vars: Object.fromEntries([...fromFile.vars, ...fromEnv.vars]),
     file,
+    warnings: fromEnv.warnings,
   };
+}
+
+/**
+ * The URL as logs and errors show it: `redis://user:***@host`. A user part without a colon is
+ * hidden whole, since it may be a password written without its `:`; the last `@` before the
+ * path ends it, as in redisOptionsFromUrl.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^((?:[^:/@]+:\/\/)?)([^/]*)@/, (_m, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return `${scheme}${colon < 0 ? '' : userinfo.slice(0, colon + 1)}${HIDDEN}@`;
+  });
 }
 
 /** Parses `HOST:PORT` or `[IPv6]:PORT` (port 0-65535); `key` names the setting in the error. */
@@ -232,11 +265,15 @@ function fileLayer(doc: Record<string, unknown>): Layer & { vars: Map<string, st
   return { ...layer, vars };
 }
 
-/** Empty variables count as unset, so `FNHOST_REDIS=` in a compose file means "no Redis". */
-function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string> } {
+/**
+ * Empty variables count as unset, so `FNHOST_REDIS=` in a compose file means "no Redis". An
+ * FNHOST_* variable that is no setting is most likely misspelled: it is ignored with a warning
+ * rather than an error, since the same environment may serve several fnhost versions.
+ */
+function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string>; warnings: string[] } {
   const layer: Layer = {};
   for (const setting of SETTINGS) {
-    const what = ENV_PREFIX + snakeCase(setting).toUpperCase();
+    const what = envName(setting);
     const text = env[what];
     if (text === undefined || text === '') continue;
     let value: unknown = text;
@@ -250,7 +287,20 @@ function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string> }
     if (key === VAR_PREFIX) throw new ConfigError(key, `config: ${key} has no name: use ${VAR_PREFIX}<NAME>`);
     vars.set(key.slice(VAR_PREFIX.length), value);
   }
-  return { ...layer, vars };
+  const known = [...SETTINGS.map(envName), LOG_LEVEL_VARIABLE];
+  const warnings = Object.keys(env)
+    .filter(
+      (key) => key.startsWith(ENV_PREFIX) && !key.startsWith(VAR_PREFIX) && !key.startsWith(BENCH_PREFIX),
+    )
+    .filter((key) => !known.includes(key))
+    .map(
+      (key) => `config: unknown variable ${key}, ignored (known: ${known.join(', ')}, ${VAR_PREFIX}<NAME>)`,
+    );
+  return { ...layer, vars, warnings };
+}
+
+function envName(setting: Setting): string {
+  return ENV_PREFIX + snakeCase(setting).toUpperCase();
 }
 
 function flagLayer(overrides: Partial<Record<Setting, unknown>>): Layer {
@@ -303,8 +353,7 @@ function hostPortList(value: unknown, what: string): HostPort[] {
 function redisUrl(value: unknown, what: string): string {
   const url = nonEmptyString(value, what);
   if (!REDIS_SCHEMES.some((scheme) => url.startsWith(scheme)))
-    // Never echo a password into logs.
-    fail(what, `a URL starting with ${REDIS_SCHEMES.join(', ')}`, url.replace(/^(.*\/\/)?[^@]*@/, '$1***@'));
+    fail(what, `a URL starting with ${REDIS_SCHEMES.join(', ')}`, redactUrl(url));
   return url;
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/kv.ts';
+import { shortHash } from '../cluster/state.ts';
 import { type Address, formatAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
@@ -129,7 +130,7 @@ export class AppHost implements TCServerHandler {
     }
     this.apps.set(app, next);
     await this.run(app, next, 'start', '', undefined, []);
-    this.log.info({ app, version: code.hash.slice(0, 12), handlers: next.handlerNames }, 'app loaded');
+    this.log.info({ app, version: shortHash(code.hash), handlers: next.handlerNames }, 'app loaded');
     if (previous) void this.retire(app, previous);
   }
 

@@ -2,9 +2,17 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ClusterNode } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
-import type { NodeEntry, NodeLoad, NodeState, State } from '../cluster/state.ts';
+import {
+  type AppSecrets,
+  type NodeEntry,
+  type NodeLoad,
+  type NodeState,
+  type State,
+  shortHash,
+} from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
-import { startHttp } from '../http/server.ts';
+import { errorText } from '../error-text.ts';
+import type { HttpSources } from '../http/server.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
@@ -16,23 +24,31 @@ export interface RunningNode {
   apps: AppHost;
   node: RtmfpNode;
   rtmfp: string[];
-  http: string | undefined;
-  stop(): Promise<void>;
+  /** What the HTTP port reports about this node (/readyz, /status, /metrics). */
+  sources: HttpSources;
+  /** Leaves the cluster, closes sessions and apps, then the store; `step` hears where it is. */
+  stop(step: (what: string) => void): Promise<void>;
 }
 
 /**
  * Everything a cluster node runs, wired together (`fnhost node`): RTMFP, the apps, membership
- * and deploys through the State, the HTTP port. Local state is the truth; the store is told.
+ * and deploys through the State, and what its HTTP port reports (the caller opens the port
+ * before the store answers: DESIGN.md "Health never depends on Redis"). Local state is the
+ * truth; the store is told.
  */
 export async function startClusterNode(
   config: FnhostConfig,
   state: State,
   log: Logger,
+  /** Where the HTTP port listens (`host:port`), for the node record; the caller serves it. */
+  http: string | undefined,
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
   const self = { id: '', publicAddress: config.node.publicAddress ?? '' };
   const secrets = new Map<string, Record<string, string>>();
+  /** app → the secrets revision its running version was loaded with (heartbeat, for convergence). */
+  const secretRevisions: Record<string, number> = {};
   const loadErrors: Record<string, string> = {};
   const load = new LoadMeter();
   let cluster: ClusterNode | undefined;
@@ -73,11 +89,12 @@ export async function startClusterNode(
       state: nodeState,
       publicAddress: self.publicAddress,
       rtmfp: bound,
-      http: config.node.http && `${config.node.http.host}:${config.node.http.port}`,
+      http,
       load: load.measure(rtmfp),
       paused: false,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
       errors: loadErrors,
+      secretRevisions,
     }),
     hooks: {
       joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
@@ -101,23 +118,42 @@ export async function startClusterNode(
     return next;
   };
 
-  /** Loads the app's active version unless it already runs; a bad bundle leaves the old one. */
+  /**
+   * Loads the app's active version unless it already runs with the app's current secrets; a
+   * secrets change alone reloads the same bundle with the new `ctx.env` (a hot swap, as a
+   * deploy does: clients and their `data` carry over). A bad bundle leaves the old one.
+   */
   const loadActive = async (app: string): Promise<void> => {
-    const hash = await state.active(app);
-    if (!hash || hash === apps.version(app)) return;
+    let hash: string | undefined;
+    let appSecrets: AppSecrets;
+    try {
+      [hash, appSecrets] = await Promise.all([state.active(app), state.secrets(app)]);
+    } catch (e) {
+      // Caught up with when the store is back (onStatus 'up' below).
+      log.warn(
+        { app, err: errorText(e) },
+        'could not read the active version; retrying when the store is back',
+      );
+      return;
+    }
+    const running = apps.version(app);
+    if (!hash || (hash === running && appSecrets.revision === secretRevisions[app])) return;
     try {
       const bundle = await state.getBundle(app, hash);
-      if (!bundle) throw new Error(`bundle ${hash.slice(0, 12)} is missing from the store`);
+      if (!bundle) throw new Error(`bundle ${shortHash(hash)} is missing from the store`);
       const actual = createHash('sha256').update(bundle.code).digest('hex');
       if (actual !== hash || bundle.hash !== hash)
-        throw new Error(`bundle ${hash.slice(0, 12)} is corrupt (hash mismatch)`);
-      secrets.set(app, await state.secrets(app));
+        throw new Error(`bundle ${shortHash(hash)} is corrupt (hash mismatch)`);
+      secrets.set(app, appSecrets.values);
       await apps.load(app, bundle);
+      secretRevisions[app] = appSecrets.revision;
       delete loadErrors[app];
+      if (hash === running)
+        log.info({ app, version: shortHash(hash) }, 'secrets changed: reloaded with them');
     } catch (e) {
-      loadErrors[app] = `${hash.slice(0, 12)}: ${e instanceof Error ? e.message : String(e)}`;
+      loadErrors[app] = `${shortHash(hash)}: ${errorText(e)}`;
       log.error(
-        { app, version: hash.slice(0, 12), err: loadErrors[app] },
+        { app, version: shortHash(hash), err: loadErrors[app] },
         'could not load the active version; keeping the previous one',
       );
     }
@@ -146,78 +182,77 @@ export async function startClusterNode(
         .catch(() => {});
   });
 
-  const http = config.node.http
-    ? await startHttp(
-        config.node.http.host,
-        config.node.http.port,
-        {
-          ready: () =>
-            cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
-          status: () => ({
-            id: self.id,
-            state: nodeState,
-            ...rtmfp.stats(),
-            clusterMessagesDropped: cluster?.dropped,
-            apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
-            servers: cluster?.servers(),
-          }),
-          metrics: () => [
-            {
-              name: 'fnhost_connections',
-              help: 'Open NetConnections.',
-              type: 'gauge',
-              samples: [{ value: rtmfp.stats().connections }],
-            },
-            {
-              name: 'fnhost_sessions',
-              help: 'RTMFP sessions in the table.',
-              type: 'gauge',
-              samples: [{ value: rtmfp.stats().sessions }],
-            },
-            {
-              name: 'fnhost_handshakes_total',
-              help: 'Sessions opened.',
-              type: 'counter',
-              samples: [{ value: rtmfp.handshakes }],
-            },
-            {
-              name: 'fnhost_datagrams_received_total',
-              help: 'Datagrams received.',
-              type: 'counter',
-              samples: [{ value: rtmfp.received }],
-            },
-            {
-              name: 'fnhost_datagrams_dropped_total',
-              help: 'Datagrams dropped, by reason.',
-              type: 'counter',
-              samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
-                labels: { reason },
-                value,
-              })),
-            },
-          ],
-        },
-        log,
-      )
-    : undefined;
+  const sources: HttpSources = {
+    ready: () =>
+      cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
+    status: () => ({
+      id: self.id,
+      state: nodeState,
+      ...rtmfp.stats(),
+      clusterMessagesDropped: cluster?.dropped,
+      apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
+      servers: cluster?.servers(),
+    }),
+    metrics: () => [
+      {
+        name: 'fnhost_connections',
+        help: 'Open NetConnections.',
+        type: 'gauge',
+        samples: [{ value: rtmfp.stats().connections }],
+      },
+      {
+        name: 'fnhost_sessions',
+        help: 'RTMFP sessions in the table.',
+        type: 'gauge',
+        samples: [{ value: rtmfp.stats().sessions }],
+      },
+      {
+        name: 'fnhost_handshakes_total',
+        help: 'Sessions opened.',
+        type: 'counter',
+        samples: [{ value: rtmfp.handshakes }],
+      },
+      {
+        name: 'fnhost_datagrams_received_total',
+        help: 'Datagrams received.',
+        type: 'counter',
+        samples: [{ value: rtmfp.received }],
+      },
+      {
+        name: 'fnhost_datagrams_dropped_total',
+        help: 'Datagrams dropped, by reason.',
+        type: 'counter',
+        samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
+          labels: { reason },
+          value,
+        })),
+      },
+    ],
+  };
 
   return {
     cluster,
     apps,
     node: rtmfp,
     rtmfp: bound,
-    http:
-      http && config.node.http
-        ? `${config.node.http.host}:${(http.address() as { port: number }).port}`
-        : undefined,
-    async stop() {
+    sources,
+    async stop(step) {
       nodeState = 'stopping';
-      await unsubscribe().catch(() => {});
-      await tap.stop().catch(() => {});
-      await cluster?.stop();
-      await rtmfp.stop();
-      await apps.stop();
-      await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
+      // Sessions are closed while the cluster is left: a store that does not answer must not
+      // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
+      step('leaving the cluster and closing sessions');
+      await Promise.all([
+        (async () => {
+          await unsubscribe().catch(() => {});
+          await tap.stop().catch(() => {});
+          await cluster?.stop();
+        })(),
+        (async () => {
+          await rtmfp.stop();
+          await apps.stop();
+        })(),
+      ]);
+      step('closing the connection to the cluster store');
       await state.close();
     },
   };

@@ -1,5 +1,6 @@
 import { SourceMap } from 'node:module';
 import ivm from 'isolated-vm';
+import { errorText } from '../error-text.ts';
 import {
   type AsyncOp,
   type ClientInfo,
@@ -245,11 +246,11 @@ export class AppSandbox {
       // Not describe(): it would take the disposed isolate for a memory overrun and boot again.
       const failure = this.isolate.isDisposed
         ? { message: `its top-level code exceeded the ${this.limits.memoryMb} MB memory limit`, stack: '' }
-        : /timed out/i.test(errorMessage(e))
+        : /timed out/i.test(errorText(e))
           ? { message: `its top-level code ran longer than ${LOAD_TIMEOUT_MS} ms`, stack: '' }
           : this.mapFailure({
               kind: 'error',
-              message: errorMessage(e),
+              message: errorText(e),
               stack: e instanceof Error ? e.stack : undefined,
             });
       if (!this.isolate.isDisposed) this.isolate.dispose();
@@ -314,7 +315,7 @@ export class AppSandbox {
         : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
     work.then(
       (value) => this.resume(opId, true, value),
-      (e: unknown) => this.resume(opId, false, e instanceof Error ? e.message : String(e)),
+      (e: unknown) => this.resume(opId, false, errorText(e)),
     );
   }
 
@@ -374,7 +375,7 @@ export class AppSandbox {
 
   /** Turns what applySync threw into a failure; rebuilds the isolate if it ran out of memory. */
   private describe(e: unknown): HandlerFailure {
-    const message = errorMessage(e);
+    const message = errorText(e);
     if (this.isolate.isDisposed && !this.disposed) {
       this.rebuilds++;
       for (const [id, p] of this.pending) {
@@ -394,7 +395,7 @@ export class AppSandbox {
           'error',
           'restart',
           undefined,
-          `the app could not be restarted: ${errorMessage(e)}`,
+          `the app could not be restarted: ${errorText(e)}`,
           null,
         );
         return { kind: 'error', message: `${message}, and the app could not be restarted`, stack: undefined };
@@ -424,8 +425,4 @@ export class AppSandbox {
 /** An event that failed with `message` (no stack: the node, not the handler, says so). */
 export function failed(message: string): Outcome {
   return { status: 'failed', failure: { kind: 'error', message, stack: undefined } };
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -37,6 +37,7 @@ export function nodeRecord(id: string, o: Partial<NodeRecord> = {}): NodeRecord 
     paused: false,
     versions: { chat: 'abc123' },
     errors: {},
+    secretRevisions: {},
     startedAt: 1_700_000_000_000,
     ...o,
   };

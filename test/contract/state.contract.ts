@@ -228,9 +228,20 @@ function secretsContract(name: string, make: MakeState): void {
       await state().putSecret('chat', 'TOKEN', 't');
       await state().putSecret('chat', 'API_KEY', 'two');
       await state().putSecret('game', 'API_KEY', 'other');
-      assert.deepEqual(await state().secrets('chat'), { API_KEY: 'two', TOKEN: 't' });
-      assert.deepEqual(await state().secrets('game'), { API_KEY: 'other' });
-      assert.deepEqual(await state().secrets('none'), {});
+      assert.deepEqual((await state().secrets('chat')).values, { API_KEY: 'two', TOKEN: 't' });
+      assert.deepEqual((await state().secrets('game')).values, { API_KEY: 'other' });
+      assert.deepEqual(await state().secrets('none'), { values: {}, revision: 0 });
+    });
+
+    it("every change raises the app's secrets revision; putting the same value or deleting nothing does not", async () => {
+      assert.equal(await state().putSecret('chat', 'API_KEY', 'one'), 1);
+      assert.equal(await state().putSecret('chat', 'API_KEY', 'one'), 1, 'the same value');
+      assert.equal(await state().putSecret('chat', 'TOKEN', 't'), 2);
+      assert.equal(await state().putSecret('game', 'TOKEN', 't'), 1, 'per app');
+      assert.equal(await state().deleteSecret('chat', 'API_KEY'), 3);
+      assert.equal(await state().deleteSecret('chat', 'API_KEY'), undefined, 'already gone');
+      assert.equal(await state().deleteSecret('none', 'API_KEY'), undefined);
+      assert.deepEqual(await state().secrets('chat'), { values: { TOKEN: 't' }, revision: 3 });
     });
 
     it('clusterSecret is created once: every caller gets the same random secret', async () => {

@@ -1,54 +1,129 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../sdk/client.ts';
+import { until } from '../support/node.ts';
+import { cli, endProcess, spawnCli } from '../support/processes.ts';
 
-const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 test('fnhost dev runs the example app, prints where it listens, and exits cleanly on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'dev', '--rtmfp', '127.0.0.1:0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const dev = spawnCli(ROOT, ['dev', '--rtmfp', '127.0.0.1:0']);
   try {
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk;
-        const m = /rtmfp listening on udp:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`fnhost exited early (${code}): ${out}`)));
-    });
+    const listening = /rtmfp listening on udp:\/\/127\.0\.0\.1:(\d+)/;
+    await until(() => listening.test(dev.output()) || dev.child.exitCode !== null, 20_000, 'the address');
+    const port = listening.exec(dev.output())?.[1];
+    assert.ok(port, `fnhost exited early: ${dev.errors()}`);
     const nc = await connect(`rtmfp://127.0.0.1:${port}/chat`, 'cli-user');
     assert.equal((nc.info as { greeting: string }).greeting, 'hello, cli-user');
     assert.equal(await nc.call('echo', 'cli'), 'cli');
     const closed = once(nc, 'close');
-    child.kill('SIGTERM');
-    const [code] = await once(child, 'exit');
+    dev.child.kill('SIGTERM');
+    const [code] = await once(dev.child, 'exit');
     assert.equal(code, 0);
     const [info] = (await closed) as [{ code: string }];
     assert.equal(info.code, 'NetConnection.Connect.Closed');
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (dev.child.exitCode === null) dev.child.kill('SIGKILL');
   }
 });
 
 test('fnhost names a bad flag and exits with status 2', async () => {
-  const child = spawn(process.execPath, [CLI, 'dev', '--rtmfp', 'nonsense'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const run = await cli(ROOT, ['dev', '--rtmfp', 'nonsense']);
+  assert.equal(run.code, 2);
+  assert.match(run.err, /--rtmfp/);
+});
+
+const COMMANDS = ['dev', 'node', 'deploy', 'versions', 'rollback', 'status', 'secret', 'tail'];
+
+test('every subcommand prints its usage for --help (and -h), on stdout with status 0', async () => {
+  // -h takes the same path for every command: two of them show it.
+  const asked = [...COMMANDS.map((command) => [command, '--help']), ['dev', '-h'], ['secret', '-h']];
+  const runs = asked.map(async ([command, flag]) => ({
+    command,
+    flag,
+    run: await cli(ROOT, [command, flag]),
+  }));
+  for (const { command, flag, run } of await Promise.all(runs)) {
+    assert.equal(run.code, 0, `${command} ${flag}: ${run.err}`);
+    assert.match(run.out, new RegExp(`^usage: fnhost ${command} `), `${command} ${flag}`);
+    assert.equal(run.err, '');
+  }
+});
+
+test("an unknown option is one line naming it, then that subcommand's usage, with status 2", async () => {
+  const runs = await Promise.all(COMMANDS.map((command) => cli(ROOT, [command, '--bogus', 'x'])));
+  runs.forEach((run, i) => {
+    const [first, blank, usage] = run.err.split('\n');
+    assert.equal(run.code, 2, COMMANDS[i]);
+    assert.equal(first, `fnhost ${COMMANDS[i]}: unknown option --bogus`);
+    assert.equal(blank, '');
+    assert.match(usage, new RegExp(`^usage: fnhost ${COMMANDS[i]} `));
+    assert.equal(run.out, '');
   });
-  let err = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (c: string) => {
-    err += c;
-  });
-  const [code] = await once(child, 'exit');
-  assert.equal(code, 2);
-  assert.match(err, /--rtmfp/);
+});
+
+test('a flag without its value is named, not taken from the next flag', async () => {
+  const run = await cli(ROOT, ['deploy', '--timeout', '--json']);
+  assert.equal(run.code, 2);
+  assert.match(run.err, /^fnhost deploy: --timeout needs a value\n\nusage: fnhost deploy /);
+});
+
+test('fnhost --version prints the package version; fnhost secret alone prints its usage', async () => {
+  const version = await cli(ROOT, ['--version']);
+  assert.equal(version.code, 0);
+  assert.match(version.out, /^fnhost \d+\.\d+\.\d+\n$/);
+  const secret = await cli(ROOT, ['secret']);
+  assert.equal(secret.code, 0, secret.err);
+  assert.match(secret.out, /^usage: fnhost secret put NAME/);
+});
+
+test('with --json, every line fnhost dev prints on stdout is JSON', async () => {
+  const dev = spawnCli(ROOT, ['dev', '--rtmfp', '127.0.0.1:0', '--json']);
+  try {
+    await until(() => dev.output().includes('\n'), 20_000, 'the first line');
+    const lines = dev.output().trimEnd().split('\n');
+    const first = JSON.parse(lines[0]) as { app: string; url: string; rtmfp: string[] };
+    assert.equal(first.app, 'chat');
+    assert.equal(first.url, `rtmfp://${first.rtmfp[0]}/chat`);
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+  } finally {
+    await endProcess(dev.child);
+  }
+});
+
+test('a misspelled FNHOST_* variable is warned about before the command runs', async () => {
+  const run = await cli(ROOT, ['versions'], { env: { FNHOST_REDSI: 'redis://127.0.0.1:6379' } });
+  assert.match(
+    run.err,
+    /^fnhost: warning: config: unknown variable FNHOST_REDSI, ignored \(known: .*FNHOST_REDIS/,
+  );
+  assert.match(run.err, /versions needs a cluster/, 'the misspelled variable did not set the cluster');
+  assert.equal(run.code, 2);
+});
+
+test('dev and deploy of a folder that is not there say so', async () => {
+  // deploy checks that it has a cluster first; nothing listens at that one, and it is not reached.
+  for (const args of [
+    ['dev', 'nosuchdir'],
+    ['deploy', 'nosuchdir', '--redis', 'redis://127.0.0.1:1'],
+  ]) {
+    const run = await cli(ROOT, args);
+    assert.equal(run.code, 1, run.err);
+    assert.match(
+      run.err,
+      /^fnhost: no folder nosuchdir \(give your functions' folder on the command line, or main in wrangler-like\.toml\)\n$/,
+    );
+  }
+});
+
+test('a refused Redis connection is said at once, naming where', async () => {
+  // Nothing listens on port 1 of the loopback: the connection is refused, not left unanswered.
+  const run = await cli(ROOT, ['status', '--redis', 'redis://127.0.0.1:1']);
+  assert.equal(run.code, 1);
+  assert.equal(
+    run.err,
+    'fnhost: cannot reach the cluster store at redis://127.0.0.1:1: connection refused at 127.0.0.1:1\n',
+  );
 });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { connect, type NetConnection } from '../../sdk/client.ts';
-import { spawnCli } from '../support/processes.ts';
+import { endProcess, spawnCli } from '../support/processes.ts';
 
 const app = (version: string) => `
 export default {
@@ -37,13 +36,12 @@ test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; 
   const err = dev.errors;
   const clients: NetConnection[] = [];
   try {
-    const listening = await waitFor(out, /rtmfp listening on udp:\/\/127\.0\.0\.1:\d+/, 'the node');
-    const url = `rtmfp://${listening.split('//')[1]}/app`;
+    const { url } = JSON.parse(await waitFor(out, /^.*\n/, 'the node')) as { url: string };
     for (let i = 0; i < 20; i++) clients.push(await connect(url));
     for (const nc of clients) assert.equal(await nc.call('version'), 'v1');
 
     writeFileSync(join(dir, 'functions', 'index.ts'), app('v2'));
-    await waitFor(out, /reloaded "app": version \w+, 20 clients kept/, 'the reload');
+    await waitFor(out, /{"reloaded":"app","version":"\w+","clients":20}/, 'the reload');
     for (const nc of clients) {
       assert.equal(nc.connected, true);
       assert.equal(await nc.call('version'), 'v2', 'the next call runs the new code');
@@ -58,8 +56,7 @@ test('fnhost dev rebuilds on save and swaps the app under 20 connected clients; 
     assert.equal(await clients[0].call('version'), 'v2', 'the old version keeps running');
   } finally {
     await Promise.all(clients.map((nc) => nc.close()));
-    child.kill('SIGTERM');
-    await once(child, 'exit');
+    await endProcess(child);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -31,6 +31,9 @@ export default defineApp({
     },
     kv(_c, [key], ctx) { return ctx.kv.get(String(key)); },
     log(_c, [message], ctx) { ctx.log.info(String(message), { from: 'rpc' }); },
+    env(_c, [name], ctx) { return ctx.env[String(name)] ?? null; },
+    remember(client, [value]) { client.data.remembered = value; return true; },
+    recall(client) { return client.data.remembered ?? null; },
   },
   server: {
     ping(from, [clientId], ctx) {
@@ -89,6 +92,42 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /active on 3\/3 nodes/);
     assert.equal(await nc?.call('version'), 'v1');
+  });
+
+  test('secret put and delete reach ctx.env of the running version on every node, without a deploy; client.data carries over', async () => {
+    const versionsBefore = await state.versions('app');
+    assert.equal(await nc?.call('remember', 'kept'), true);
+    const put = await cli(dir, ['secret', 'put', 'ROOM_TOKEN', '--redis', redis.url], { stdin: 's3cret\n' });
+    assert.equal(put.code, 0, put.err);
+    assert.match(
+      put.out,
+      /^secret ROOM_TOKEN set for app app, applied to its running version [0-9a-f]{12} without a deploy: live on 3\/3 nodes/,
+    );
+    for (const n of nodes) {
+      const other = await connect(`rtmfp://${n.rtmfp}/app`);
+      try {
+        assert.equal(await other.call('env', 'ROOM_TOKEN'), 's3cret', `node ${n.id}`);
+      } finally {
+        await other.close();
+      }
+    }
+    assert.equal(await nc?.call('env', 'ROOM_TOKEN'), 's3cret', 'the connected client sees it too');
+    assert.equal(await nc?.call('recall'), 'kept', 'client.data carried over the reload');
+    assert.deepEqual(await state.versions('app'), versionsBefore, 'no new version');
+
+    const list = await cli(dir, ['secret', 'list', '--redis', redis.url]);
+    assert.equal(list.out, 'ROOM_TOKEN\n');
+    const deleted = await cli(dir, ['secret', 'delete', 'ROOM_TOKEN', '--redis', redis.url]);
+    assert.equal(deleted.code, 0, deleted.err);
+    assert.match(deleted.out, /^secret ROOM_TOKEN deleted for app app, .*: live on 3\/3 nodes/);
+    assert.equal(await nc?.call('env', 'ROOM_TOKEN'), null);
+
+    // A secret changed with no notice to the nodes (one missed it): a deploy of unchanged code applies it.
+    await state.putSecret('app', 'MISSED', 'late');
+    const again = await deploy('v1');
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, /\(already active\): active on 3\/3 nodes/);
+    assert.equal(await nc?.call('env', 'MISSED'), 'late');
   });
 
   test("ctx.servers lists every node, and server.send reaches another node's server handler", async () => {
@@ -202,7 +241,7 @@ describe('a cluster of 3 nodes on one redis-server', () => {
     }
   });
 
-  test('while Redis is down /readyz says not ready and /healthz stays ok; after a restart every node is back and clients stayed connected', async () => {
+  test('while Redis is down /readyz says not ready, /healthz stays ok and ctx.kv fails as "cluster store unavailable"; after a restart every node is back and clients stayed connected', async () => {
     redis.kill();
     let ready = 200;
     for (let i = 0; i < 100 && ready === 200; i++) {
@@ -216,6 +255,9 @@ describe('a cluster of 3 nodes on one redis-server', () => {
       '/healthz does not depend on Redis',
     );
     assert.equal(await nc?.call('version'), 'v1', 'sessions keep being served without Redis');
+    await assert.rejects(async () => nc?.call('kv', 'pinged'), {
+      description: 'cluster store unavailable',
+    });
     await redis.restart();
     const live = nodes
       .slice(0, 2)

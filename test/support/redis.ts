@@ -15,6 +15,10 @@ export interface TestRedis {
   restart(): Promise<void>;
   /** SIGKILL now, no waiting: a crash. */
   kill(): void;
+  /** SIGSTOP: Redis hangs, its connections stay open and nothing is answered (a black hole). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export interface StartRedisOptions {
@@ -24,7 +28,8 @@ export interface StartRedisOptions {
   sentinel?: { masterPort: number; name: string };
 }
 
-const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
+/** The redis-server the tests start: REDIS_SERVER, else the one on PATH. */
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 const START_TIMEOUT_MS = 5_000;
 /** Another process may grab the free port between our probe and redis binding it. */
 const START_ATTEMPTS = 3;
@@ -71,6 +76,8 @@ export async function startRedis(o: StartRedisOptions = {}): Promise<TestRedis> 
       if (current) running.delete(current);
       current = undefined;
     },
+    pause: () => current?.kill('SIGSTOP'),
+    resume: () => current?.kill('SIGCONT'),
   };
 }
 

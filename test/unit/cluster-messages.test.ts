@@ -17,6 +17,7 @@ function describeNode(): Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'> {
     paused: false,
     versions: {},
     errors: {},
+    secretRevisions: {},
   };
 }
 

@@ -10,6 +10,7 @@ import {
   loadConfig,
   parseConfig,
   parseHostPort,
+  redactUrl,
 } from '../../runtime/config/config.ts';
 
 const FIXTURES = resolve(import.meta.dirname, '../fixtures/config');
@@ -39,11 +40,17 @@ describe('config loading', () => {
         name: basename(dir),
         main: 'functions/',
         mainPath: join(dir, 'functions'),
-        node: { rtmfp: [{ host: '0.0.0.0', port: 1935 }], http: undefined, publicAddress: undefined },
+        node: {
+          rtmfp: [{ host: '0.0.0.0', port: 1935 }],
+          http: undefined,
+          publicAddress: undefined,
+          shutdownMs: 5000,
+        },
         cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
         vars: {},
         file: undefined,
+        warnings: [],
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -62,6 +69,7 @@ describe('config loading', () => {
         ],
         http: { host: '127.0.0.1', port: 8080 },
         publicAddress: 'rtmfp.example.com:1935',
+        shutdownMs: 2500,
       },
       cluster: {
         redis: 'redis://127.0.0.1:6379',
@@ -72,6 +80,7 @@ describe('config loading', () => {
       limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16 },
       vars: { GREETING: 'hello', EMPTY: '' },
       file: join(FULL, 'wrangler-like.toml'),
+      warnings: [],
     });
   });
 
@@ -171,7 +180,7 @@ describe('config errors', () => {
     rejects(
       () => config('[node]\nrtmpf = "0.0.0.0:1935"'),
       '[node] rtmpf',
-      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address)',
+      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address, shutdown_ms)',
     );
     rejects(
       () => config('mian = "functions/"'),
@@ -242,8 +251,17 @@ describe('config errors', () => {
     rejects(
       () => config('[cluster]\nredis = "http://user:secret@r1:6379"'),
       '[cluster] redis',
-      'config: [cluster] redis must be a URL starting with redis://, rediss://, redis+sentinel://, got "http://***@r1:6379"',
+      'config: [cluster] redis must be a URL starting with redis://, rediss://, redis+sentinel://, got "http://user:***@r1:6379"',
     );
+  });
+
+  test('URLs in logs and errors keep the user name and hide the password, whatever the scheme', () => {
+    assert.equal(redactUrl('redis://u:p@r1:1/0'), 'redis://u:***@r1:1/0');
+    assert.equal(redactUrl('redis+sentinel://:p@s1,s2/m'), 'redis+sentinel://:***@s1,s2/m');
+    assert.equal(redactUrl('rediss://u:p@ss@r1'), 'rediss://u:***@r1', 'an unencoded @ in the password');
+    assert.equal(redactUrl('redis://topsecret@r1'), 'redis://***@r1', 'a password without its colon');
+    assert.equal(redactUrl('u:p@r1:6379'), 'u:***@r1:6379', 'no scheme');
+    assert.equal(redactUrl('redis://r1:6379/0'), 'redis://r1:6379/0');
   });
 
   test('a TOML syntax error names the file, line and column, and shows the line', () => {
@@ -309,6 +327,18 @@ describe('precedence', () => {
       () => config('', {}, { memoryMb: 1 }),
       '--memory-mb',
       'config: --memory-mb must be an integer of at least 8, got 1',
+    );
+  });
+
+  test('an FNHOST_* variable that is no setting is named in a warning, with the known ones', () => {
+    const c = config('', { FNHOST_REDSI: 'redis://r1:6379', FNHOST_LOG_LEVEL: 'debug', FNHOST_VAR_X: '1' });
+    assert.equal(c.cluster.redis, undefined);
+    assert.equal(c.warnings.length, 1);
+    assert.match(c.warnings[0], /^config: unknown variable FNHOST_REDSI, ignored \(known: FNHOST_NAME, /);
+    assert.match(c.warnings[0], /FNHOST_REDIS, .*FNHOST_LOG_LEVEL, FNHOST_VAR_<NAME>\)$/);
+    assert.deepEqual(
+      config('', { FNHOST_REDIS: 'redis://r1:6379', FNHOST_BENCH_TCSERVER: 'x' }).warnings,
+      [],
     );
   });
 

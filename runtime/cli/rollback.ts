@@ -3,15 +3,26 @@
  * named by a hash prefix, or the one deployed before the active one — tell the nodes, and
  * wait for them like `deploy` does. The history itself is not changed.
  */
-import type { VersionInfo } from '../../runtime/cluster/state.ts';
-import { CommandError, openCluster, parseClusterArgs, shortHash, usageError } from './cluster.ts';
-import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { shortHash, type VersionInfo } from '../cluster/state.ts';
+import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, CommandError, usageError } from './command.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** Shorter prefixes are too easy to mistype into another version. */
 const MIN_PREFIX = 6;
 const PREFIX = new RegExp(`^[0-9a-f]{${MIN_PREFIX},64}$`);
 
-export async function rollback(argv: string[]): Promise<number> {
+export const rollback: Command = {
+  name: 'rollback',
+  synopsis: ['rollback [VERSION] [--timeout SECONDS] [cluster options]'],
+  about: `Makes VERSION (a hash prefix of ${MIN_PREFIX}+ digits; default: the one before the active one)
+active again and waits for the nodes, as deploy does.`,
+  flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
+  shared: CLUSTER_HELP,
+  run: rollbackApp,
+};
+
+async function rollbackApp(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, { timeout: { type: 'string' } });
   if (positionals.length > 1)
     throw usageError(`rollback takes at most one version, got ${positionals.join(' ')}`);
@@ -38,10 +49,8 @@ export async function rollback(argv: string[]): Promise<number> {
         `version ${shortHash(target)} of ${app} left the history meanwhile; nothing changed`,
       );
     }
-    const startedAt = performance.now();
-    await state.publish('deploy', JSON.stringify({ app, hash: target }));
-    process.stderr.write(`waiting for the nodes (up to ${timeoutMs / 1000} s) …\n`);
-    const result = await waitForVersion(state, app, target, timeoutMs, startedAt);
+    const { revision } = await state.secrets(app);
+    const result = await rollOut(state, app, { hash: target, secretsRevision: revision }, timeoutMs);
     return printConvergence(
       `rolled back ${app} to ${shortHash(target)}${alreadyActive ? ' (already active)' : ''}`,
       result,

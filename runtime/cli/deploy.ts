@@ -5,37 +5,41 @@
  * changes unless the bundle builds and its onStart succeeds.
  */
 import path from 'node:path';
-import { MemoryKv } from '../../runtime/cluster/memory-kv.ts';
-import type { LimitsConfig } from '../../runtime/config/config.ts';
-import { BuildError, type Bundle, bundleApp } from '../../runtime/sandbox/bundle.ts';
-import { AppSandbox, type SandboxServices } from '../../runtime/sandbox/sandbox.ts';
-import {
-  CommandError,
-  clusterUrl,
-  deployer,
-  errorText,
-  formatBytes,
-  openCluster,
-  parseClusterArgs,
-  shortHash,
-  usageError,
-} from './cluster.ts';
-import { parseTimeout, printConvergence, waitForVersion } from './converge.ts';
+import { MemoryKv } from '../cluster/memory-kv.ts';
+import { shortHash } from '../cluster/state.ts';
+import type { LimitsConfig } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
+import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
+import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
+import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, CommandError, usageError } from './command.ts';
+import { appFolder } from './config.ts';
+import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** The node id handlers see during the check (`ctx.node.id`). */
 const CHECK_NODE_ID = 'deploy-check';
 /** Log lines of the check shown when it fails (its last ones). */
 const CHECK_LOG_LINES = 20;
 
-export async function deploy(argv: string[]): Promise<number> {
+export const deploy: Command = {
+  name: 'deploy',
+  synopsis: ['deploy [dir] [--timeout SECONDS] [cluster options]'],
+  about: `Bundles the app in dir (default: main in the config, else functions/), checks that it starts,
+makes it the active version and waits until every live node runs it.`,
+  flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
+  shared: CLUSTER_HELP,
+  run: deployApp,
+};
+
+async function deployApp(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, { timeout: { type: 'string' } });
   if (positionals.length > 1) throw usageError(`deploy takes one app folder, got ${positionals.join(' ')}`);
   const config = load(positionals[0]);
   const timeoutMs = parseTimeout(values.timeout);
   const app = config.name;
-  const dir = path.relative(process.cwd(), config.mainPath) || '.';
   // No cluster configured: say so before spending time on a build.
   clusterUrl(config, 'deploy');
+  const dir = appFolder(config);
 
   progress(`bundling ${dir} …`);
   const bundle = await bundleApp(dir).catch((e: unknown) => {
@@ -48,7 +52,8 @@ export async function deploy(argv: string[]): Promise<number> {
   try {
     progress(`checking ${short} (${plural(bundle.files.length, 'file')}) …`);
     // The same environment a node gives the app: [vars], then the app's secrets.
-    const env = { ...config.vars, ...(await state.secrets(app)) };
+    const secrets = await state.secrets(app);
+    const env = { ...config.vars, ...secrets.values };
     await checkBundle(bundle, config.limits, env, dir);
 
     const alreadyActive = (await state.active(app)) === bundle.hash;
@@ -65,11 +70,9 @@ export async function deploy(argv: string[]): Promise<number> {
         by: deployer(),
       });
     }
-    const startedAt = performance.now();
-    // Also when already active: a node that missed or failed the last notice tries again.
-    await state.publish('deploy', JSON.stringify({ app, hash: bundle.hash }));
-    progress(`waiting for the nodes (up to ${timeoutMs / 1000} s) …`);
-    const result = await waitForVersion(state, app, bundle.hash, timeoutMs, startedAt);
+    // With the secrets the check ran with: a node still on older ones reloads.
+    const target = { hash: bundle.hash, secretsRevision: secrets.revision };
+    const result = await rollOut(state, app, target, timeoutMs);
     return printConvergence(
       `deployed ${app} ${short}${alreadyActive ? ' (already active)' : ''}`,
       result,

@@ -1,20 +1,21 @@
 /**
  * What the cluster commands (`deploy`, `versions`, `rollback`, `status`, `secret`, `tail`)
- * share: their common flags, the config they read, the connection to the cluster's store, how
- * a failure the user can act on is reported, and the table and age formatting they print.
+ * share: their common flags, the config they read, the connection to the cluster's store, and
+ * the table and age formatting they print.
  */
 import os from 'node:os';
-import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import pino from 'pino';
-import { commandConfig } from '../../runtime/cli/config.ts';
-import { RedisState } from '../../runtime/cluster/redis-state.ts';
-import type { State } from '../../runtime/cluster/state.ts';
-import { CONFIG_FILE, type FnhostConfig } from '../../runtime/config/config.ts';
+import { RedisConnectError } from '../cluster/redis-connection.ts';
+import { RedisState } from '../cluster/redis-state.ts';
+import type { State } from '../cluster/state.ts';
+import { CONFIG_FILE, type FnhostConfig, redactUrl } from '../config/config.ts';
+import { errorText } from '../error-text.ts';
+import { CommandError, parseOptions, usageError } from './command.ts';
+import { commandConfig } from './config.ts';
 
-/** How long a command waits for the store to answer before giving up. */
+/** How long a command waits for a store that neither answers nor refuses (a black hole). */
 const CONNECT_TIMEOUT_MS = 5_000;
-/** Shown in place of a password in a Redis URL. */
-const HIDDEN_PASSWORD = '***';
 
 /** Flags every cluster command takes. */
 export const CLUSTER_OPTIONS = {
@@ -25,48 +26,17 @@ export const CLUSTER_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
-/**
- * A failure the user can act on: printed as `fnhost: <message>` without a stack trace.
- * Exit code 1, or 2 when the command line itself is wrong.
- */
-export class CommandError extends Error {
-  readonly exitCode: 1 | 2;
-
-  constructor(message: string, exitCode: 1 | 2 = 1) {
-    super(message);
-    this.name = 'CommandError';
-    this.exitCode = exitCode;
-  }
-}
-
-/** A wrong command line (exit code 2). */
-export function usageError(message: string): CommandError {
-  return new CommandError(message, 2);
-}
-
-/**
- * Runs one command. A CommandError is printed and ends the process with its exit code at once
- * (a store still being dialled must not keep it alive); anything else goes to the caller.
- */
-export async function runCommand(command: (argv: string[]) => Promise<number | undefined>, argv: string[]) {
-  let code: number | undefined;
-  try {
-    code = await command(argv);
-  } catch (e) {
-    if (!(e instanceof CommandError)) throw e;
-    process.stderr.write(`fnhost: ${e.message}\n`);
-    process.exit(e.exitCode);
-  }
-  if (code) process.exitCode = code;
-}
+/** CLUSTER_OPTIONS as a command's usage explains them. */
+export const CLUSTER_HELP = `cluster options (else [cluster] in ${CONFIG_FILE}, FNHOST_REDIS, FNHOST_CLUSTER):
+  --redis URL      the cluster's Redis: redis://, rediss:// or redis+sentinel://
+  --cluster NAME   the cluster's name (default "default")
+  --app NAME       the app (default: name in ${CONFIG_FILE})
+  --config FILE    the project config (default ./${CONFIG_FILE})
+  --json           one JSON line per result on stdout`;
 
 /** Parses a cluster command's flags (CLUSTER_OPTIONS plus `extra`) and loads the config they point at. */
 export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[], extra: T) {
-  const parsed = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...CLUSTER_OPTIONS, ...extra },
-  });
+  const parsed = parseOptions(argv, { ...CLUSTER_OPTIONS, ...extra });
   const values = parsed.values as { redis?: string; cluster?: string; app?: string; config?: string };
   const load = (main?: string): FnhostConfig =>
     commandConfig(values.config, { redis: values.redis, cluster: values.cluster, name: values.app, main });
@@ -75,21 +45,24 @@ export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[
 
 /**
  * The cluster's store. Always Redis: these commands talk to the nodes of a real cluster, and
- * a memory store would only ever see this process. The caller must `close()` it.
+ * a memory store would only ever see this process. A refused connection or an unknown host
+ * fails at once; a store that does not answer, after CONNECT_TIMEOUT_MS. The caller must
+ * `close()` it.
  */
 export async function openCluster(config: FnhostConfig, command: string): Promise<State> {
   const url = clusterUrl(config, command);
   const logger = pino({ level: 'fatal' }, pino.destination({ fd: 2, sync: true }));
   const signal = AbortSignal.timeout(CONNECT_TIMEOUT_MS);
   try {
-    return await RedisState.connect(url, { cluster: config.cluster.name, logger, signal });
+    return await RedisState.connect(url, { cluster: config.cluster.name, logger, signal, failFast: true });
   } catch (e) {
     if (signal.aborted) {
       throw new CommandError(
-        `cannot reach the cluster store at ${hidePassword(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
+        `cannot reach the cluster store at ${redactUrl(url)} (no answer in ${CONNECT_TIMEOUT_MS / 1000} s)`,
       );
     }
-    throw new CommandError(`cannot reach the cluster store at ${hidePassword(url)}: ${errorText(e)}`);
+    const reason = e instanceof RedisConnectError ? e.reason : errorText(e);
+    throw new CommandError(`cannot reach the cluster store at ${redactUrl(url)}: ${reason}`);
   }
 }
 
@@ -102,15 +75,6 @@ export function clusterUrl(config: FnhostConfig, command: string): string {
     );
   }
   return url;
-}
-
-export function hidePassword(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/, `$1${HIDDEN_PASSWORD}@`);
-}
-
-/** How a version is shown to people: the first 12 hex digits of its hash. */
-export function shortHash(hash: string | undefined): string {
-  return hash ? hash.slice(0, 12) : 'none';
 }
 
 /** `user@host`, recorded with each deploy so `fnhost versions` says who did it. */
@@ -160,8 +124,4 @@ export function table(headers: string[], rows: string[][], right: number[] = [])
 /** Indents every line after the first, so a multi-line error stays under its label. */
 export function indentRest(text: string, indent: string): string {
   return text.replace(/\n/g, `\n${indent}`);
-}
-
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

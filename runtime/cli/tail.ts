@@ -12,20 +12,37 @@
  * - A node sends at most a bounded number of lines per second per app; it counts the rest and
  *   then publishes `{"dropped": N, "node": "<id>"}` on the same channel.
  */
-import { openCluster, parseClusterArgs, usageError } from './cluster.ts';
+import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { type Command, usageError } from './command.ts';
 
 /** How often a tail renews its announcement. */
 export const ANNOUNCE_MS = 2_000;
 /** How long one announcement keeps nodes publishing: three renewals, so one lost message is harmless. */
 export const ANNOUNCE_TTL_MS = 6_000;
 
-export async function tail(argv: string[]): Promise<number> {
+export const tail: Command = {
+  name: 'tail',
+  synopsis: ['tail [APP] [cluster options]'],
+  about: "Streams the app's ctx.log lines from every node until Ctrl-C (APP: default name in the config).",
+  shared: CLUSTER_HELP,
+  run: tailApp,
+};
+
+async function tailApp(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});
   if (positionals.length > 1) throw usageError(`tail takes at most one app, got ${positionals.join(' ')}`);
   const config = load();
   const app = positionals[0] ?? config.name;
   const json = values.json === true;
   const state = await openCluster(config, 'tail');
+  const deployed = await state.apps();
+  if (!deployed.includes(app)) {
+    // Not an error: the app may be deployed while this tail runs.
+    const known = deployed.length > 0 ? `deployed: ${deployed.sort().join(', ')}` : 'none is deployed';
+    process.stderr.write(
+      `warning: no app "${app}" in cluster "${config.cluster.name}" (${known}); tailing it anyway\n`,
+    );
+  }
 
   const unsubscribe = await state.subscribe(`logs:${app}`, (message) => {
     process.stdout.write(json ? `${message}\n` : formatLine(message));

@@ -2,9 +2,19 @@
  * `fnhost versions`: an app's deploy history as the cluster keeps it (newest first, at most
  * MAX_VERSIONS), with the active one marked — what `fnhost rollback` picks from.
  */
-import { openCluster, parseClusterArgs, shortHash, table, usageError } from './cluster.ts';
+import { shortHash } from '../cluster/state.ts';
+import { CLUSTER_HELP, openCluster, parseClusterArgs, table } from './cluster.ts';
+import { type Command, usageError } from './command.ts';
 
-export async function versions(argv: string[]): Promise<number> {
+export const versions: Command = {
+  name: 'versions',
+  synopsis: ['versions [cluster options]'],
+  about: "The app's deployed versions, newest first; * marks the active one.",
+  shared: CLUSTER_HELP,
+  run: listVersions,
+};
+
+async function listVersions(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});
   if (positionals.length > 0) throw usageError(`versions takes no arguments, got ${positionals.join(' ')}`);
   const config = load();

@@ -3,18 +3,19 @@
  * load, which version of each app they run (and which failed to load), and how fresh their
  * last heartbeat is, by the store's clock.
  */
-import type { NodeEntry } from '../../runtime/cluster/state.ts';
-import {
-  formatAge,
-  indentRest,
-  openCluster,
-  parseClusterArgs,
-  shortHash,
-  table,
-  usageError,
-} from './cluster.ts';
+import { type NodeEntry, shortHash } from '../cluster/state.ts';
+import { CLUSTER_HELP, formatAge, indentRest, openCluster, parseClusterArgs, table } from './cluster.ts';
+import { type Command, usageError } from './command.ts';
 
-export async function status(argv: string[]): Promise<number> {
+export const status: Command = {
+  name: 'status',
+  synopsis: ['status [cluster options]'],
+  about: 'The live nodes: addresses, state, load, app versions, last heartbeat.',
+  shared: CLUSTER_HELP,
+  run: showStatus,
+};
+
+async function showStatus(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});
   if (positionals.length > 0) throw usageError(`status takes no arguments, got ${positionals.join(' ')}`);
   const config = load();
