@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyingJob, KeyingResult } from '../rtmfp/handshake.ts';
+import { CryptoChannel } from './crypto-channel.ts';
 import { packKeyingJob, unpackKeyingResult } from './keying-message.ts';
 
 /** Handshakes waiting for a worker; past this an IIKeying is dropped and the client retransmits. */
@@ -13,6 +14,7 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  channel: CryptoChannel;
   busy: Pending | undefined;
 }
 
@@ -53,15 +55,10 @@ export class CryptoPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./crypto-worker.ts', import.meta.url));
+    const channel = CryptoChannel.create();
+    const worker = new Worker(new URL('./crypto-worker.ts', import.meta.url), { workerData: channel.memory });
     worker.unref();
-    const slot: Slot = { worker, busy: undefined };
-    worker.on('message', (packed: Uint8Array) => {
-      const p = slot.busy;
-      slot.busy = undefined;
-      p?.done(unpackKeyingResult(packed));
-      this.dispatch();
-    });
+    const slot: Slot = { worker, channel, busy: undefined };
     worker.on('error', (err) => {
       const p = slot.busy;
       slot.busy = undefined;
@@ -79,8 +76,21 @@ export class CryptoPool {
       if (slot.busy || this.queue.length === 0) continue;
       const p = this.queue.shift()!;
       slot.busy = p;
-      const packed = packKeyingJob(p.job);
-      slot.worker.postMessage(packed, [packed.buffer]);
+      let answered: Promise<Uint8Array>;
+      try {
+        answered = slot.channel.request(packKeyingJob(p.job));
+      } catch (e) {
+        slot.busy = undefined;
+        p.done(e instanceof Error ? e : new Error(String(e)));
+        continue;
+      }
+      answered.then((packed) => {
+        // A worker that failed meanwhile was replaced and its job already failed.
+        if (slot.busy !== p) return;
+        slot.busy = undefined;
+        p.done(unpackKeyingResult(packed));
+        this.dispatch();
+      });
     }
   }
 }
