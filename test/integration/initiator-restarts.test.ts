@@ -60,45 +60,33 @@ describe('clients that end abruptly or start over (rtmfp-cpp, RTMFP-NOTES pitfal
     }
   });
 
-  test('a restarted client reusing its address and session ID gets a new session; the stale one goes', async () => {
-    const socket = await udpSocket();
-    try {
-      const first = await rawConnect(socket, n.port, { localId: 1 });
-      assert.equal((await first.connected).ok, true);
-      const stale = connectionOf(first.session.remoteId);
-      // The client dies without a word; a new instance gets the same port and hands out ID 1 again.
-      first.session.abort();
-      first.detach();
-      const handshakesBefore = n.node.stats().handshakes;
-      const second = await rawConnect(socket, n.port, { localId: 1, timeoutMs: 2_000 });
-      assert.equal((await second.connected).ok, true, 'connected, not stalled behind the stale session');
-      assert.equal(n.node.stats().handshakes, handshakesBefore + 1);
-      assert.notEqual(second.session.remoteId, first.session.remoteId);
-      await until(() => handler.ended.has(stale), PROMPTLY_MS, 'the stale connection to end');
-      assert.equal(n.node.sessions.has(first.session.remoteId), false);
-      assert.equal(handler.ended.has(connectionOf(second.session.remoteId)), false, 'the new one lives');
-      second.session.abort({ tellPeer: true });
-      second.detach();
-    } finally {
-      socket.close();
-    }
-  });
-
-  test('a new session from an address replaces the open one there, whatever its session ID', async () => {
-    const socket = await udpSocket();
-    try {
-      const first = await rawConnect(socket, n.port, { localId: 7 });
-      assert.equal((await first.connected).ok, true);
-      const stale = connectionOf(first.session.remoteId);
-      first.session.abort();
-      first.detach();
-      const second = await rawConnect(socket, n.port, { localId: 8, timeoutMs: 2_000 });
-      assert.equal((await second.connected).ok, true);
-      await until(() => handler.ended.has(stale), PROMPTLY_MS, 'the stale connection to end');
-      second.session.abort({ tellPeer: true });
-      second.detach();
-    } finally {
-      socket.close();
-    }
-  });
+  // The client dies without a word; a new instance gets the same port and hands out its first
+  // session ID again (rtmfp-cpp), or another one.
+  for (const [title, firstId, secondId] of [
+    ['a restarted client reusing its address and session ID gets a new session; the stale one goes', 1, 1],
+    ['a new session from an address replaces the open one there, whatever its session ID', 7, 8],
+  ] as const) {
+    test(title, async () => {
+      const socket = await udpSocket();
+      try {
+        const first = await rawConnect(socket, n.port, { localId: firstId });
+        assert.equal((await first.connected).ok, true);
+        const stale = connectionOf(first.session.remoteId);
+        first.session.abort();
+        first.detach();
+        const handshakesBefore = n.node.stats().handshakes;
+        const second = await rawConnect(socket, n.port, { localId: secondId, timeoutMs: 2_000 });
+        assert.equal((await second.connected).ok, true, 'connected, not stalled behind the stale session');
+        assert.equal(n.node.stats().handshakes, handshakesBefore + 1);
+        assert.notEqual(second.session.remoteId, first.session.remoteId);
+        await until(() => handler.ended.has(stale), PROMPTLY_MS, 'the stale connection to end');
+        assert.equal(n.node.sessions.has(first.session.remoteId), false);
+        assert.equal(handler.ended.has(connectionOf(second.session.remoteId)), false, 'the new one lives');
+        second.session.abort({ tellPeer: true });
+        second.detach();
+      } finally {
+        socket.close();
+      }
+    });
+  }
 });
