@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { hash, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
@@ -77,13 +77,6 @@ const lookupLiteral: dgram.SocketOptions['lookup'] = (host, options, callback) =
   else dnsLookup(host, options, callback);
 };
 
-/**
- * Bytes of an IIKeying's SKIC kept to recognise its retransmissions. Every client's SKIC ends
- * with its ephemeral DH public key (RFC 7425 §4.3.4), so the tail tells two handshakes apart;
- * a crafted collision only makes the crafter's own IIKeying look like a repeat.
- */
-const SKIC_TAIL_BYTES = 16;
-
 /** What the node keeps on each session (`session.context`). */
 interface SessionEntry {
   /** Unset once the session is closed. */
@@ -97,9 +90,11 @@ interface SessionEntry {
 
 /** One handshake, by address + initiator session ID, while keying and while its session lives. */
 interface Opening {
-  /** The tail of the SKIC that opened it: a retransmission repeats it (`SKIC_TAIL_BYTES`). */
-  skicTail: Buffer;
-  skicLength: number;
+  /**
+   * SHA-256 of the SKIC that opened it: a retransmission repeats the SKIC (its DH key or extra
+   * randomness makes every handshake's differ), and 32 bytes outlive the ~0.5 kB SKIC.
+   */
+  skicDigest: Buffer;
   session: Session | undefined;
   /** Sent again for a retransmitted IIKeying; let go once the initiator uses the session. */
   riKeying: Buffer | undefined;
@@ -107,11 +102,8 @@ interface Opening {
   established: boolean;
 }
 
-function isRetransmission(opening: Opening, skic: Buffer): boolean {
-  return (
-    skic.length === opening.skicLength &&
-    opening.skicTail.equals(skic.subarray(Math.max(0, skic.length - SKIC_TAIL_BYTES)))
-  );
+function skicDigest(skic: Buffer): Buffer {
+  return hash('sha256', skic, 'buffer');
 }
 
 /**
@@ -373,18 +365,17 @@ export class RtmfpNode {
    * restarted client on a reused port repeats address and ISID; RTMFP-NOTES pitfall 29).
    */
   private onIIKeying(initiatorSessionId: number, job: KeyingJob, from: Address): void {
-    const skic = job.skic;
     const key = `${addressKey(from)}|${initiatorSessionId}`;
     const opening = this.openings.get(key);
-    if (opening && isRetransmission(opening, skic)) {
+    const digest = skicDigest(job.skic);
+    if (opening?.skicDigest.equals(digest)) {
       if (opening.established) this.drops.add('iikeying-late');
       // RFC 7016 §3.5.1.3: a retransmitted IIKeying gets the same RIKeying, without a new DH.
       else if (opening.riKeying) this.send(opening.riKeying, from);
       return;
     }
     const entry: Opening = {
-      skicTail: Buffer.from(skic.subarray(Math.max(0, skic.length - SKIC_TAIL_BYTES))),
-      skicLength: skic.length,
+      skicDigest: digest,
       session: undefined,
       riKeying: undefined,
       established: false,
