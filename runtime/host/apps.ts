@@ -19,6 +19,7 @@ import {
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
 import {
+  callArgumentsProblem,
   connectResultProblem,
   isPlainObject,
   MAX_REDIRECT_ADDRESSES,
@@ -381,6 +382,11 @@ export class AppHost implements TCServerHandler {
           const entry = this.byId.get(id);
           if (!entry) {
             reject(new Error(`client ${id.slice(0, 16)} is not connected`));
+            return;
+          }
+          const problem = callArgumentsProblem(name, args);
+          if (problem) {
+            reject(new Error(problem));
             return;
           }
           entry.conn.call(name, args as AmfValue[], (ok, value) => {

@@ -40,6 +40,12 @@ export function rpcResultProblem(value: unknown): string | undefined {
   return p && notAmf("the handler's result", p);
 }
 
+/** Why `client.call(name, ...args)`'s arguments cannot be sent; undefined when they can. */
+export function callArgumentsProblem(name: string, args: unknown[]): string | undefined {
+  const p = amfProblem(args, 0);
+  return p && notAmf(`the argument list of client.call('${name}')`, p);
+}
+
 /** Why onConnection's result cannot be extra `_result` info fields; undefined when it can. */
 export function connectResultProblem(value: unknown): string | undefined {
   if (value == null) return undefined;

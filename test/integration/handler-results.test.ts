@@ -69,6 +69,7 @@ export default defineApp({
     afterwards(client, [mode]) {
       client.data.afterwards = mode;
     },
+    callBack: (client, [mode]) => client.call('echo', 'fine', wrong(mode)),
   },
 });
 `;
@@ -258,6 +259,40 @@ describe('a handler that returns a wrong value fails only that event', () => {
           await stillServing();
         });
       }
+    }
+  });
+
+  describe('client.call with arguments AMF cannot carry: the handler gets the reason, nothing is sent', () => {
+    let nc: NetConnection;
+    let echoed = 0;
+    before(async () => {
+      nc = await connect(n.url());
+      nc.handle('echo', (...args) => {
+        echoed++;
+        return args;
+      });
+    });
+    after(() => nc?.close());
+
+    for (const [mode, message] of [
+      ['map', /the argument list of client\.call\('echo'\) holds a Map at \[1\], which AMF cannot carry/],
+      ['nestedBigint', /the argument list of client\.call\('echo'\) holds a bigint \(10\) at \[1\]\.n\[1\]/],
+      ['int32', /the argument list of client\.call\('echo'\) holds an Int32Array at \[1\]/],
+    ] as const) {
+      test(mode, CASE, async () => {
+        const before = echoed;
+        await assert.rejects(nc.call('callBack', mode), (e: unknown) => {
+          assert.ok(e instanceof StatusError);
+          assert.match(e.description, message);
+          return true;
+        });
+        assert.equal(echoed, before, 'the client was not called');
+        assert.deepEqual(
+          await nc.call('callBack', 'none'),
+          ['fine', undefined],
+          'a good call still goes through',
+        );
+      });
     }
   });
 
