@@ -94,8 +94,9 @@ export class SendScheduler {
         if (flowInFlight > 0 && flowInFlight + f.data.length > flow.peerWindow) break;
         // Consecutive fragments of one flow use the short Next User Data chunk (RFC 7016 §2.3.12).
         const next = last !== undefined && lastFlow === flow && last.seq + 1 === f.seq;
-        // RFC 7016 §3.6.2.3: until the flow is acknowledged, its first chunk in every packet
-        // carries the metadata, so whichever packet arrives first opens the flow.
+        // Until the flow is acknowledged, its first chunk in every packet carries the metadata
+        // (rtmfp-cpp and Cumulus repeat it until the first ack), so whichever packet arrives
+        // first opens the flow.
         const options = !flow.acknowledged && lastFlow !== flow ? flow.options : undefined;
         if (chunkSize(flow, f, options !== undefined, next) > pw.room) {
           full = true;

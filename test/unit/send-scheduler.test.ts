@@ -29,7 +29,7 @@ function sendOne(s: SendScheduler, now: number): Array<[number, number]> {
 }
 
 describe('send scheduler', () => {
-  test('every new flow in a packet carries its metadata, not only the first chunk (RFC 7016 §3.6.2.3)', () => {
+  test("every new flow in a packet carries its metadata, not only the packet's first chunk", () => {
     const s = new SendScheduler();
     for (let id = 1; id <= 3; id++) flowOf(s, id).write(Buffer.from([id]));
     const pw = new PacketWriter().begin(PacketMode.responder, 0, undefined);
