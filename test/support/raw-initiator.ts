@@ -9,7 +9,7 @@ import { TCClientConnection } from '../../runtime/rtmfp/tc-client.ts';
 /** Startup datagrams are sent again this often until answered (loopback rarely needs it). */
 const STARTUP_RETRY_MS = 250;
 
-/** A NetConnection over the bare protocol pieces, on a socket the test controls. */
+/** A NetConnection over the bare protocol pieces, on a socket the test controls (clock: Date.now(), a protocol clock). */
 export interface RawClient {
   session: Session;
   /** The connect `_result`/`_error`: ok and info. */
@@ -43,7 +43,7 @@ export async function rawConnect(
     failed = reject;
   });
   const onMessage = (msg: Buffer) => {
-    const now = performance.now();
+    const now = Date.now();
     try {
       if (session) {
         if (readSessionId(msg) === session.localId) session.receive(msg, { address: '127.0.0.1', port }, now);
@@ -61,7 +61,7 @@ export async function rawConnect(
         now,
         hooks: {
           send: (d) => send(d),
-          wake: (x) => setImmediate(() => x.flush(performance.now())),
+          wake: (x) => setImmediate(() => x.flush(Date.now())),
           flow: (_x, flow) => tc.onFlow(flow),
           closed: () => {},
           released: () => {},
@@ -82,10 +82,10 @@ export async function rawConnect(
   };
   socket.on('message', onMessage);
   const retry = setInterval(() => {
-    if (!session) send(initiator.current(performance.now()));
+    if (!session) send(initiator.current(Date.now()));
   }, STARTUP_RETRY_MS);
   const timeout = setTimeout(() => failed(new Error('raw handshake timed out')), o.timeoutMs ?? 10_000);
-  send(initiator.current(performance.now()));
+  send(initiator.current(Date.now()));
   try {
     await open;
   } catch (e) {
