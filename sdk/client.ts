@@ -37,6 +37,10 @@ export interface ClientOptions {
   /** Extra fields for the connect command object. */
   commandObject?: AmfObject;
   session?: SessionConfig;
+  /** UDP port to send from (default: one the system picks). */
+  localPort?: number;
+  /** Our session ID, 1 … 2^32−1 (default: random; rtmfp-cpp clients start from 1 again). */
+  sessionId?: number;
 }
 
 /** A status the server answered with: `code`, `description` and the whole info object. */
@@ -82,6 +86,7 @@ export class NetConnection extends EventEmitter {
   private onTimer: (now: number) => void = () => {};
   private closed = false;
   private torndown = false;
+  private socketClosed = false;
   /** Datagrams handed to the socket and not yet sent. */
   private sending = 0;
   private closeInfo: AmfValue = null;
@@ -97,8 +102,19 @@ export class NetConnection extends EventEmitter {
   static async open(url: string, options: ClientOptions = {}): Promise<NetConnection> {
     const target = await resolve(url);
     const socket = dgram.createSocket(isIPv6(target.address) ? 'udp6' : 'udp4');
-    await new Promise<void>((r) => socket.bind(0, r));
-    const initiator = new Initiator({ uri: url, groups: options.groups, policy: options.policy });
+    await new Promise<void>((resolveBind, rejectBind) => {
+      socket.once('error', rejectBind);
+      socket.bind(options.localPort ?? 0, () => {
+        socket.off('error', rejectBind);
+        resolveBind();
+      });
+    });
+    const initiator = new Initiator({
+      uri: url,
+      groups: options.groups,
+      policy: options.policy,
+      localId: options.sessionId,
+    });
     const nc = new NetConnection(url, socket, initiator.peerId);
     try {
       await nc.handshake(initiator, target, options);
@@ -107,6 +123,11 @@ export class NetConnection extends EventEmitter {
       throw e;
     }
     return nc;
+  }
+
+  /** The UDP port this connection sends from. */
+  get localPort(): number {
+    return this.socket.address().port;
   }
 
   get connected(): boolean {
@@ -141,6 +162,20 @@ export class NetConnection extends EventEmitter {
     }
     this.finish(closedInfo('Connection closed.'));
     this.teardown();
+  }
+
+  /**
+   * Ends the connection at once; resolves once its socket is closed. By default the server gets
+   * an unsolicited Close Ack (RFC 7016 §3.5.5.2), as rtmfp-cpp's clients end (tcconn on Ctrl-C);
+   * with `tellPeer: false` it is told nothing, as when a client crashes or loses its network.
+   */
+  async abort(o: { tellPeer?: boolean } = {}): Promise<void> {
+    if (this.torndown && this.socketClosed) return;
+    const socketClosed = new Promise<void>((r) => this.socket.once('close', () => r()));
+    if (this.session?.state === 'open') this.session.abort({ tellPeer: o.tellPeer ?? true });
+    this.finish(closedInfo('Connection aborted.'));
+    this.teardown();
+    await socketClosed;
   }
 
   private handshake(initiator: Initiator, target: Address, options: ClientOptions): Promise<void> {
@@ -333,7 +368,10 @@ export class NetConnection extends EventEmitter {
     clearTimeout(this.timer);
     this.timerAt = Number.POSITIVE_INFINITY;
     this.session?.abort();
-    const close = () => this.socket.close();
+    const close = () => {
+      this.socket.close();
+      this.socketClosed = true;
+    };
     if (this.sending === 0) close();
     else this.once('sent', close);
   }

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
-import type { TCServerConnection, TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
+import type { TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
+import { NetConnection } from '../../sdk/client.ts';
 import { startNode, type TestNode, until } from '../support/node.ts';
-import { rawConnect } from '../support/raw-initiator.ts';
 
 /**
  * Well inside the node's keepalive (10 s) and timeout (30 s): an end noticed by then was acted
@@ -11,23 +10,17 @@ import { rawConnect } from '../support/raw-initiator.ts';
  */
 const PROMPTLY_MS = 1_000;
 
-/** Accepts every connect and remembers which connections ended. */
-function recordingHandler(): TCServerHandler & { ended: Set<TCServerConnection> } {
-  const ended = new Set<TCServerConnection>();
+/** Accepts every connect and remembers the peer IDs whose connection ended. */
+function recordingHandler(): TCServerHandler & { ended: Set<string> } {
+  const ended = new Set<string>();
   return {
     ended,
     connect: (conn) => conn.accept(),
     call: (_conn, _name, args, reply) => reply?.result(args[0] ?? null),
     closed(conn) {
-      ended.add(conn);
+      ended.add(conn.peerId);
     },
   };
-}
-
-async function udpSocket(): Promise<dgram.Socket> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return socket;
 }
 
 describe('clients that end abruptly or start over (rtmfp-cpp, RTMFP-NOTES pitfalls 28–29)', () => {
@@ -38,26 +31,13 @@ describe('clients that end abruptly or start over (rtmfp-cpp, RTMFP-NOTES pitfal
   });
   after(() => n.stop());
 
-  /** The node's connection whose session the client knows as `remoteId`. */
-  function connectionOf(remoteId: number): TCServerConnection {
-    const session = n.node.sessions.get(remoteId);
-    assert.ok(session, 'the node has the session');
-    return (session.context as { conn: TCServerConnection }).conn;
-  }
-
   test('an unsolicited Close Ack ends the connection at once (RFC 7016 §3.5.5.2)', async () => {
-    const socket = await udpSocket();
-    try {
-      const client = await rawConnect(socket, n.port);
-      assert.equal((await client.connected).ok, true);
-      const conn = connectionOf(client.session.remoteId);
-      client.session.abort({ tellPeer: true }); // what tcconn does on Ctrl-C
-      await until(() => handler.ended.has(conn), PROMPTLY_MS, 'the node to close the connection');
-      assert.equal(n.node.sessions.has(client.session.remoteId), false, 'nothing lingers');
-      client.detach();
-    } finally {
-      socket.close();
-    }
+    const sessionsBefore = n.node.sessions.size;
+    const nc = await NetConnection.open(n.url());
+    assert.equal(n.node.sessions.size, sessionsBefore + 1);
+    await nc.abort(); // what tcconn does on Ctrl-C
+    await until(() => handler.ended.has(nc.peerId), PROMPTLY_MS, 'the node to close the connection');
+    assert.equal(n.node.sessions.size, sessionsBefore, 'nothing lingers');
   });
 
   // The client dies without a word; a new instance gets the same port and hands out its first
@@ -67,25 +47,27 @@ describe('clients that end abruptly or start over (rtmfp-cpp, RTMFP-NOTES pitfal
     ['a new session from an address replaces the open one there, whatever its session ID', 7, 8],
   ] as const) {
     test(title, async () => {
-      const socket = await udpSocket();
+      const first = await NetConnection.open(n.url(), { sessionId: firstId });
+      const port = first.localPort;
+      await first.abort({ tellPeer: false });
+      assert.equal(handler.ended.has(first.peerId), false, 'the node was told nothing');
+      const handshakesBefore = n.node.stats().handshakes;
+      const second = await NetConnection.open(n.url(), {
+        localPort: port,
+        sessionId: secondId,
+        timeoutMs: 2_000,
+      });
       try {
-        const first = await rawConnect(socket, n.port, { localId: firstId });
-        assert.equal((await first.connected).ok, true);
-        const stale = connectionOf(first.session.remoteId);
-        first.session.abort();
-        first.detach();
-        const handshakesBefore = n.node.stats().handshakes;
-        const second = await rawConnect(socket, n.port, { localId: secondId, timeoutMs: 2_000 });
-        assert.equal((await second.connected).ok, true, 'connected, not stalled behind the stale session');
-        assert.equal(n.node.stats().handshakes, handshakesBefore + 1);
-        assert.notEqual(second.session.remoteId, first.session.remoteId);
-        await until(() => handler.ended.has(stale), PROMPTLY_MS, 'the stale connection to end');
-        assert.equal(n.node.sessions.has(first.session.remoteId), false);
-        assert.equal(handler.ended.has(connectionOf(second.session.remoteId)), false, 'the new one lives');
-        second.session.abort({ tellPeer: true });
-        second.detach();
+        assert.equal(
+          n.node.stats().handshakes,
+          handshakesBefore + 1,
+          'connected, not stalled behind the stale session',
+        );
+        await until(() => handler.ended.has(first.peerId), PROMPTLY_MS, 'the stale connection to end');
+        assert.equal(handler.ended.has(second.peerId), false, 'the new one lives');
+        assert.equal(await second.call('echo', 'after'), 'after');
       } finally {
-        socket.close();
+        await second.abort();
       }
     });
   }
