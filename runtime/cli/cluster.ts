@@ -66,6 +66,20 @@ export async function openCluster(config: FnhostConfig, command: string): Promis
   }
 }
 
+/** Runs `use` with the cluster's store open (`openCluster`) and closes the store whatever happens. */
+export async function withCluster<T>(
+  config: FnhostConfig,
+  command: string,
+  use: (state: State) => Promise<T>,
+): Promise<T> {
+  const state = await openCluster(config, command);
+  try {
+    return await use(state);
+  } finally {
+    await state.close();
+  }
+}
+
 /** The cluster's Redis URL, or a usage error naming every way to give one. */
 export function clusterUrl(config: FnhostConfig, command: string): string {
   const url = config.cluster.redis;

@@ -11,7 +11,7 @@ import type { LimitsConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
-import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, openCluster, parseClusterArgs } from './cluster.ts';
+import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
 import { appFolder } from './config.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
@@ -48,8 +48,7 @@ async function deployApp(argv: string[]): Promise<number> {
   });
   const short = shortHash(bundle.hash);
 
-  const state = await openCluster(config, 'deploy');
-  try {
+  return withCluster(config, 'deploy', async (state) => {
     progress(`checking ${short} (${plural(bundle.files.length, 'file')}) …`);
     // The same environment a node gives the app: [vars], then the app's secrets.
     const secrets = await state.secrets(app);
@@ -78,9 +77,7 @@ async function deployApp(argv: string[]): Promise<number> {
       result,
       values.json ? { app, hash: bundle.hash, alreadyActive } : undefined,
     );
-  } finally {
-    await state.close();
-  }
+  });
 }
 
 /**

@@ -4,7 +4,7 @@
  * wait for them like `deploy` does. The history itself is not changed.
  */
 import { shortHash, type VersionInfo } from '../cluster/state.ts';
-import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { CLUSTER_HELP, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
@@ -35,8 +35,7 @@ async function rollbackApp(argv: string[]): Promise<number> {
   const timeoutMs = parseTimeout(values.timeout);
   const config = load();
   const app = config.name;
-  const state = await openCluster(config, 'rollback');
-  try {
+  return withCluster(config, 'rollback', async (state) => {
     const [history, active] = await Promise.all([state.versions(app), state.active(app)]);
     if (history.length === 0)
       throw new CommandError(`no versions of ${app} in cluster "${config.cluster.name}"`);
@@ -56,9 +55,7 @@ async function rollbackApp(argv: string[]): Promise<number> {
       result,
       values.json ? { app, hash: target, alreadyActive } : undefined,
     );
-  } finally {
-    await state.close();
-  }
+  });
 }
 
 function byPrefix(history: VersionInfo[], prefix: string): string {

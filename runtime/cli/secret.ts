@@ -7,7 +7,7 @@
  */
 import { text } from 'node:stream/consumers';
 import { shortHash } from '../cluster/state.ts';
-import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
+import { CLUSTER_HELP, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, commandUsage, printResult, usageError } from './command.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
@@ -51,8 +51,7 @@ async function manageSecrets(argv: string[]): Promise<number> {
   const config = load();
   const app = config.name;
   const value = action === 'put' ? await readValue(name) : '';
-  const state = await openCluster(config, `secret ${action}`);
-  try {
+  return withCluster(config, `secret ${action}`, async (state) => {
     if (action === 'list') {
       const names = Object.keys((await state.secrets(app)).values).sort();
       printResult(values.json, names.join('\n') || `no secrets for app ${app}`, { app, secrets: names });
@@ -76,9 +75,7 @@ async function manageSecrets(argv: string[]): Promise<number> {
       values.json ? { app, secret: name, revision, active } : undefined,
       'live',
     );
-  } finally {
-    await state.close();
-  }
+  });
 }
 
 /** The value from stdin, without the newline `echo` or a terminal adds. */

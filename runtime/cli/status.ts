@@ -4,7 +4,7 @@
  * last heartbeat is, by the store's clock.
  */
 import { type NodeEntry, shortHash } from '../cluster/state.ts';
-import { CLUSTER_HELP, formatAge, indentRest, openCluster, parseClusterArgs, table } from './cluster.ts';
+import { CLUSTER_HELP, formatAge, indentRest, parseClusterArgs, table, withCluster } from './cluster.ts';
 import { type Command, usageError } from './command.ts';
 
 export const status: Command = {
@@ -19,8 +19,7 @@ async function showStatus(argv: string[]): Promise<number> {
   const { values, positionals, load } = parseClusterArgs(argv, {});
   if (positionals.length > 0) throw usageError(`status takes no arguments, got ${positionals.join(' ')}`);
   const config = load();
-  const state = await openCluster(config, 'status');
-  try {
+  return withCluster(config, 'status', async (state) => {
     const [nodes, time] = await Promise.all([state.nodes(), state.time()]);
     nodes.sort((a, b) => a.id.localeCompare(b.id));
     if (values.json) {
@@ -61,9 +60,7 @@ async function showStatus(argv: string[]): Promise<number> {
       }
     }
     return 0;
-  } finally {
-    await state.close();
-  }
+  });
 }
 
 /** `chat@4b2a1c14c02e`, with `!` when the node failed to load the app's active version. */

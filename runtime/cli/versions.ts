@@ -3,7 +3,7 @@
  * MAX_VERSIONS), with the active one marked — what `fnhost rollback` picks from.
  */
 import { shortHash } from '../cluster/state.ts';
-import { CLUSTER_HELP, openCluster, parseClusterArgs, table } from './cluster.ts';
+import { CLUSTER_HELP, parseClusterArgs, table, withCluster } from './cluster.ts';
 import { type Command, usageError } from './command.ts';
 
 export const versions: Command = {
@@ -19,8 +19,7 @@ async function listVersions(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw usageError(`versions takes no arguments, got ${positionals.join(' ')}`);
   const config = load();
   const app = config.name;
-  const state = await openCluster(config, 'versions');
-  try {
+  return withCluster(config, 'versions', async (state) => {
     const [list, active] = await Promise.all([state.versions(app), state.active(app)]);
     if (values.json) {
       const rows = list.map((v) => ({
@@ -53,7 +52,5 @@ async function listVersions(argv: string[]): Promise<number> {
         : `no active version${active ? ` (${shortHash(active)} is not in the history)` : ''}\n`,
     );
     return 0;
-  } finally {
-    await state.close();
-  }
+  });
 }
