@@ -43,9 +43,21 @@ export class CryptoChannel {
     this.write(job);
     Atomics.store(this.control, STATE, JOB);
     Atomics.notify(this.control, STATE);
-    const wait = Atomics.waitAsync(this.control, STATE, JOB);
-    if (!wait.async) return Promise.resolve(this.read());
-    return wait.value.then(() => this.read());
+    return this.answered();
+  }
+
+  /**
+   * The answer, once the state says there is one. A wake-up is only a hint: Atomics.notify wakes
+   * every waiter on the slot, whoever calls it and why. Reading on any wake-up, a node under
+   * tcload once parsed garbage as an answer after some 10^4 handshakes and died (not reproduced
+   * since); checking the state makes an early wake-up harmless.
+   */
+  private async answered(): Promise<Uint8Array> {
+    for (;;) {
+      const wait = Atomics.waitAsync(this.control, STATE, JOB);
+      if (wait.async) await wait.value;
+      if (Atomics.load(this.control, STATE) === ANSWER) return this.read();
+    }
   }
 
   /** Worker side: blocks until a job is posted; returns a copy of it. */

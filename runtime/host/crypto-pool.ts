@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { errorText } from '../error-text.ts';
 import type { KeyingJob, KeyingResult } from '../rtmfp/handshake.ts';
 import { CryptoChannel } from './crypto-channel.ts';
 import { packKeyingJob, unpackKeyingResult } from './keying-message.ts';
@@ -88,7 +89,14 @@ export class CryptoPool {
         // A worker that failed meanwhile was replaced and its job already failed.
         if (slot.busy !== p) return;
         slot.busy = undefined;
-        p.done(unpackKeyingResult(packed));
+        let result: KeyingResult | Error;
+        try {
+          result = unpackKeyingResult(packed);
+        } catch (e) {
+          // Fails this handshake only: a throw here would be an unhandled rejection.
+          result = new Error(`crypto worker answer unreadable: ${errorText(e)}`);
+        }
+        p.done(result);
         this.dispatch();
       });
     }

@@ -393,7 +393,14 @@ export class RtmfpNode {
         this.log.debug({ err: result.message, from: formatAddress(from) }, 'handshake failed');
         return;
       }
-      this.openSession(entry, key, initiatorSessionId, result, from);
+      try {
+        this.openSession(entry, key, initiatorSessionId, result, from);
+      } catch (e) {
+        // A fault here fails this handshake, not the node (the pool calls back from a promise).
+        this.openings.delete(key);
+        this.drops.add('keying-failed');
+        this.log.error({ err: e, from: formatAddress(from) }, 'opening a keyed session failed');
+      }
     });
     if (!accepted) {
       this.drops.add('handshake-queue-full');
