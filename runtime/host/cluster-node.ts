@@ -26,6 +26,16 @@ export interface RunningNode {
   rtmfp: string[];
   /** What the HTTP port reports about this node (/readyz, /status, /metrics). */
   sources: HttpSources;
+  /**
+   * Pauses (true) or resumes (false): a paused node keeps its clients and takes new ones that
+   * reach it, but balancing sends it none. The record says so at once (a heartbeat is sent).
+   */
+  setPaused(paused: boolean): Promise<void>;
+  /**
+   * Draining (true): `state: 'draining'`, out of balancing at once; false returns to serving.
+   * What a draining node does with handshakes and clients is the drain command's (issue 11).
+   */
+  setDraining(draining: boolean): Promise<void>;
   /** Leaves the cluster, closes sessions and apps, then the store; `step` hears where it is. */
   stop(step: (what: string) => void): Promise<void>;
 }
@@ -45,6 +55,7 @@ export async function startClusterNode(
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
+  let paused = false;
   const self = { id: '', publicAddress: config.node.publicAddress ?? '' };
   const secrets = new Map<string, Record<string, string>>();
   /** app → the secrets revision its running version was loaded with (heartbeat, for convergence). */
@@ -91,7 +102,7 @@ export async function startClusterNode(
       rtmfp: bound,
       http,
       load: load.measure(rtmfp),
-      paused: false,
+      paused,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
       errors: loadErrors,
       secretRevisions,
@@ -236,6 +247,15 @@ export async function startClusterNode(
     node: rtmfp,
     rtmfp: bound,
     sources,
+    async setPaused(value) {
+      paused = value;
+      await cluster?.heartbeatNow();
+    },
+    async setDraining(value) {
+      if (nodeState !== 'serving' && nodeState !== 'draining') return;
+      nodeState = value ? 'draining' : 'serving';
+      await cluster?.heartbeatNow();
+    },
     async stop(step) {
       nodeState = 'stopping';
       // Sessions are closed while the cluster is left: a store that does not answer must not
