@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --no-node-snapshot
 import { readFileSync } from 'node:fs';
+import { packageFile } from '../module-url.ts';
 import { type Command, runCommand } from './command.ts';
 import { deploy } from './deploy.ts';
 import { dev } from './dev.ts';
@@ -30,9 +31,7 @@ Config comes from ./wrangler-like.toml, then FNHOST_* environment variables, the
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
+  const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
