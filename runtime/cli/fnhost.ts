@@ -4,6 +4,7 @@ import { packageFile } from '../module-url.ts';
 import { type Command, runCommand } from './command.ts';
 import { deploy } from './deploy.ts';
 import { dev } from './dev.ts';
+import { init } from './init.ts';
 import { node } from './node.ts';
 import { rollback } from './rollback.ts';
 import { secret } from './secret.ts';
@@ -12,7 +13,7 @@ import { tail } from './tail.ts';
 import { versions } from './versions.ts';
 
 /** Every subcommand, in the order `fnhost --help` lists them. */
-const COMMANDS: Command[] = [dev, node, deploy, versions, rollback, status, secret, tail];
+const COMMANDS: Command[] = [init, dev, node, deploy, versions, rollback, status, secret, tail];
 
 /** The overall usage: each command's forms and what it does, then what they share. */
 function usage(): string {
