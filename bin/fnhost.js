@@ -5,4 +5,6 @@
 import { existsSync } from 'node:fs';
 
 const source = new URL('../runtime/cli/fnhost.ts', import.meta.url);
-await import(existsSync(source) ? source.href : new URL('../dist/runtime/cli/fnhost.js', import.meta.url).href);
+await import(
+  existsSync(source) ? source.href : new URL('../dist/runtime/cli/fnhost.js', import.meta.url).href
+);
