@@ -107,7 +107,13 @@ test('a project made by fnhost init from the npm pack tarball installs, typechec
     const keep = readFileSync(join(project, 'functions', 'index.ts'), 'utf8');
     await assert.rejects(run(project, 'npx', ['fnhost', 'init', '.']), /\. is not empty .*never overwrites/);
     assert.equal(readFileSync(join(project, 'functions', 'index.ts'), 'utf8'), keep);
-    await run(project, 'npx', ['fnhost', 'init', '../second']);
+    const second = await run(project, 'npx', ['fnhost', 'init', '../second', '--json']);
+    assert.deepEqual(JSON.parse(second.stdout), {
+      created: join(tmp, 'second'),
+      name: 'second',
+      files: PROJECT_FILES,
+      fnhost: `^${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`,
+    });
     assert.deepEqual(
       readdirSync(join(tmp, 'second'), { recursive: true, encoding: 'utf8' }).sort(),
       [...PROJECT_FILES, 'functions'].sort(),
