@@ -69,7 +69,7 @@ async function initProject(argv: string[]): Promise<undefined> {
   const written = [...files.map((f) => RENAMED[f] ?? f), 'package.json'].sort();
   printResult(
     values.json,
-    `created ${name} in ${dir}: ${written.join(', ')}\nnext: cd ${dir} && npm install && npx fnhost dev`,
+    `created ${dir} (app "${name}"): ${written.join(', ')}\nnext: cd ${dir} && npm install && npx fnhost dev`,
     { created: absDir, name, files: written, fnhost: spec },
   );
   return undefined;

@@ -156,7 +156,7 @@ function entrySource(handlers: HandlerFile[]): string {
   return `${imports.join('\n')}\nglobalThis.${APP_GLOBAL} = { ${fields.join(', ')} };\n`;
 }
 
-/** Resolves `fnhost/sdk` to fnhost's own SDK (this installation's) and refuses Node built-ins (isolates have none). */
+/** Resolves `fnhost/sdk` to fnhost's own SDK and refuses Node built-ins (isolates have none). */
 const sandboxImports: Plugin = {
   name: 'fnhost-sandbox-imports',
   setup(b) {
