@@ -1,8 +1,10 @@
 #!/usr/bin/env -S node --no-node-snapshot
 import { readFileSync } from 'node:fs';
+import { packageFile } from '../module-url.ts';
 import { type Command, runCommand } from './command.ts';
 import { deploy } from './deploy.ts';
 import { dev } from './dev.ts';
+import { init } from './init.ts';
 import { node } from './node.ts';
 import { rollback } from './rollback.ts';
 import { secret } from './secret.ts';
@@ -11,7 +13,7 @@ import { tail } from './tail.ts';
 import { versions } from './versions.ts';
 
 /** Every subcommand, in the order `fnhost --help` lists them. */
-const COMMANDS: Command[] = [dev, node, deploy, versions, rollback, status, secret, tail];
+const COMMANDS: Command[] = [init, dev, node, deploy, versions, rollback, status, secret, tail];
 
 /** The overall usage: each command's forms and what it does, then what they share. */
 function usage(): string {
@@ -30,9 +32,7 @@ Config comes from ./wrangler-like.toml, then FNHOST_* environment variables, the
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
+  const pkg = JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -26,8 +26,8 @@ export const LOG_LEVEL_VARIABLE = 'FNHOST_LOG_LEVEL';
 /** Variables of `npm run bench` (test/bench), which fnhost itself does not read. */
 const BENCH_PREFIX = 'FNHOST_BENCH_';
 /** App and cluster names end up in rtmfp:// paths and Redis keys. */
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
-const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
+export const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
+export const NAME_RULE = 'a name of 1-64 letters, digits, "_" or "-", not starting with "_" or "-"';
 const REDIS_SCHEMES = ['redis://', 'rediss://', 'redis+sentinel://'];
 /** Shown in place of a password in a URL. */
 const HIDDEN = '***';

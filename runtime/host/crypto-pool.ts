@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { errorText } from '../error-text.ts';
+import { moduleUrl } from '../module-url.ts';
 import type { KeyingJob, KeyingResult } from '../rtmfp/handshake.ts';
 import { CryptoChannel } from './crypto-channel.ts';
 import { packKeyingJob, unpackKeyingResult } from './keying-message.ts';
@@ -57,7 +58,9 @@ export class CryptoPool {
 
   private spawn(): Slot {
     const channel = CryptoChannel.create();
-    const worker = new Worker(new URL('./crypto-worker.ts', import.meta.url), { workerData: channel.memory });
+    const worker = new Worker(moduleUrl('./crypto-worker.ts', import.meta.url), {
+      workerData: channel.memory,
+    });
     worker.unref();
     const slot: Slot = { worker, channel, busy: undefined };
     worker.on('error', (err) => {

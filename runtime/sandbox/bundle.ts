@@ -10,6 +10,7 @@ import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Message, type Plugin } from 'esbuild';
+import { moduleUrl } from '../module-url.ts';
 
 /** One isolate-ready script built from an app folder. */
 export interface Bundle {
@@ -47,7 +48,7 @@ export class BuildError extends Error {
 /** The global the sandbox reads the app object from after running the script. */
 export const APP_GLOBAL = '__fnhostApp';
 
-const SDK_PATH = fileURLToPath(new URL('../../sdk/app.ts', import.meta.url));
+const SDK_PATH = fileURLToPath(moduleUrl('../../sdk/app.ts', import.meta.url));
 /** The SDK is loaded under this name, not its path, so the bundle (and hash) is the same wherever the app lives. */
 const SDK_NAMESPACE = 'fnhost';
 const SDK_MODULE = 'sdk/app.ts';
@@ -155,7 +156,7 @@ function entrySource(handlers: HandlerFile[]): string {
   return `${imports.join('\n')}\nglobalThis.${APP_GLOBAL} = { ${fields.join(', ')} };\n`;
 }
 
-/** Resolves `fnhost/sdk` to this checkout's SDK and refuses Node built-ins (isolates have none). */
+/** Resolves `fnhost/sdk` to fnhost's own SDK and refuses Node built-ins (isolates have none). */
 const sandboxImports: Plugin = {
   name: 'fnhost-sandbox-imports',
   setup(b) {

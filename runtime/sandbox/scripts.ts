@@ -1,5 +1,7 @@
 import type { SourceMap } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { moduleUrl } from '../module-url.ts';
 
 /** File names the isolate gives the two scripts, so a stack trace tells the app's frames apart. */
 export const SCRIPT_NAME = 'fnhost-app.js';
@@ -37,7 +39,7 @@ export function authorStack(stack: string, map: SourceMap): string {
 
 async function compileIsolateRuntime(): Promise<string> {
   const result = await build({
-    entryPoints: [new URL('./isolate/runtime.ts', import.meta.url).pathname],
+    entryPoints: [fileURLToPath(moduleUrl('./isolate/runtime.ts', import.meta.url))],
     bundle: true,
     format: 'iife',
     platform: 'neutral',

@@ -36,7 +36,8 @@ test("the README's client snippet passes the project's strict tsc and, run with 
     const tsc = spawnSync(process.execPath, [TSC, '-p', dir], { encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
     assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
 
-    const run = spawnSync(process.execPath, ['client.ts'], {
+    // In a checkout `fnhost/client` is the TypeScript source under this condition (README.md).
+    const run = spawnSync(process.execPath, ['--conditions=fnhost-source', 'client.ts'], {
       cwd: dir,
       encoding: 'utf8',
       timeout: RUN_TIMEOUT_MS,
