@@ -7,7 +7,7 @@
  */
 
 const POLL_MS = 1000;
-/** Samples kept per node: 5 minutes at one a second. */
+/** Samples kept per node (and drawn): 5 minutes at one a second. */
 const HISTORY = 300;
 
 const STYLE = `
@@ -56,10 +56,10 @@ const SCRIPT = `
     if (!colors.has(id)) colors.set(id, COLORS[colors.size % COLORS.length]);
     return colors.get(id);
   }
-  function rate(n) {
-    if (n >= 1e6) return (n / 1e6).toFixed(1) + 'M';
-    if (n >= 1e3) return (n / 1e3).toFixed(1) + 'k';
-    return n.toFixed(n < 10 ? 1 : 0);
+  function rate(n, unit) {
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + ' M' + unit;
+    if (n >= 1e3) return (n / 1e3).toFixed(1) + ' k' + unit;
+    return (n === 0 || n >= 10 ? n.toFixed(0) : n.toFixed(1)) + (unit ? ' ' + unit : '');
   }
 
   function drawNodes(view) {
@@ -78,8 +78,8 @@ const SCRIPT = `
         state,
         clients,
         cell((n.load.cpu * 100).toFixed(0) + ' %', 'num'),
-        cell(rate(n.load.packetsPerSecond), 'num'),
-        cell(rate(n.load.bytesPerSecond) + 'B', 'num'),
+        cell(rate(n.load.packetsPerSecond, ''), 'num'),
+        cell(rate(n.load.bytesPerSecond, 'B'), 'num'),
         cell(n.publicAddress),
         cell(n.id === view.node ? 'this node' : ''),
       ]);
@@ -90,20 +90,27 @@ const SCRIPT = `
 
   function drawChart() {
     const svg = $('chart');
-    const w = 800, h = 160, left = 34, bottom = 18;
+    const w = Math.max(300, svg.clientWidth || 800), h = 160, left = 34, bottom = 18;
+    svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
     const now = Date.now();
-    const span = HISTORY * POLL_MS;
+    let oldest = now;
     let max = 1;
-    for (const samples of history.values()) for (const s of samples) max = Math.max(max, s.clients);
-    const x = (t) => left + ((t - (now - span)) / span) * (w - left);
+    for (const samples of history.values()) {
+      for (const s of samples) max = Math.max(max, s.clients);
+      if (samples.length) oldest = Math.min(oldest, samples[0].at);
+    }
+    // The time axis grows with what the page has seen, from one minute up to HISTORY samples.
+    const minutes = Math.min(HISTORY * POLL_MS / 60000, Math.max(1, Math.ceil((now - oldest) / 60000)));
+    const span = minutes * 60000;
+    const x = (t) => left + ((t - (now - span)) / span) * (w - left - 4);
     const y = (v) => (h - bottom) - (v / max) * (h - bottom - 8);
     const parts = [];
     for (const v of [0, max]) {
       parts.push('<line x1="' + left + '" x2="' + w + '" y1="' + y(v) + '" y2="' + y(v) + '" stroke="#dde2e6"/>');
       parts.push('<text x="' + (left - 6) + '" y="' + (y(v) + 4) + '" text-anchor="end">' + v + '</text>');
     }
-    parts.push('<text x="' + left + '" y="' + (h - 4) + '">-' + (span / 60000) + ' min</text>');
-    parts.push('<text x="' + w + '" y="' + (h - 4) + '" text-anchor="end">now</text>');
+    parts.push('<text x="' + left + '" y="' + (h - 4) + '">-' + minutes + ' min</text>');
+    parts.push('<text x="' + (w - 4) + '" y="' + (h - 4) + '" text-anchor="end">now</text>');
     for (const [id, samples] of history) {
       const points = samples.map((s) => x(s.at).toFixed(1) + ',' + y(s.clients).toFixed(1)).join(' ');
       parts.push('<polyline fill="none" stroke-width="2" stroke="' + colorOf(id) + '" points="' + points + '"/>');
@@ -193,8 +200,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     </table>
   </section>
   <section>
-    <h2>Clients per node, last 5 minutes</h2>
-    <svg id="chart" viewBox="0 0 800 160" width="100%" height="160" role="img" aria-label="clients per node over time"></svg>
+    <h2>Clients per node</h2>
+    <svg id="chart" width="100%" height="160" role="img" aria-label="clients per node over time"></svg>
   </section>
   <section>
     <h2>Apps and versions</h2>
