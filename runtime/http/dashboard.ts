@@ -149,7 +149,7 @@ const SCRIPT = `
       const res = await fetch('/cluster.json', { cache: 'no-store' });
       if (!res.ok) throw new Error('HTTP ' + res.status);
       const view = await res.json();
-      $('cluster').textContent = view.cluster;
+      $('cluster').textContent = view.cluster || '(starting: ' + view.waiting + ')';
       $('self').textContent = view.node ? view.node.slice(0, 16) : '(starting)';
       $('conn').textContent = 'updated ' + new Date().toLocaleTimeString();
       $('conn').className = '';
