@@ -71,7 +71,10 @@ describe('/metrics of a node with Redis', () => {
       sample(during, name, labels) - sample(before, name, labels);
 
     assert.equal(sample(during, 'fnhost_connections'), 1);
-    assert.equal(moved('fnhost_ihellos_total'), 1);
+    assert.ok(
+      moved('fnhost_ihellos_total') >= 1,
+      'IHellos counted (a busy machine may see a retransmission)',
+    );
     assert.equal(moved('fnhost_handshakes_total'), 1);
     assert.equal(moved('fnhost_sessions_opened_total'), 1);
     assert.equal(moved('fnhost_handshake_duration_seconds'), 1, 'one handshake timed');
