@@ -20,11 +20,12 @@ import { exitOnSignals } from './shutdown.ts';
  */
 export const node: Command = {
   name: 'node',
-  synopsis: ['node [--redis URL] [--rtmfp HOST:PORT]... [--http HOST:PORT] [--public-address HOST:PORT]'],
+  synopsis: ['node [--redis URL] [--rtmfp HOST:PORT]... [--http [HOST:]PORT] [--public-address HOST:PORT]'],
   about: 'Runs a cluster node: registers in Redis, runs every deployed app, follows deploys.',
   flags: `  --redis URL                the cluster's Redis (without: a standalone node on in-memory state)
   --rtmfp HOST:PORT          UDP address to listen on (repeatable; default 0.0.0.0:1935)
-  --http HOST:PORT           /healthz /readyz /status /metrics
+  --http [HOST:]PORT         the dashboard (/), /healthz /readyz /status /cluster.json /metrics
+                             (a port alone listens on 127.0.0.1 only)
   --public-address HOST:PORT where other nodes send redirected clients
   --cluster NAME             the cluster's name (default "default")
   --config FILE              the project config (default ./wrangler-like.toml)
@@ -120,7 +121,8 @@ function waitingSources(why: string): HttpSources {
   return {
     ready: () => ({ ok: false, reason: why }),
     status: () => ({ state: 'starting', waiting: why }),
-    metrics: () => [],
+    cluster: () => ({ state: 'starting', waiting: why, nodes: [], apps: {}, groups: [], publications: [] }),
+    metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', text: '' }),
   };
 }
 
@@ -132,6 +134,7 @@ async function openHttp(at: HostPort, sources: () => HttpSources, log: Logger) {
     {
       ready: () => sources().ready(),
       status: () => sources().status(),
+      cluster: () => sources().cluster(),
       metrics: () => sources().metrics(),
     },
     log,

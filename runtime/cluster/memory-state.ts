@@ -7,6 +7,7 @@ import {
   type NodeEntry,
   type NodeRecord,
   newClusterSecret,
+  type RoundTripListener,
   type State,
   type StoredBundle,
   type VersionInfo,
@@ -187,6 +188,10 @@ export class MemoryState implements State {
 
   onStatus(_handler: (status: 'up' | 'down') => void): void {
     // Memory is never unreachable.
+  }
+
+  onRoundTrip(_listener: RoundTripListener): void {
+    // Memory has no round trips.
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.ts';
-import { StoreUnavailableError } from './state.ts';
+import { type RoundTripListener, StoreUnavailableError } from './state.ts';
 
 /** Longest wait between reconnect attempts: a restarted Redis is found again within ~2 s. */
 const RETRY_CAP_MS = 2_000;
@@ -85,6 +85,7 @@ export class RedisConnection {
   private closing = false;
   private lastError = '';
   private fatal: ((err: Error) => void) | undefined;
+  private roundTrip: RoundTripListener | undefined;
 
   private constructor(url: string, o: RedisOpenOptions) {
     const { name } = o;
@@ -157,12 +158,21 @@ export class RedisConnection {
    * ioredis's internal text.
    */
   async command<T>(send: (redis: Redis) => Promise<T>): Promise<T> {
+    const start = performance.now();
     try {
-      return await send(this.commands);
+      const reply = await send(this.commands);
+      this.roundTrip?.((performance.now() - start) / 1000, false);
+      return reply;
     } catch (err) {
+      this.roundTrip?.((performance.now() - start) / 1000, true);
       if (err instanceof ReplyError) throw err;
       throw new StoreUnavailableError({ cause: err });
     }
+  }
+
+  /** Tells `listener` the time of each command (one listener: the node's metrics). */
+  onRoundTrip(listener: RoundTripListener): void {
+    this.roundTrip = listener;
   }
 
   /** EVALSHA, falling back to EVAL when Redis doesn't have the script (first use, restart). */

@@ -9,6 +9,7 @@ import {
   type NodeEntry,
   type NodeRecord,
   newClusterSecret,
+  type RoundTripListener,
   type State,
   type StoredBundle,
   type VersionInfo,
@@ -302,6 +303,10 @@ export class RedisState implements State {
 
   onStatus(handler: (status: 'up' | 'down') => void): void {
     this.redis.onStatus(handler);
+  }
+
+  onRoundTrip(listener: RoundTripListener): void {
+    this.redis.onRoundTrip(listener);
   }
 
   close(): Promise<void> {

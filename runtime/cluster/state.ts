@@ -43,6 +43,9 @@ export interface NodeRecord {
   startedAt: number;
 }
 
+/** Hears one store round trip: seconds, and whether it failed (unreachable, timed out, an error reply). */
+export type RoundTripListener = (seconds: number, failed: boolean) => void;
+
 /** A live node as the store sees it. */
 export interface NodeEntry extends NodeRecord {
   /** Last heartbeat, ms, from the store's clock (Redis TIME), never the node's. */
@@ -160,6 +163,9 @@ export interface State {
    * after 'up' a node re-asserts everything it owns. Memory never goes down.
    */
   onStatus(handler: (status: 'up' | 'down') => void): void;
+
+  /** Tells `listener` how long each round trip to the store took (`/metrics`); memory has none. */
+  onRoundTrip(listener: RoundTripListener): void;
 
   close(): Promise<void>;
 }

@@ -15,6 +15,11 @@ const DEFAULT_MEMORY_MB = 128;
 const DEFAULT_AWAIT_MS = 5_000;
 const DEFAULT_HANDSHAKES = 1000;
 const DEFAULT_SHUTDOWN_MS = 5_000;
+/**
+ * Where the HTTP port listens when given a port alone: the dashboard, /status and /metrics say
+ * more about the cluster than the internet should see; another host must be asked for.
+ */
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
 /** A cluster secret shorter than this is too easy to guess. */
 const MIN_SECRET_LENGTH = 16;
 /** isolated-vm refuses smaller isolates. */
@@ -42,7 +47,10 @@ export interface HostPort {
 export interface NodeConfig {
   /** RTMFP (UDP) listen addresses. */
   rtmfp: HostPort[];
-  /** HTTP listen address for /healthz /readyz /status /metrics (runtime/http); undefined: no HTTP. */
+  /**
+   * HTTP listen address for the dashboard, /healthz /readyz /status /cluster.json /metrics
+   * (runtime/http); a port alone listens on DEFAULT_HTTP_HOST; undefined: no HTTP.
+   */
   http: HostPort | undefined;
   /** HOST:PORT clients are redirected to; undefined: the host decides. */
   publicAddress: string | undefined;
@@ -175,7 +183,7 @@ export function parseConfig(
     mainPath: resolve(mainBase, main),
     node: {
       rtmfp: pick('rtmfp', [parseHostPort(DEFAULT_RTMFP, 'rtmfp')], hostPortList),
-      http: pick('http', undefined, hostPort),
+      http: pick('http', undefined, httpAddress),
       publicAddress: pick('publicAddress', undefined, (v, what) => {
         const text = nonEmptyString(v, what);
         parseHostPort(text, what);
@@ -342,6 +350,16 @@ function integerAtLeast(min: number): (value: unknown, what: string) => number {
 
 function hostPort(value: unknown, what: string): HostPort {
   return parseHostPort(nonEmptyString(value, what), what);
+}
+
+/** HOST:PORT, or a port alone (number or digits) on DEFAULT_HTTP_HOST. */
+function httpAddress(value: unknown, what: string): HostPort {
+  const port =
+    typeof value === 'number' || (typeof value === 'string' && /^\d+$/.test(value)) ? Number(value) : NaN;
+  if (Number.isNaN(port)) return hostPort(value, what);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    fail(what, 'HOST:PORT, [IPv6]:PORT or a port alone, from 0 to 65535', value);
+  return { host: DEFAULT_HTTP_HOST, port };
 }
 
 function hostPortList(value: unknown, what: string): HostPort[] {

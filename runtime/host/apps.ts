@@ -30,6 +30,7 @@ import {
 } from './handler-values.ts';
 import type { HandshakeHook, HandshakeRequest } from './handshake-hook.ts';
 import { HostNames } from './host-names.ts';
+import type { HandlerObserver } from './node-metrics.ts';
 
 /** This node as handlers see it (`ctx.node`, `ctx.servers`). */
 export interface NodeIdentity {
@@ -50,6 +51,8 @@ export interface AppHostOptions {
   directory?: ServerDirectory;
   /** Sees every `ctx.log` line of every app (for `fnhost tail`). */
   tap?: (app: string, record: Record<string, unknown>) => void;
+  /** Hears each handler call's time and failure (`/metrics`). */
+  handlers?: HandlerObserver;
 }
 
 /** Who else is in the cluster, and how to reach their apps (runtime/cluster). */
@@ -112,6 +115,11 @@ export class AppHost implements TCServerHandler {
     return this.apps.get(app)?.rebuilds;
   }
 
+  /** Heap bytes of each app's running isolate. */
+  heapBytes(): Record<string, number> {
+    return Object.fromEntries([...this.apps].map(([app, sandbox]) => [app, sandbox.heapBytes()]));
+  }
+
   /** Answers (kv, client.call) that came back for an isolate of the running version that is gone. */
   droppedResults(app: string): number | undefined {
     return this.apps.get(app)?.droppedResults;
@@ -163,9 +171,13 @@ export class AppHost implements TCServerHandler {
       return undefined;
     }
     const hs = { address: formatAddress(request.from), path, properties, attempts: request.attempts };
+    const start = performance.now();
     return sandbox
       .dispatch('handshake', '', undefined, [hs])
-      .then((outcome) => this.redirect(app, outcome, request.from))
+      .then((outcome) => {
+        this.observe(app, 'handshake', '', start, outcome);
+        return this.redirect(app, outcome, request.from);
+      })
       .catch((err: unknown) => {
         this.internalError(app, 'onHandshake', err);
         return undefined;
@@ -320,15 +332,32 @@ export class AppHost implements TCServerHandler {
     args: unknown[],
     act: (outcome: Outcome) => void = () => {},
   ): Promise<void> {
+    const start = performance.now();
     return sandbox
       .dispatch(kind, name, client, args)
       .then((raw) => {
         const why = raw.status === 'ok' ? RESULT_CHECKS[kind]?.(raw.value) : undefined;
         const outcome = why === undefined ? raw : failed(why);
+        this.observe(app, kind, name, start, outcome);
         this.report(app, kind, name, client?.id, outcome);
         act(outcome);
       })
       .catch((err: unknown) => this.internalError(app, handlerName(kind, name), err));
+  }
+
+  /**
+   * Times a handler call that ran. An event the app has no handler for is not counted: its
+   * name (an RPC's comes from the client) would be a label anyone could make up.
+   */
+  private observe(app: string, kind: DispatchKind, name: string, start: number, outcome: Outcome): void {
+    if (outcome.status === 'missing') return;
+    const seconds = (performance.now() - start) / 1000;
+    this.o.handlers?.handled(
+      app,
+      eventName(kind, name),
+      seconds,
+      outcome.status === 'failed' ? outcome.failure : undefined,
+    );
   }
 
   private internalError(app: string, handler: string, err: unknown): void {

@@ -17,15 +17,19 @@ import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
+import { clusterView } from './cluster-view.ts';
 import { RtmfpNode } from './node.ts';
+import { NodeMetrics } from './node-metrics.ts';
 
 export interface RunningNode {
   cluster: ClusterNode;
   apps: AppHost;
   node: RtmfpNode;
   rtmfp: string[];
-  /** What the HTTP port reports about this node (/readyz, /status, /metrics). */
+  /** What the HTTP port reports about this node (/readyz, /status, /cluster.json, /metrics). */
   sources: HttpSources;
+  /** This node's Prometheus registry (what `/metrics` serves). */
+  metrics: NodeMetrics;
   /**
    * Pauses (true) or resumes (false): a paused node keeps its clients and takes new ones that
    * reach it, but balancing sends it none. The record says so at once (a heartbeat is sent).
@@ -64,6 +68,8 @@ export async function startClusterNode(
   const load = new LoadMeter();
   let cluster: ClusterNode | undefined;
   const tap = new LogTap(state, () => self.id);
+  const metrics = new NodeMetrics();
+  state.onRoundTrip(metrics.roundTrip);
 
   const apps = new AppHost({
     logger: log,
@@ -73,6 +79,7 @@ export async function startClusterNode(
     node: self,
     handshakesPerSecond: config.limits.handshakes,
     tap: (app, record) => tap.tap(app, record),
+    handlers: metrics,
     directory: {
       servers: () => cluster?.servers().map(serverInfo) ?? [],
       send: (to, app, name, args) => void cluster?.send(to, app, name, args).catch(() => {}),
@@ -86,8 +93,24 @@ export async function startClusterNode(
     listen: config.node.rtmfp,
     identity,
     logger: log,
+    handshakes: metrics,
     ...apps.nodeHooks(),
   });
+  metrics.readFrom(() => ({
+    sessions: rtmfp.sessions.size,
+    connections: rtmfp.stats().connections,
+    hellos: rtmfp.hellos,
+    redirects: rtmfp.redirects,
+    keyings: rtmfp.keyings,
+    opened: rtmfp.handshakes,
+    received: rtmfp.received,
+    sent: rtmfp.sent,
+    bytesReceived: rtmfp.bytesReceived,
+    bytesSent: rtmfp.bytesSent,
+    drops: rtmfp.drops.snapshot(),
+    handshakesOverBound: apps.handshakesOverBound,
+    heap: apps.heapBytes(),
+  }));
   const bound = (await rtmfp.start()).map(formatAddress);
   self.publicAddress ||= bound[0];
 
@@ -204,41 +227,8 @@ export async function startClusterNode(
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
     }),
-    metrics: () => [
-      {
-        name: 'fnhost_connections',
-        help: 'Open NetConnections.',
-        type: 'gauge',
-        samples: [{ value: rtmfp.stats().connections }],
-      },
-      {
-        name: 'fnhost_sessions',
-        help: 'RTMFP sessions in the table.',
-        type: 'gauge',
-        samples: [{ value: rtmfp.stats().sessions }],
-      },
-      {
-        name: 'fnhost_handshakes_total',
-        help: 'Sessions opened.',
-        type: 'counter',
-        samples: [{ value: rtmfp.handshakes }],
-      },
-      {
-        name: 'fnhost_datagrams_received_total',
-        help: 'Datagrams received.',
-        type: 'counter',
-        samples: [{ value: rtmfp.received }],
-      },
-      {
-        name: 'fnhost_datagrams_dropped_total',
-        help: 'Datagrams dropped, by reason.',
-        type: 'counter',
-        samples: Object.entries(rtmfp.stats().drops).map(([reason, value]) => ({
-          labels: { reason },
-          value,
-        })),
-      },
-    ],
+    cluster: () => clusterView(self.id, config.cluster.name, cluster?.servers() ?? [], Date.now()),
+    metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   };
 
   return {
@@ -247,6 +237,7 @@ export async function startClusterNode(
     node: rtmfp,
     rtmfp: bound,
     sources,
+    metrics,
     async setPaused(value) {
       paused = value;
       await cluster?.heartbeatNow();

@@ -21,6 +21,7 @@ import { CryptoPool } from './crypto-pool.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import { DropCounter } from './drops.ts';
 import type { HandshakeHook } from './handshake-hook.ts';
+import type { HandshakeObserver } from './node-metrics.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -65,6 +66,8 @@ export interface NodeOptions {
   session?: SessionConfig;
   cryptoWorkers?: number;
   identity?: ServerIdentity;
+  /** Hears each handshake's time (`/metrics`). */
+  handshakes?: HandshakeObserver;
 }
 
 /**
@@ -137,6 +140,11 @@ export class RtmfpNode {
   private timerAt = Number.POSITIVE_INFINITY;
   private stopped = false;
   private readonly hooks: SessionHooks;
+  /** IHellos received, and those answered with a Redirect. */
+  hellos = 0;
+  redirects = 0;
+  /** IIKeyings taken to be keyed (not retransmissions). */
+  keyings = 0;
   /** Sessions opened since start. */
   handshakes = 0;
   /** IIKeyings with the crypto pool. */
@@ -313,6 +321,7 @@ export class RtmfpNode {
 
   /** RHello, unless the app's onHandshake sends the client elsewhere (RFC 7016 §2.3.5 Redirect). */
   private onIHello(tag: Buffer, uri: string, from: Address, now: number): void {
+    this.hellos++;
     const decision = this.options.handshake?.({ from, uri, attempts: this.countAttempt(tag) }, now);
     if (!decision) {
       this.send(this.responder.rHello(tag, from, now), from);
@@ -341,6 +350,7 @@ export class RtmfpNode {
     try {
       const relays = addresses.map((a) => ({ ...a, origin: AddressOrigin.relay }));
       this.send(this.responder.redirect(tag, relays, now), from);
+      this.redirects++;
     } catch (err) {
       // RFC 7016 §2.1.5 carries IP addresses only: the client is answered here instead.
       this.log.error({ err, from: formatAddress(from) }, 'could not write the redirect; answering here');
@@ -380,6 +390,7 @@ export class RtmfpNode {
       riKeying: undefined,
       established: false,
     };
+    const keyedFrom = performance.now();
     const accepted = this.pool.submit(job, (result) => {
       this.pendingHandshakes--;
       if (this.openings.get(key) !== entry) {
@@ -395,6 +406,7 @@ export class RtmfpNode {
       }
       try {
         this.openSession(entry, key, initiatorSessionId, result, from);
+        this.options.handshakes?.opened((performance.now() - keyedFrom) / 1000);
       } catch (e) {
         // A fault here fails this handshake, not the node (the pool calls back from a promise).
         this.openings.delete(key);
@@ -407,6 +419,7 @@ export class RtmfpNode {
       return;
     }
     this.pendingHandshakes++;
+    this.keyings++;
     this.openings.set(key, entry);
   }
 

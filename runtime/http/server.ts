@@ -1,5 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { DASHBOARD_HTML } from './dashboard.ts';
 
 /** What the node's HTTP port reports. */
 export interface HttpSources {
@@ -7,21 +8,21 @@ export interface HttpSources {
   ready(): { ok: boolean; reason?: string };
   /** The node's status as JSON (`/status`). */
   status(): unknown;
-  /** Counters and gauges for `/metrics`, Prometheus text format. */
-  metrics(): Metric[];
+  /** The cluster as the dashboard draws it (`/cluster.json`). */
+  cluster(): unknown;
+  /** `/metrics`: the Prometheus text exposition and its content type. */
+  metrics(): Promise<MetricsText>;
 }
 
-export interface Metric {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge';
-  /** One sample per label set. */
-  samples: { labels?: Record<string, string>; value: number }[];
+export interface MetricsText {
+  contentType: string;
+  text: string;
 }
 
 /**
  * `/healthz` (the process alone: never depends on Redis, so a Redis outage does not get healthy
- * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`.
+ * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`, and the
+ * dashboard: `/` (one page, no outside resources) drawing `/cluster.json`.
  */
 export async function startHttp(
   host: string,
@@ -47,14 +48,29 @@ export async function startHttp(
         return;
       }
       case '/status':
-        res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(`${JSON.stringify(sources.status(), null, 2)}\n`);
+        sendJson(res, sources.status());
+        return;
+      case '/cluster.json':
+        sendJson(res, sources.cluster());
         return;
       case '/metrics':
+        sources.metrics().then(
+          (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.text),
+          (err: unknown) => {
+            log.error({ err }, 'collecting metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
+          },
+        );
+        return;
+      case '/':
         res
-          .writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
-          .end(formatMetrics(sources.metrics()));
+          .writeHead(200, {
+            'content-type': 'text/html; charset=utf-8',
+            // The page loads nothing from elsewhere; say so to the browser too.
+            'content-security-policy':
+              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+          })
+          .end(DASHBOARD_HTML);
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -72,18 +88,6 @@ export async function startHttp(
   return server;
 }
 
-function formatMetrics(metrics: Metric[]): string {
-  const lines: string[] = [];
-  for (const m of metrics) {
-    lines.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);
-    for (const s of m.samples) {
-      const labels = s.labels
-        ? `{${Object.entries(s.labels)
-            .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
-            .join(',')}}`
-        : '';
-      lines.push(`${m.name}${labels} ${s.value}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
+function sendJson(res: ServerResponse, value: unknown): void {
+  res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(value, null, 2)}\n`);
 }

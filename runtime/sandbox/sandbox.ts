@@ -11,6 +11,7 @@ import {
   handlerName,
   type IsolateApi,
   type LogLevel,
+  type SandboxLimit,
   type ServerInfo,
   type Settlement,
   type SyncOp,
@@ -18,7 +19,7 @@ import {
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
-export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
+export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, SandboxLimit, ServerInfo };
 export { eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
@@ -128,6 +129,13 @@ export class AppSandbox {
     const sandbox = new AppSandbox(code, limits, env, services);
     sandbox.boot(await isolateRuntime());
     return sandbox;
+  }
+
+  /** Bytes the isolate's heap uses now, outside memory included (0 once disposed). */
+  heapBytes(): number {
+    if (this.disposed || this.isolate.isDisposed) return 0;
+    const h = this.isolate.getHeapStatisticsSync();
+    return h.used_heap_size + h.externally_allocated_size;
   }
 
   /** Events still awaiting (they finish on this version even after a newer one took over). */
@@ -286,7 +294,7 @@ export class AppSandbox {
         } catch {
           // the isolate may be gone; the event fails either way
         }
-        done(failed(`the handler did not finish within ${this.limits.awaitMs} ms`));
+        done(failed(`the handler did not finish within ${this.limits.awaitMs} ms`, 'await'));
       }, this.limits.awaitMs);
       this.pending.set(id, { done, timer });
     });
@@ -398,15 +406,21 @@ export class AppSandbox {
           `the app could not be restarted: ${errorText(e)}`,
           null,
         );
-        return { kind: 'error', message: `${message}, and the app could not be restarted`, stack: undefined };
+        return {
+          kind: 'error',
+          message: `${message}, and the app could not be restarted`,
+          stack: undefined,
+          limit: 'memory',
+        };
       }
-      return { kind: 'error', message, stack: undefined };
+      return { kind: 'error', message, stack: undefined, limit: 'memory' };
     }
     if (/timed out/i.test(message)) {
       return {
         kind: 'error',
         message: `the handler exceeded the ${this.limits.cpuMs} ms CPU limit`,
         stack: undefined,
+        limit: 'cpu',
       };
     }
     // isolated-vm's words for a function (or an object holding one) and for a symbol.
@@ -422,7 +436,10 @@ export class AppSandbox {
   }
 }
 
-/** An event that failed with `message` (no stack: the node, not the handler, says so). */
-export function failed(message: string): Outcome {
-  return { status: 'failed', failure: { kind: 'error', message, stack: undefined } };
+/**
+ * An event that failed with `message` (no stack: the node, not the handler, says so), on
+ * `limit` when a `[limits]` setting stopped it.
+ */
+export function failed(message: string, limit?: SandboxLimit): Outcome {
+  return { status: 'failed', failure: { kind: 'error', message, stack: undefined, ...(limit && { limit }) } };
 }

@@ -5,6 +5,7 @@ import { clusterFigures } from './cluster.bench.ts';
 import { echoRate } from './echo.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
+import { countingCost } from './metrics.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
@@ -125,6 +126,13 @@ const STEPS: Step[] = [
     run: handlerLatency,
   },
   {
+    section: 'm',
+    name: 'metrics: counting in the packet path, one scrape',
+    unit: 'ns',
+    timeoutMs: 30_000,
+    run: countingCost,
+  },
+  {
     section: 'g',
     name: 'cluster: deploy convergence, Redis round trips per connect',
     unit: 'ms',
@@ -236,6 +244,7 @@ async function main(): Promise<void> {
         'e: ratio = memory added by all sessions ÷ the idle node, except the growth row (÷ per open session).',
         'f: node side, TC event to answer; ratio = with the handler ÷ the echo handler (no sandbox) path.',
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
+        'm: in the bench process; ratio vs n++ on a field, which is what the node does per packet (prom-client reads it at scrape).',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,

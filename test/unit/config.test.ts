@@ -135,6 +135,20 @@ describe('node addresses', () => {
     assert.deepEqual(config('[node]\nhttp = "[::1]:8080"').node.http, { host: '::1', port: 8080 });
   });
 
+  test('an HTTP port given alone listens on 127.0.0.1 only, from the file, the environment or a flag', () => {
+    const local = { host: '127.0.0.1', port: 8080 };
+    assert.deepEqual(config('[node]\nhttp = 8080').node.http, local);
+    assert.deepEqual(config('[node]\nhttp = "8080"').node.http, local);
+    assert.deepEqual(config('', { FNHOST_HTTP: '8080' }).node.http, local);
+    assert.deepEqual(config('', {}, { http: '8080' }).node.http, local);
+    assert.deepEqual(config('[node]\nhttp = "0.0.0.0:8080"').node.http, { host: '0.0.0.0', port: 8080 });
+    rejects(
+      () => config('[node]\nhttp = 70000'),
+      '[node] http',
+      'config: [node] http must be HOST:PORT, [IPv6]:PORT or a port alone, from 0 to 65535, got 70000',
+    );
+  });
+
   test('a bad host:port names the key and the value', () => {
     const expected = 'HOST:PORT or [IPv6]:PORT with a port from 0 to 65535';
     rejects(
@@ -319,7 +333,7 @@ describe('precedence', () => {
       'config: FNHOST_CPU_MS must be a positive integer, got "x"',
     );
     rejects(
-      () => config('', { FNHOST_HTTP: '8080' }),
+      () => config('', { FNHOST_HTTP: 'localhost' }),
       'FNHOST_HTTP',
       /^config: FNHOST_HTTP must be HOST:PORT/,
     );

@@ -61,7 +61,12 @@ export interface HandlerFailure {
   message: string;
   stack: string | undefined;
   addresses?: string[];
+  /** Set by the node when the event failed on a `[limits]` setting (counted in /metrics). */
+  limit?: SandboxLimit;
 }
+
+/** The `[limits]` a handler can run into. */
+export type SandboxLimit = 'cpu' | 'memory' | 'await';
 
 /**
  * The answer to a dispatch: a value, a pending promise (settled later through the host's

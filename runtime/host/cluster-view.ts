@@ -1,0 +1,58 @@
+import type { NodeEntry, NodeLoad, NodeState } from '../cluster/state.ts';
+
+/** One node as the dashboard shows it. */
+export interface NodeView {
+  id: string;
+  /** `paused` is a flag on top of `serving`: a paused node keeps its clients, takes no balancing. */
+  state: NodeState | 'paused';
+  publicAddress: string;
+  http: string | undefined;
+  load: NodeLoad;
+  /** app → version hash the node runs. */
+  versions: Record<string, string>;
+  /** app → why the active version did not load there. */
+  errors: Record<string, string>;
+}
+
+/** What `/cluster.json` answers: the cluster as this node last heard it (each heartbeat). */
+export interface ClusterView {
+  /** The node answering. */
+  node: string;
+  cluster: string;
+  /** When this node built the view, ms (its own clock: the page shows load over its own time). */
+  at: number;
+  nodes: NodeView[];
+  /** app → the versions running across the cluster → node ids running each. */
+  apps: Record<string, Record<string, string[]>>;
+  /** NetGroups and live publications: empty until groups (issue 9) and relays (issue 10) exist. */
+  groups: [];
+  publications: [];
+}
+
+export function clusterView(node: string, cluster: string, servers: NodeEntry[], at: number): ClusterView {
+  const sorted = [...servers].sort((a, b) => a.id.localeCompare(b.id));
+  const apps: ClusterView['apps'] = {};
+  for (const s of sorted) {
+    for (const [app, version] of Object.entries(s.versions)) {
+      apps[app] ??= {};
+      apps[app][version] = [...(apps[app][version] ?? []), s.id];
+    }
+  }
+  return {
+    node,
+    cluster,
+    at,
+    nodes: sorted.map((s) => ({
+      id: s.id,
+      state: s.paused && s.state === 'serving' ? 'paused' : s.state,
+      publicAddress: s.publicAddress,
+      http: s.http,
+      load: s.load,
+      versions: s.versions,
+      errors: s.errors,
+    })),
+    apps,
+    groups: [],
+    publications: [],
+  };
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { NodeEntry } from '../../runtime/cluster/state.ts';
+import { clusterView } from '../../runtime/host/cluster-view.ts';
+import { idleNodeRecord } from '../support/node-records.ts';
+
+function entry(id: string, over: Partial<NodeEntry> = {}): NodeEntry {
+  return {
+    ...idleNodeRecord(),
+    id,
+    epoch: 'e',
+    publicAddress: `127.0.0.1:${id.length}`,
+    startedAt: 0,
+    heartbeatAt: 0,
+    ...over,
+  };
+}
+
+test('the dashboard view sorts nodes, shows a paused serving node as paused and a draining one as draining', () => {
+  const view = clusterView(
+    'b',
+    'default',
+    [entry('c', { state: 'draining', paused: true }), entry('b', { paused: true }), entry('a')],
+    42,
+  );
+  assert.deepEqual(
+    view.nodes.map((n) => [n.id, n.state]),
+    [
+      ['a', 'serving'],
+      ['b', 'paused'],
+      ['c', 'draining'],
+    ],
+  );
+  assert.equal(view.node, 'b');
+  assert.equal(view.at, 42);
+  assert.deepEqual(
+    [view.groups, view.publications],
+    [[], []],
+    'nothing made up before groups and relays exist',
+  );
+});
+
+test('the dashboard view lists, per app, each running version with the nodes that run it', () => {
+  const view = clusterView(
+    'a',
+    'default',
+    [
+      entry('a', { versions: { chat: 'v2', game: 'g1' } }),
+      entry('b', { versions: { chat: 'v1' }, errors: { chat: 'v2: boom' } }),
+      entry('c', { versions: { chat: 'v2' } }),
+    ],
+    0,
+  );
+  assert.deepEqual(view.apps, { chat: { v2: ['a', 'c'], v1: ['b'] }, game: { g1: ['a'] } });
+  assert.deepEqual(view.nodes[1].errors, { chat: 'v2: boom' });
+});
