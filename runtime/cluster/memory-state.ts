@@ -9,6 +9,8 @@ import {
   newClusterSecret,
   type State,
   type StoredBundle,
+  seatName,
+  seatNode,
   type VersionInfo,
 } from './state.ts';
 
@@ -49,6 +51,8 @@ export class MemoryState implements State {
   private readonly index = new Map<string, number>();
   private readonly byApp = new Map<string, AppHistory>();
   private readonly channels = new Map<string, Set<(message: string) => void>>();
+  /** `client@node` → when the seat lapses (the sorted set `seats`). */
+  private readonly seatsUntil = new Map<string, number>();
   private lastTime = 0;
   private secret: string | undefined;
 
@@ -152,6 +156,26 @@ export class MemoryState implements State {
   async secrets(app: string): Promise<AppSecrets> {
     const h = this.byApp.get(app);
     return { values: Object.fromEntries(h?.secrets ?? []), revision: h?.secretsRevision ?? 0 };
+  }
+
+  async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
+    checkNodeTtl(ttlMs, 'state.addSeat');
+    const now = await this.time();
+    for (const [name, until] of this.seatsUntil) if (until <= now) this.seatsUntil.delete(name);
+    this.seatsUntil.set(seatName(node, client), now + ttlMs);
+  }
+
+  async hasSeat(node: string, client: string): Promise<boolean> {
+    return (this.seatsUntil.get(seatName(node, client)) ?? 0) > (await this.time());
+  }
+
+  async seats(): Promise<Record<string, number>> {
+    const now = await this.time();
+    const counts: Record<string, number> = {};
+    for (const [name, until] of this.seatsUntil) {
+      if (until > now) counts[seatNode(name)] = (counts[seatNode(name)] ?? 0) + 1;
+    }
+    return counts;
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -11,6 +11,8 @@ import {
   newClusterSecret,
   type State,
   type StoredBundle,
+  seatName,
+  seatNode,
   type VersionInfo,
 } from './state.ts';
 
@@ -145,6 +147,29 @@ return redis.call('INCR', KEYS[2])
 /** KEYS: secrets, revision. {revision, {name, value, …}}, read together. */
 const SECRETS = luaScript(`
 return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
+`);
+
+/**
+ * KEYS: seats. ARGV: seat name, ttl ms. Drops lapsed seats, adds this one (score: when it
+ * lapses), and keeps the set alive as long as its longest seat.
+ */
+const ADD_SEAT = luaScript(`${NOW_MS}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`);
+
+/** KEYS: seats. ARGV: seat name. 1 if the seat is there and has not lapsed. */
+const HAS_SEAT = luaScript(`${NOW_MS}
+local lapses = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if lapses and tonumber(lapses) > now then return 1 end
+return 0
+`);
+
+/** KEYS: seats. The names of the seats that have not lapsed. */
+const SEATS = luaScript(`${NOW_MS}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `);
 
 export interface RedisStateOptions {
@@ -290,6 +315,23 @@ export class RedisState implements State {
     const values: Record<string, string> = {};
     for (let i = 0; i < pairs.length; i += 2) values[pairs[i]] = pairs[i + 1];
     return { values, revision: Number(revision) };
+  }
+
+  async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
+    checkNodeTtl(ttlMs, 'state.addSeat');
+    await this.redis.run(ADD_SEAT, [this.keys.seats], [seatName(node, client), ttlMs]);
+  }
+
+  async hasSeat(node: string, client: string): Promise<boolean> {
+    return (await this.redis.run(HAS_SEAT, [this.keys.seats], [seatName(node, client)])) === 1;
+  }
+
+  async seats(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const name of strings(await this.redis.run(SEATS, [this.keys.seats], []))) {
+      counts[seatNode(name)] = (counts[seatNode(name)] ?? 0) + 1;
+    }
+    return counts;
   }
 
   async publish(channel: string, message: string): Promise<void> {

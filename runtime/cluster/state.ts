@@ -151,6 +151,17 @@ export interface State {
   /** The app's secrets and their revision, read together. */
   secrets(app: string): Promise<AppSecrets>;
 
+  /**
+   * A pending seat (DESIGN.md "Selection avoids herding"): `client` (a handshake tag, hex) was
+   * sent to node `node` and has not shown in its load yet; the seat lapses after `ttlMs` of
+   * the store's clock. Seating the same client at the same node again renews it.
+   */
+  addSeat(node: string, client: string, ttlMs: number): Promise<void>;
+  /** Whether `client` holds a live seat at `node`: the node that sent it there decided for it. */
+  hasSeat(node: string, client: string): Promise<boolean>;
+  /** Live seats per node id; nodes without any are absent. */
+  seats(): Promise<Record<string, number>>;
+
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
@@ -169,9 +180,19 @@ export function newClusterSecret(): string {
   return randomBytes(32).toString('hex');
 }
 
+/** How a seat is named in the store: `<client>@<node>` (a client tag is hex, so the first `@` splits). */
+export function seatName(node: string, client: string): string {
+  return `${client}@${node}`;
+}
+
+/** The node of a seat name. */
+export function seatNode(name: string): string {
+  return name.slice(name.indexOf('@') + 1);
+}
+
 /** PX needs a positive whole number of ms; both States refuse the same. */
-export function checkNodeTtl(ttlMs: number): void {
+export function checkNodeTtl(ttlMs: number, what = 'state.heartbeat'): void {
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new Error(`state.heartbeat: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
+    throw new Error(`${what}: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
   }
 }
