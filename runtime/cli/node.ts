@@ -121,6 +121,7 @@ function waitingSources(why: string): HttpSources {
     ready: () => ({ ok: false, reason: why }),
     status: () => ({ state: 'starting', waiting: why }),
     metrics: () => [],
+    loadbalancer: async () => ({ unavailable: `this node is not serving yet: ${why}` }),
   };
 }
 
@@ -133,6 +134,7 @@ async function openHttp(at: HostPort, sources: () => HttpSources, log: Logger) {
       ready: () => sources().ready(),
       status: () => sources().status(),
       metrics: () => sources().metrics(),
+      loadbalancer: () => sources().loadbalancer(),
     },
     log,
   );

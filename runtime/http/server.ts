@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 
 /** What the node's HTTP port reports. */
@@ -9,7 +9,12 @@ export interface HttpSources {
   status(): unknown;
   /** Counters and gauges for `/metrics`, Prometheus text format. */
   metrics(): Metric[];
+  /** `/loadbalancer`: the least-loaded live eligible node's public address, or why there is none. */
+  loadbalancer(): Promise<LoadBalancerAnswer>;
 }
+
+/** A node's public address, or why no node may take a client. */
+export type LoadBalancerAnswer = { address: string } | { unavailable: string };
 
 export interface Metric {
   name: string;
@@ -21,7 +26,8 @@ export interface Metric {
 
 /**
  * `/healthz` (the process alone: never depends on Redis, so a Redis outage does not get healthy
- * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`.
+ * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`,
+ * `/loadbalancer` (Wowza's `redirect=HOST:PORT`, `?format=json` for JSON).
  */
 export async function startHttp(
   host: string,
@@ -30,7 +36,7 @@ export async function startHttp(
   log: Logger,
 ): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?');
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
@@ -56,6 +62,9 @@ export async function startHttp(
           .writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
           .end(formatMetrics(sources.metrics()));
         return;
+      case '/loadbalancer':
+        void loadbalancer(sources, new URLSearchParams(query).get('format') === 'json', res, log);
+        return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
@@ -70,6 +79,31 @@ export async function startHttp(
   });
   log.debug({ host, port }, 'http listening');
   return server;
+}
+
+/** Answers `/loadbalancer`; 503 with the reason when no node may take a client. */
+async function loadbalancer(sources: HttpSources, json: boolean, res: ServerResponse, log: Logger) {
+  let answer: LoadBalancerAnswer;
+  try {
+    answer = await sources.loadbalancer();
+  } catch (e) {
+    log.error({ err: e }, '/loadbalancer failed');
+    answer = { unavailable: 'the balancer failed; see the node log' };
+  }
+  const ok = 'address' in answer;
+  let body: string;
+  if ('address' in answer)
+    body = json ? `${JSON.stringify({ redirect: answer.address })}\n` : `redirect=${answer.address}\n`;
+  else
+    body = json
+      ? `${JSON.stringify({ error: answer.unavailable })}\n`
+      : `no node available: ${answer.unavailable}\n`;
+  res
+    .writeHead(ok ? 200 : 503, {
+      'content-type': json ? 'application/json' : 'text/plain',
+      'cache-control': 'no-store',
+    })
+    .end(body);
 }
 
 function formatMetrics(metrics: Metric[]): string {

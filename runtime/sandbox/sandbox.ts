@@ -11,6 +11,7 @@ import {
   handlerName,
   type IsolateApi,
   type LogLevel,
+  type Selection,
   type ServerInfo,
   type Settlement,
   type SyncOp,
@@ -18,7 +19,7 @@ import {
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
-export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, ServerInfo };
+export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, Selection, ServerInfo };
 export { eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
@@ -38,6 +39,8 @@ export interface SandboxServices {
   servers(): unknown[];
   kv(op: 'get' | 'set' | 'delete' | 'incr', args: unknown[]): Promise<unknown>;
   clientCall(clientId: string, name: string, args: unknown[]): Promise<unknown>;
+  /** `ctx.servers.select(request)`: where a new client goes (the request is unchecked). */
+  select(request: unknown): Promise<Selection>;
   clientClose(clientId: string, reason: string): void;
   /** Sends `server.<name>` to node `to` (fire and forget). */
   serverSend(to: string, name: string, args: unknown[]): void;
@@ -312,7 +315,9 @@ export class AppSandbox {
     const work =
       op === 'client.call'
         ? this.services.clientCall(String(args[0]), String(args[1]), (args[2] as unknown[]) ?? [])
-        : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
+        : op === 'servers.select'
+          ? this.services.select(args[0])
+          : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
     work.then(
       (value) => this.resume(opId, true, value),
       (e: unknown) => this.resume(opId, false, errorText(e)),

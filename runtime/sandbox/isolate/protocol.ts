@@ -72,7 +72,13 @@ export type DispatchResult = { v: unknown } | { p: number } | { e: HandlerFailur
 export type Settlement = { v: unknown } | { e: HandlerFailure };
 
 /** Asynchronous operations the isolate asks of the node; answered through `resume`. */
-export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call';
+export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call' | 'servers.select';
+
+/**
+ * What `ctx.servers.select()` resolves to: accept here, send to these public addresses, or
+ * nowhere (every node paused, draining or full: the reason).
+ */
+export type Selection = { here: true } | { to: string[] } | { full: string };
 
 /** Synchronous queries the isolate makes of the node. */
 export type SyncOp = 'node' | 'servers' | 'client.close' | 'server.send' | 'server.broadcast';

@@ -118,6 +118,7 @@ const servers = {
       .sort((a, b) => a.load.clients - b.load.clients)[0],
   broadcast: (name: string, ...args: unknown[]) =>
     host.sync('server.broadcast', [String(name), args]) as number,
+  select: (request: unknown) => op('servers.select', [request]),
 };
 
 const clientsView = {
