@@ -76,6 +76,15 @@ const RESULT_CHECKS: Partial<Record<DispatchKind, (value: unknown) => string | u
   rpc: rpcResultProblem,
 };
 
+/**
+ * How long an IHello's decision answers its repeats: the re-send to every address right after
+ * a redirect and a first retransmission. Later retries are decided afresh, so an onHandshake
+ * that falls back on `hs.attempts` (Cumulus-style: accept here after a few) still can.
+ */
+const DECISION_MS = 2_000;
+/** Decisions kept at most; the oldest go first. */
+const MAX_DECISIONS = 10_000;
+
 /** What the hook hands the node for one IHello. */
 type HandshakeDecision = ReturnType<HandshakeHook>;
 
@@ -109,6 +118,11 @@ export class AppHost implements TCServerHandler {
   private readonly byId = new Map<string, Connected>();
   private readonly hostNames = new HostNames();
   private handshakeWindow = 0;
+  /** Handshake tag → where its IHellos go, while its client may still be handshaking. */
+  private readonly decisions = new Map<
+    string,
+    { decision: Promise<Address[] | undefined | typeof UNANSWERED>; until: number }
+  >();
   private handshakeCalls = 0;
   /** onHandshake calls skipped because of the per-second bound. */
   handshakesOverBound = 0;
@@ -178,6 +192,8 @@ export class AppHost implements TCServerHandler {
     const handler = sandbox?.has('onHandshake') ?? false;
     const strategy = this.o.strategy ?? 'none';
     if (!sandbox || (!handler && (strategy === 'none' || !this.o.balancer))) return undefined;
+    const known = this.decisions.get(request.tag);
+    if (known && known.until > now) return known.decision;
     if (now - this.handshakeWindow >= 1000) {
       this.handshakeWindow = now;
       this.handshakeCalls = 0;
@@ -187,9 +203,25 @@ export class AppHost implements TCServerHandler {
       return undefined;
     }
     const hs = { address: formatAddress(request.from), path, properties, attempts: request.attempts };
-    return this.decide(app, sandbox, handler ? hs : undefined, request).catch((err: unknown) => {
+    const decision = this.decide(app, sandbox, handler ? hs : undefined, request).catch((err: unknown) => {
       this.internalError(app, 'onHandshake', err);
       return undefined;
+    });
+    this.remember(request.tag, decision, now);
+    return decision;
+  }
+
+  /**
+   * Keeps an IHello's decision for its tag: a client re-sends its IHello to every address it
+   * has (RFC 7016 §3.5.1.1.1), so the node that redirected it hears it again and must answer
+   * the same, not take a fresh turn. A client left unanswered is decided afresh.
+   */
+  private remember(tag: string, decision: Promise<Address[] | undefined | typeof UNANSWERED>, now: number) {
+    this.decisions.delete(tag);
+    this.decisions.set(tag, { decision, until: now + DECISION_MS });
+    if (this.decisions.size > MAX_DECISIONS) this.decisions.delete(this.decisions.keys().next().value!);
+    void decision.then((d) => {
+      if (d === UNANSWERED) this.decisions.delete(tag);
     });
   }
 
