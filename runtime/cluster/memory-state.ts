@@ -9,8 +9,6 @@ import {
   newClusterSecret,
   type State,
   type StoredBundle,
-  seatName,
-  seatNode,
   type VersionInfo,
 } from './state.ts';
 
@@ -51,8 +49,8 @@ export class MemoryState implements State {
   private readonly index = new Map<string, number>();
   private readonly byApp = new Map<string, AppHistory>();
   private readonly channels = new Map<string, Set<(message: string) => void>>();
-  /** `client@node` → when the seat lapses (the sorted set `seats`). */
-  private readonly seatsUntil = new Map<string, number>();
+  /** node → client → when its seat lapses (the sorted sets `seats:<node>`). */
+  private readonly seatsAt = new Map<string, Map<string, number>>();
   private lastTime = 0;
   private secret: string | undefined;
 
@@ -161,19 +159,26 @@ export class MemoryState implements State {
   async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
     checkNodeTtl(ttlMs, 'state.addSeat');
     const now = await this.time();
-    for (const [name, until] of this.seatsUntil) if (until <= now) this.seatsUntil.delete(name);
-    this.seatsUntil.set(seatName(node, client), now + ttlMs);
+    let seats = this.seatsAt.get(node);
+    if (!seats) {
+      seats = new Map();
+      this.seatsAt.set(node, seats);
+    }
+    for (const [c, until] of seats) if (until <= now) seats.delete(c);
+    seats.set(client, now + ttlMs);
   }
 
   async hasSeat(node: string, client: string): Promise<boolean> {
-    return (this.seatsUntil.get(seatName(node, client)) ?? 0) > (await this.time());
+    return (this.seatsAt.get(node)?.get(client) ?? 0) > (await this.time());
   }
 
-  async seats(): Promise<Record<string, number>> {
+  async seats(nodes: readonly string[]): Promise<Record<string, number>> {
     const now = await this.time();
     const counts: Record<string, number> = {};
-    for (const [name, until] of this.seatsUntil) {
-      if (until > now) counts[seatNode(name)] = (counts[seatNode(name)] ?? 0) + 1;
+    for (const node of nodes) {
+      let n = 0;
+      for (const until of this.seatsAt.get(node)?.values() ?? []) if (until > now) n++;
+      if (n > 0) counts[node] = n;
     }
     return counts;
   }

@@ -11,8 +11,6 @@ import {
   newClusterSecret,
   type State,
   type StoredBundle,
-  seatName,
-  seatNode,
   type VersionInfo,
 } from './state.ts';
 
@@ -150,8 +148,8 @@ return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
 `);
 
 /**
- * KEYS: seats. ARGV: seat name, ttl ms. Drops lapsed seats, adds this one (score: when it
- * lapses), and keeps the set alive as long as its longest seat.
+ * KEYS: the node's seats. ARGV: client, ttl ms. Drops the node's lapsed seats, adds this one
+ * (score: when it lapses), and keeps the set alive as long as its longest seat.
  */
 const ADD_SEAT = luaScript(`${NOW_MS}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -160,16 +158,18 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 1
 `);
 
-/** KEYS: seats. ARGV: seat name. 1 if the seat is there and has not lapsed. */
+/** KEYS: the node's seats. ARGV: client. 1 if its seat is there and has not lapsed. */
 const HAS_SEAT = luaScript(`${NOW_MS}
 local lapses = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if lapses and tonumber(lapses) > now then return 1 end
 return 0
 `);
 
-/** KEYS: seats. The names of the seats that have not lapsed. */
+/** KEYS: seats of each node. The count of live seats in each, in order (ZCOUNT: no member is read). */
 const SEATS = luaScript(`${NOW_MS}
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, '(' .. now, '+inf') end
+return counts
 `);
 
 export interface RedisStateOptions {
@@ -319,18 +319,24 @@ export class RedisState implements State {
 
   async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
     checkNodeTtl(ttlMs, 'state.addSeat');
-    await this.redis.run(ADD_SEAT, [this.keys.seats], [seatName(node, client), ttlMs]);
+    await this.redis.run(ADD_SEAT, [this.keys.seats(node)], [client, ttlMs]);
   }
 
   async hasSeat(node: string, client: string): Promise<boolean> {
-    return (await this.redis.run(HAS_SEAT, [this.keys.seats], [seatName(node, client)])) === 1;
+    return (await this.redis.run(HAS_SEAT, [this.keys.seats(node)], [client])) === 1;
   }
 
-  async seats(): Promise<Record<string, number>> {
+  async seats(nodes: readonly string[]): Promise<Record<string, number>> {
+    if (nodes.length === 0) return {};
+    const reply = await this.redis.run(
+      SEATS,
+      nodes.map((n) => this.keys.seats(n)),
+      [],
+    );
     const counts: Record<string, number> = {};
-    for (const name of strings(await this.redis.run(SEATS, [this.keys.seats], []))) {
-      counts[seatNode(name)] = (counts[seatNode(name)] ?? 0) + 1;
-    }
+    strings(reply).forEach((n, i) => {
+      if (Number(n) > 0) counts[nodes[i]] = Number(n);
+    });
     return counts;
   }
 

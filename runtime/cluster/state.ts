@@ -159,8 +159,8 @@ export interface State {
   addSeat(node: string, client: string, ttlMs: number): Promise<void>;
   /** Whether `client` holds a live seat at `node`: the node that sent it there decided for it. */
   hasSeat(node: string, client: string): Promise<boolean>;
-  /** Live seats per node id; nodes without any are absent. */
-  seats(): Promise<Record<string, number>>;
+  /** Live seats at each of `nodes` (by id); nodes without any are absent. */
+  seats(nodes: readonly string[]): Promise<Record<string, number>>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */
@@ -178,16 +178,6 @@ export interface State {
 /** 256 random bits, hex. */
 export function newClusterSecret(): string {
   return randomBytes(32).toString('hex');
-}
-
-/** How a seat is named in the store: `<client>@<node>` (a client tag is hex, so the first `@` splits). */
-export function seatName(node: string, client: string): string {
-  return `${client}@${node}`;
-}
-
-/** The node of a seat name. */
-export function seatNode(name: string): string {
-  return name.slice(name.indexOf('@') + 1);
 }
 
 /** PX needs a positive whole number of ms; both States refuse the same. */

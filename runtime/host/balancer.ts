@@ -168,7 +168,7 @@ export class Balancer {
 
   private async storedSeats(): Promise<Record<string, number>> {
     try {
-      return await this.o.store.seats();
+      return await this.o.store.seats(this.o.nodes().map((n) => n.id));
     } catch (e) {
       this.log.debug({ err: errorText(e) }, 'could not read seats; balancing on heartbeat figures');
       return {};

@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { parseConfig } from '../../runtime/config/config.ts';
-import { type RunningNode, startClusterNode } from '../../runtime/host/cluster-node.ts';
-import { startHttp } from '../../runtime/http/server.ts';
 import { bundleApp } from '../../runtime/sandbox/bundle.ts';
 import { NetConnection } from '../../sdk/client.ts';
+import { type ClusterMember, startClusterMember } from '../support/cluster-member.ts';
 import { silentLogger, until } from '../support/node.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
@@ -38,26 +37,20 @@ export default defineApp({
 });
 `;
 
-interface Member {
-  running: RunningNode;
-  http: string;
-  closeHttp: () => Promise<void>;
-}
-
 describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
   let redis: TestRedis;
   let dir: string;
-  const members: Member[] = [];
+  const members: ClusterMember[] = [];
   const open: NetConnection[] = [];
 
-  const clientsOf = (m: Member) => m.running.node.stats().connections;
-  const url = (m: Member, query: string) => `rtmfp://${m.running.rtmfp[0]}/${APP}?${query}`;
+  const clientsOf = (m: ClusterMember) => m.running.node.stats().connections;
+  const url = (m: ClusterMember, query: string) => `rtmfp://${m.running.rtmfp[0]}/${APP}?${query}`;
   /** Until every node's view of the cluster says what `check` wants. */
-  const converged = (check: (m: Member) => boolean, what: string) =>
+  const converged = (check: (m: ClusterMember) => boolean, what: string) =>
     until(() => members.every(check), 10_000, what);
 
   /** `count` clients through `entry`, BATCH at a time; they stay connected. */
-  const connectMany = async (entry: Member, query: string, count: number) => {
+  const connectMany = async (entry: ClusterMember, query: string, count: number) => {
     for (let i = 0; i < count; i += BATCH) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(BATCH, count - i) }, () =>
@@ -71,7 +64,7 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
     await Promise.allSettled(open.splice(0).map((nc) => nc.close()));
     await until(() => members.every((m) => clientsOf(m) === 0), 10_000, 'every client to leave');
   };
-  const loadbalancer = async (m: Member, query = '') => {
+  const loadbalancer = async (m: ClusterMember, query = '') => {
     const res = await fetch(`http://${m.http}/loadbalancer${query}`);
     return { status: res.status, body: await res.text() };
   };
@@ -103,29 +96,7 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
       `name = "${APP}"\n[node]\nrtmfp = "127.0.0.1:0"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "balance-test-secret-0123"\n`,
       { dir, env: {} },
     );
-    for (let i = 0; i < 3; i++) {
-      const state = await RedisState.connect(redis.url, { cluster: 'default', logger: silentLogger });
-      let running: RunningNode | undefined;
-      const server = await startHttp(
-        '127.0.0.1',
-        0,
-        {
-          ready: () => ({ ok: true }),
-          status: () => ({}),
-          metrics: () => [],
-          loadbalancer: () => running!.sources.loadbalancer(),
-        },
-        silentLogger,
-      );
-      const address = server.address();
-      const http = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-      running = await startClusterNode(config, state, silentLogger, http);
-      members.push({
-        running,
-        http,
-        closeHttp: () => new Promise<void>((r) => server.close(() => r())),
-      });
-    }
+    for (let i = 0; i < 3; i++) members.push(await startClusterMember(config, redis.url, silentLogger));
     await converged((m) => m.running.cluster.servers().length === 3, 'every node to see all three');
     await converged((m) => m.running.apps.version(APP) === bundle.hash, 'the app on every node');
   });
@@ -139,10 +110,7 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
 
   after(async () => {
     await Promise.allSettled(open.map((nc) => nc.abort({ tellPeer: false })));
-    for (const m of members) {
-      await m.running.stop(() => {});
-      await m.closeHttp();
-    }
+    for (const m of members) await m.stop();
     await redis?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
