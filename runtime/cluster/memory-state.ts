@@ -172,12 +172,16 @@ export class MemoryState implements State {
     return (this.seatsAt.get(node)?.get(client) ?? 0) > (await this.time());
   }
 
-  async seats(nodes: readonly string[]): Promise<Record<string, number>> {
+  async seats(
+    nodes: readonly string[],
+    lapsingAfter: Readonly<Record<string, number>> = {},
+  ): Promise<Record<string, number>> {
     const now = await this.time();
     const counts: Record<string, number> = {};
     for (const node of nodes) {
+      const after = Math.max(now, lapsingAfter[node] ?? 0);
       let n = 0;
-      for (const until of this.seatsAt.get(node)?.values() ?? []) if (until > now) n++;
+      for (const until of this.seatsAt.get(node)?.values() ?? []) if (until > after) n++;
       if (n > 0) counts[node] = n;
     }
     return counts;

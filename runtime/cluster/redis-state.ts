@@ -165,10 +165,15 @@ if lapses and tonumber(lapses) > now then return 1 end
 return 0
 `);
 
-/** KEYS: seats of each node. The count of live seats in each, in order (ZCOUNT: no member is read). */
+/**
+ * KEYS: seats of each node. ARGV: for each, count only seats lapsing after this (ms, 0: now).
+ * The counts, in order (ZCOUNT: no member is read).
+ */
 const SEATS = luaScript(`${NOW_MS}
 local counts = {}
-for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, '(' .. now, '+inf') end
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('ZCOUNT', key, '(' .. math.max(now, tonumber(ARGV[i])), '+inf')
+end
 return counts
 `);
 
@@ -326,12 +331,15 @@ export class RedisState implements State {
     return (await this.redis.run(HAS_SEAT, [this.keys.seats(node)], [client])) === 1;
   }
 
-  async seats(nodes: readonly string[]): Promise<Record<string, number>> {
+  async seats(
+    nodes: readonly string[],
+    lapsingAfter: Readonly<Record<string, number>> = {},
+  ): Promise<Record<string, number>> {
     if (nodes.length === 0) return {};
     const reply = await this.redis.run(
       SEATS,
       nodes.map((n) => this.keys.seats(n)),
-      [],
+      nodes.map((n) => Math.floor(lapsingAfter[n] ?? 0)),
     );
     const counts: Record<string, number> = {};
     strings(reply).forEach((n, i) => {

@@ -159,8 +159,15 @@ export interface State {
   addSeat(node: string, client: string, ttlMs: number): Promise<void>;
   /** Whether `client` holds a live seat at `node`: the node that sent it there decided for it. */
   hasSeat(node: string, client: string): Promise<boolean>;
-  /** Live seats at each of `nodes` (by id); nodes without any are absent. */
-  seats(nodes: readonly string[]): Promise<Record<string, number>>;
+  /**
+   * Live seats at each of `nodes` (by id); nodes without any are absent. With `lapsingAfter`,
+   * a node's seats that lapse by then (store ms) are not counted: the caller leaves out seats
+   * old enough to be clients in the node's last heartbeat.
+   */
+  seats(
+    nodes: readonly string[],
+    lapsingAfter?: Readonly<Record<string, number>>,
+  ): Promise<Record<string, number>>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */

@@ -13,6 +13,12 @@ import { errorText } from '../error-text.ts';
 import type { LoadBalancerAnswer } from '../http/server.ts';
 import { formatAddress, parseAddress } from '../rtmfp/address.ts';
 
+/**
+ * How long a redirected client may take from the Redirect to its NetConnection: a seat taken
+ * this long before a node's heartbeat is counted in that heartbeat's clients instead.
+ */
+const CONNECT_GRACE_MS = 500;
+
 /** A seat lives at least this long: a redirected client's handshake and connect fit well inside. */
 export const MIN_SEAT_TTL_MS = 2_000;
 
@@ -65,9 +71,9 @@ export class Balancer {
   /** Round-robin position; per node, since the list it walks is the same on every node. */
   private turn = 0;
   /**
-   * Nodes chosen here whose seat is not in the store yet (node id, when the reservation lapses):
-   * choices made while an earlier one's seat is being written must count it, or a burst that
-   * reads the store all at once would herd.
+   * Nodes chosen here whose seat is not in the store yet, or (this node) whose client is not
+   * connected yet: node id, when the reservation lapses. Choices made while an earlier one's
+   * seat is being written must count it, or a burst that reads the store all at once would herd.
    */
   private reserved: { id: string; until: number }[] = [];
 
@@ -161,14 +167,27 @@ export class Balancer {
     }
   }
 
+  /**
+   * A reservation covers a choice until its seat is stored, or, for this node, until the
+   * client is one of its live connections: CONNECT_GRACE_MS is plenty for either.
+   */
   private reserve(ids: readonly string[]): void {
-    const until = performance.now() + this.o.seatTtlMs;
+    const until = performance.now() + CONNECT_GRACE_MS;
     for (const id of ids) this.reserved.push({ id, until });
   }
 
   private async storedSeats(): Promise<Record<string, number>> {
     try {
-      return await this.o.store.seats(this.o.nodes().map((n) => n.id));
+      const nodes = this.o.nodes();
+      // A seat taken well before a node's last heartbeat is a client of that heartbeat by now:
+      // counting it again would make a node look full while its clients connect.
+      const lapsingAfter = Object.fromEntries(
+        nodes.map((n) => [n.id, n.heartbeatAt - CONNECT_GRACE_MS + this.o.seatTtlMs]),
+      );
+      return await this.o.store.seats(
+        nodes.map((n) => n.id),
+        lapsingAfter,
+      );
     } catch (e) {
       this.log.debug({ err: errorText(e) }, 'could not read seats; balancing on heartbeat figures');
       return {};

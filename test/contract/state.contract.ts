@@ -45,6 +45,17 @@ function seatsContract(name: string, make: MakeState): void {
       assert.equal(await state().hasSeat('n1', 'bb02'), true);
     });
 
+    it("leaves out a node's seats that lapse by the time given for it", async () => {
+      await state().addSeat('n1', 'dd01', 10_000);
+      const now = await state().time();
+      await sleep(40);
+      await state().addSeat('n1', 'dd02', 10_000);
+      await state().addSeat('n2', 'dd03', 10_000);
+      const between = now + 10_000 + 20;
+      assert.deepEqual(await state().seats(['n1', 'n2'], { n1: between }), { n1: 1, n2: 1 });
+      assert.deepEqual(await state().seats(['n1', 'n2'], { n1: now + 60_000 }), { n2: 1 });
+    });
+
     it('refuses a ttl that is not a positive whole number of ms', async () => {
       await assert.rejects(
         state().addSeat('n1', 'cc01', 0),

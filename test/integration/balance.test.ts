@@ -37,53 +37,22 @@ export default defineApp({
 });
 `;
 
-describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
-  let redis: TestRedis;
-  let dir: string;
-  const members: ClusterMember[] = [];
-  const open: NetConnection[] = [];
+/** Nodes on one redis-server running the app, with what the tests do to them. */
+class TestCluster {
+  readonly members: ClusterMember[] = [];
+  /** Clients still connected (closeAll() ends them). */
+  readonly open: NetConnection[] = [];
+  private redis: TestRedis | undefined;
+  private dir: string | undefined;
 
-  const clientsOf = (m: ClusterMember) => m.running.node.stats().connections;
-  const url = (m: ClusterMember, query: string) => `rtmfp://${m.running.rtmfp[0]}/${APP}?${query}`;
-  /** Until every node's view of the cluster says what `check` wants. */
-  const converged = (check: (m: ClusterMember) => boolean, what: string) =>
-    until(() => members.every(check), 10_000, what);
-
-  /** `count` clients through `entry`, BATCH at a time; they stay connected. */
-  const connectMany = async (entry: ClusterMember, query: string, count: number) => {
-    for (let i = 0; i < count; i += BATCH) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(BATCH, count - i) }, () =>
-          NetConnection.open(url(entry, query), { groups: [2], timeoutMs: 20_000 }),
-        ),
-      );
-      open.push(...batch);
-    }
-  };
-  const closeAll = async () => {
-    await Promise.allSettled(open.splice(0).map((nc) => nc.close()));
-    await until(() => members.every((m) => clientsOf(m) === 0), 10_000, 'every client to leave');
-  };
-  const loadbalancer = async (m: ClusterMember, query = '') => {
-    const res = await fetch(`http://${m.http}/loadbalancer${query}`);
-    return { status: res.status, body: await res.text() };
-  };
-  const setPaused = async (paused: boolean[]) => {
-    await Promise.all(members.map((m, i) => m.running.setPaused(paused[i])));
-    // Each node learns the others' records at its own next heartbeat.
-    await converged(
-      (m) => m.running.cluster.servers().filter((s) => s.paused).length === paused.filter(Boolean).length,
-      'every node to see who is paused',
-    );
-  };
-
-  before(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fnhost-balance-'));
-    mkdirSync(join(dir, 'functions'));
-    writeFileSync(join(dir, 'functions', 'index.ts'), APP_CODE);
-    const bundle = await bundleApp(join(dir, 'functions'));
-    const deployer = await RedisState.connect(redis.url, { cluster: 'default', logger: silentLogger });
+  /** `size` nodes with `configExtra` appended to their config, the app deployed on all. */
+  async start(size: number, configExtra = ''): Promise<void> {
+    this.redis = await startRedis();
+    this.dir = mkdtempSync(join(tmpdir(), 'fnhost-balance-'));
+    mkdirSync(join(this.dir, 'functions'));
+    writeFileSync(join(this.dir, 'functions', 'index.ts'), APP_CODE);
+    const bundle = await bundleApp(join(this.dir, 'functions'));
+    const deployer = await RedisState.connect(this.redis.url, { cluster: 'default', logger: silentLogger });
     await deployer.putBundle(APP, bundle);
     await deployer.deploy(APP, {
       hash: bundle.hash,
@@ -93,31 +62,95 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
     });
     await deployer.close();
     const config = parseConfig(
-      `name = "${APP}"\n[node]\nrtmfp = "127.0.0.1:0"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "balance-test-secret-0123"\n`,
-      { dir, env: {} },
+      `name = "${APP}"\n[node]\nrtmfp = "127.0.0.1:0"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "balance-test-secret-0123"\n${configExtra}`,
+      { dir: this.dir, env: {} },
     );
-    for (let i = 0; i < 3; i++) members.push(await startClusterMember(config, redis.url, silentLogger));
-    await converged((m) => m.running.cluster.servers().length === 3, 'every node to see all three');
-    await converged((m) => m.running.apps.version(APP) === bundle.hash, 'the app on every node');
-  });
+    for (let i = 0; i < size; i++)
+      this.members.push(await startClusterMember(config, this.redis.url, silentLogger));
+    await this.converged(
+      (m) => m.running.cluster.servers().length === size,
+      'every node to see all the others',
+    );
+    await this.converged((m) => m.running.apps.version(APP) === bundle.hash, 'the app on every node');
+  }
 
-  afterEach(async () => {
-    await closeAll();
-    if (members.some((m) => m.running.cluster.servers().some((s) => s.paused))) {
-      await setPaused([false, false, false]);
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.open.map((nc) => nc.abort({ tellPeer: false })));
+    for (const m of this.members) await m.stop();
+    await this.redis?.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  clients(): number[] {
+    return this.members.map((m) => m.running.node.stats().connections);
+  }
+
+  url(m: ClusterMember, query: string): string {
+    return `rtmfp://${m.running.rtmfp[0]}/${APP}?${query}`;
+  }
+
+  /** Until every node's view of the cluster says what `check` wants. */
+  converged(check: (m: ClusterMember) => boolean, what: string): Promise<void> {
+    return until(() => this.members.every(check), 10_000, what);
+  }
+
+  /** Until every node's record of `m` shows `clients` clients. */
+  seenWith(m: ClusterMember, clients: number): Promise<void> {
+    return this.converged(
+      (x) => x.running.cluster.servers().find((s) => s.id === m.running.cluster.id)?.load.clients === clients,
+      `every node to see ${clients} clients on ${m.running.cluster.id}`,
+    );
+  }
+
+  /** `count` clients through `entry`, BATCH at a time; they stay connected. */
+  async connectMany(entry: ClusterMember, query: string, count: number): Promise<void> {
+    for (let i = 0; i < count; i += BATCH) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(BATCH, count - i) }, () =>
+          NetConnection.open(this.url(entry, query), { groups: [2], timeoutMs: 20_000 }),
+        ),
+      );
+      this.open.push(...batch);
     }
-  });
+  }
 
-  after(async () => {
-    await Promise.allSettled(open.map((nc) => nc.abort({ tellPeer: false })));
-    for (const m of members) await m.stop();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+  async closeAll(): Promise<void> {
+    await Promise.allSettled(this.open.splice(0).map((nc) => nc.close()));
+    await until(() => this.clients().every((n) => n === 0), 10_000, 'every client to leave');
+  }
+
+  async loadbalancer(m: ClusterMember, query = ''): Promise<{ status: number; body: string }> {
+    const res = await fetch(`http://${m.http}/loadbalancer${query}`);
+    return { status: res.status, body: await res.text() };
+  }
+
+  /** Pauses the nodes marked true, resumes the others, until every node sees it. */
+  async setPaused(paused: boolean[]): Promise<void> {
+    await Promise.all(this.members.map((m, i) => m.running.setPaused(paused[i])));
+    // Each node learns the others' records at its own next heartbeat.
+    await this.converged(
+      (m) => m.running.cluster.servers().filter((s) => s.paused).length === paused.filter(Boolean).length,
+      'every node to see who is paused',
+    );
+  }
+}
+
+describe('balancing helpers and /loadbalancer on a 3-node cluster (real nodes, real redis-server)', () => {
+  const cluster = new TestCluster();
+  const members = cluster.members;
+  const open = cluster.open;
+
+  before(() => cluster.start(3));
+  after(() => cluster.stop());
+  afterEach(async () => {
+    await cluster.closeAll();
+    if (members.some((m) => m.running.cluster.servers().some((s) => s.paused)))
+      await cluster.setPaused([false, false, false]);
   });
 
   test(`roundRobin() in onHandshake spreads ${CLIENTS} clients dialling one node evenly over three`, async () => {
-    await connectMany(members[0], 's=rr', CLIENTS);
-    const counts = members.map(clientsOf);
+    await cluster.connectMany(members[0], 's=rr', CLIENTS);
+    const counts = cluster.clients();
     for (const n of counts) assert.ok(Math.abs(n - CLIENTS / 3) <= 5, `100 ± 5 each, got ${counts}`);
     // Each client is where its session is: a call answers with the node it landed on.
     const ids = new Set(await Promise.all(open.slice(0, 6).map((nc) => nc.call('node'))));
@@ -125,36 +158,32 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
   });
 
   test('a paused node gets no redirected client, and the others share them', async () => {
-    await setPaused([false, false, true]);
-    await connectMany(members[0], 's=rr', 30);
-    assert.deepEqual(members.map(clientsOf), [15, 15, 0]);
+    await cluster.setPaused([false, false, true]);
+    await cluster.connectMany(members[0], 's=rr', 30);
+    assert.deepEqual(cluster.clients(), [15, 15, 0]);
   });
 
   test('leastLoaded() does not herd: a burst decided between two heartbeats spreads by pending seats', async () => {
     // Node 2 looks busy at the last heartbeat, node 1 empty; node 0 (the entry) is paused.
-    await setPaused([true, false, false]);
-    await connectMany(members[2], '', 10);
-    await converged(
-      (m) =>
-        m.running.cluster.servers().find((s) => s.id === members[2].running.cluster.id)?.load.clients === 10,
-      "every node to see node 2's 10 clients",
-    );
+    await cluster.setPaused([true, false, false]);
+    await cluster.connectMany(members[2], '', 10);
+    await cluster.seenWith(members[2], 10);
     const burst = await Promise.all(
       Array.from({ length: 30 }, () =>
-        NetConnection.open(url(members[0], 's=least'), { groups: [2], timeoutMs: 20_000 }),
+        NetConnection.open(cluster.url(members[0], 's=least'), { groups: [2], timeoutMs: 20_000 }),
       ),
     );
     open.push(...burst);
-    const [, one, two] = members.map(clientsOf);
+    const [, one, two] = cluster.clients();
     // Without seats node 1 looks emptiest until its next heartbeat and takes the whole burst.
     assert.ok(two - 10 >= 5, `node 2 gets a share of the burst (got ${two - 10}, node 1 ${one})`);
     assert.equal(one + two, 40);
   });
 
   test('allServers() sends a client to every node; it lands on one, which accepts it', async () => {
-    await connectMany(members[1], 's=all', 9);
+    await cluster.connectMany(members[1], 's=all', 9);
     assert.equal(
-      members.map(clientsOf).reduce((a, b) => a + b),
+      cluster.clients().reduce((a, b) => a + b),
       9,
     );
   });
@@ -162,7 +191,7 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
   test('byHash() sends the same key to the same node from any entry', async () => {
     const landed = new Set<unknown>();
     for (const entry of members) {
-      const nc = await NetConnection.open(url(entry, 's=hash&key=alice'), { groups: [2] });
+      const nc = await NetConnection.open(cluster.url(entry, 's=hash&key=alice'), { groups: [2] });
       landed.add(await nc.call('node'));
       await nc.close();
     }
@@ -172,19 +201,16 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
   test('/loadbalancer names the least-loaded node and moves when that node gets clients', async () => {
     // Seats of the earlier tests lapse first (2 × heartbeat).
     await new Promise((r) => setTimeout(r, 2 * HEARTBEAT_MS + 200));
-    const first = await loadbalancer(members[0]);
+    const first = await cluster.loadbalancer(members[0]);
     assert.equal(first.status, 200);
     const m = /^redirect=(127\.0\.0\.1:\d+)\n$/.exec(first.body);
     assert.ok(m, first.body);
     const chosen = members.find((x) => x.running.rtmfp[0] === m[1]);
     assert.ok(chosen, `${m[1]} is a node's address`);
-    await connectMany(chosen, '', 12);
-    await converged(
-      (x) => x.running.cluster.servers().find((s) => s.id === chosen.running.cluster.id)?.load.clients === 12,
-      "every node to see the chosen node's clients",
-    );
+    await cluster.connectMany(chosen, '', 12);
+    await cluster.seenWith(chosen, 12);
     for (const asked of members) {
-      const r = await loadbalancer(asked, '?format=json');
+      const r = await cluster.loadbalancer(asked, '?format=json');
       assert.equal(r.status, 200);
       const { redirect } = JSON.parse(r.body) as { redirect: string };
       assert.notEqual(redirect, chosen.running.rtmfp[0], `asked ${asked.http}`);
@@ -192,17 +218,17 @@ describe('balancing a 3-node cluster (real nodes, real redis-server)', () => {
   });
 
   test('/loadbalancer answers 503 with the reason when every node is paused', async () => {
-    await setPaused([true, true, true]);
-    const text = await loadbalancer(members[1]);
+    await cluster.setPaused([true, true, true]);
+    const text = await cluster.loadbalancer(members[1]);
     assert.equal(text.status, 503);
     assert.equal(
       text.body,
       'no node available: cluster full: every node is paused, draining or at max_clients\n',
     );
-    const json = await loadbalancer(members[1], '?format=json');
+    const json = await cluster.loadbalancer(members[1], '?format=json');
     assert.equal(json.status, 503);
     assert.match(JSON.parse(json.body).error, /^cluster full/);
-    await setPaused([false, false, false]);
-    assert.equal((await loadbalancer(members[1])).status, 200);
+    await cluster.setPaused([false, false, false]);
+    assert.equal((await cluster.loadbalancer(members[1])).status, 200);
   });
 });
