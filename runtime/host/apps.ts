@@ -7,6 +7,7 @@ import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
 import {
   AppSandbox,
+  CHOSE_HERE,
   type ClientInfo,
   type DispatchKind,
   eventName,
@@ -236,6 +237,7 @@ export class AppHost implements TCServerHandler {
     let targets: Address[] = [];
     if (hs) {
       const outcome = await sandbox.dispatch('handshake', '', undefined, [hs]);
+      if (outcome.status === 'ok' && outcome.value === CHOSE_HERE) return undefined;
       const named = outcome.status === 'ok' ? redirectTargets(outcome.value) : [];
       if (typeof named === 'string') {
         this.report(app, 'handshake', '', undefined, failed(named));

@@ -3,6 +3,7 @@ import ivm from 'isolated-vm';
 import { errorText } from '../error-text.ts';
 import {
   type AsyncOp,
+  CHOSE_HERE,
   type ClientInfo,
   type DispatchKind,
   type DispatchResult,
@@ -20,7 +21,7 @@ import {
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
 export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, Selection, ServerInfo };
-export { eventName, handlerName };
+export { CHOSE_HERE, eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {

@@ -6,7 +6,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { parseConfig } from '../../runtime/config/config.ts';
 import { bundleApp } from '../../runtime/sandbox/bundle.ts';
-import { NetConnection } from '../../sdk/client.ts';
+import { NetConnection, type StatusError } from '../../sdk/client.ts';
 import { type ClusterMember, startClusterMember } from '../support/cluster-member.ts';
 import { silentLogger, until } from '../support/node.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -20,8 +20,13 @@ const BATCH = 20;
 
 /** Every helper, chosen by the URL's `?s=`. */
 const APP_CODE = `
-import { allServers, byHash, defineApp, leastLoaded, roundRobin } from 'fnhost/sdk';
+import { allServers, byHash, defineApp, leastLoaded, redirect, roundRobin } from 'fnhost/sdk';
 export default defineApp({
+  async onConnection(client, _args, ctx) {
+    if (client.properties.s !== 'away') return;
+    const to = await leastLoaded(ctx, { exceptSelf: true });
+    if (to) throw redirect(to);
+  },
   onHandshake(hs, ctx) {
     switch (hs.properties.s) {
       case 'rr': return roundRobin(ctx);
@@ -188,6 +193,19 @@ describe('balancing helpers and /loadbalancer on a 3-node cluster (real nodes, r
     );
   });
 
+  test('leastLoaded({ exceptSelf: true }) in onConnection refuses the client with another node in info.ex.redirect', async () => {
+    const entry = members[0];
+    const refused = await NetConnection.open(cluster.url(entry, 's=away'), { groups: [2] }).then(
+      () => assert.fail('the connect was accepted'),
+      (e: StatusError) => e,
+    );
+    assert.equal(refused.code, 'NetConnection.Connect.Rejected');
+    const ex = (refused.info as { ex?: { code?: number; redirect?: string } }).ex;
+    assert.equal(ex?.code, 302);
+    const others = members.filter((m) => m !== entry).map((m) => cluster.url(m, 's=away'));
+    assert.ok(others.includes(ex?.redirect ?? ''), `${ex?.redirect} is another node's URL`);
+  });
+
   test('byHash() sends the same key to the same node from any entry', async () => {
     const landed = new Set<unknown>();
     for (const entry of members) {
@@ -230,5 +248,44 @@ describe('balancing helpers and /loadbalancer on a 3-node cluster (real nodes, r
     assert.match(JSON.parse(json.body).error, /^cluster full/);
     await cluster.setPaused([false, false, false]);
     assert.equal((await cluster.loadbalancer(members[1])).status, 200);
+  });
+});
+
+describe('[balance] with no handler code, on a 2-node cluster', () => {
+  const cluster = new TestCluster();
+
+  before(() => cluster.start(2, '[balance]\nstrategy = "round-robin"\nmax_clients = 3\n'));
+  after(() => cluster.stop());
+  afterEach(async () => {
+    await cluster.closeAll();
+    // Until the nodes' records say they are empty again: max_clients is about those figures.
+    for (const m of cluster.members) await cluster.seenWith(m, 0);
+  });
+
+  test('round-robin fills both nodes up to max_clients, then leaves handshakes unanswered ("cluster full")', async () => {
+    const first = cluster.members[0];
+    await cluster.connectMany(first, '', 4);
+    assert.deepEqual(cluster.clients(), [2, 2]);
+    for (const m of cluster.members) await cluster.seenWith(m, 2);
+    await cluster.connectMany(first, '', 2);
+    assert.deepEqual(cluster.clients(), [3, 3]);
+    for (const m of cluster.members) await cluster.seenWith(m, 3);
+    const dropsBefore = first.running.node.stats().drops['handshake-unanswered'] ?? 0;
+    await assert.rejects(
+      NetConnection.open(cluster.url(first, ''), { groups: [2], timeoutMs: 1_500 }),
+      /connect timed out/,
+    );
+    assert.ok((first.running.node.stats().drops['handshake-unanswered'] ?? 0) > dropsBefore);
+    assert.deepEqual(cluster.clients(), [3, 3]);
+  });
+
+  test("the app's own onHandshake result wins over the strategy", async () => {
+    const landed = new Set<unknown>();
+    for (let i = 0; i < 2; i++) {
+      const nc = await NetConnection.open(cluster.url(cluster.members[0], 's=hash&key=bob'), { groups: [2] });
+      cluster.open.push(nc);
+      landed.add(await nc.call('node'));
+    }
+    assert.equal(landed.size, 1, 'both by the hash, not in turn');
   });
 });

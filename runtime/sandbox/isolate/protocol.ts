@@ -52,6 +52,12 @@ export function handlerName(kind: DispatchKind, name: string): string {
   return kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : HANDLERS[kind].export;
 }
 
+/**
+ * What onHandshake's nothing becomes when a balancing helper in it chose this node: a decision
+ * to answer here, which `[balance] strategy` must not override (a NUL: never a host:port).
+ */
+export const CHOSE_HERE = '\u0000fnhost:chose-here';
+
 /** Why a result could not be copied out of the isolate (the structured clone refuses these). */
 export const UNSENDABLE_RESULT = 'the handler returned a value that cannot be sent (a function or a symbol)';
 
