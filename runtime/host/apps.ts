@@ -187,7 +187,7 @@ export class AppHost implements TCServerHandler {
    * A client another node sent here (it holds a seat here) is accepted without either: its
    * onHandshake ran there. Never rejects.
    */
-  handshake(request: HandshakeRequest, now: number): HandshakeDecision | undefined {
+  handshake(request: HandshakeRequest, now: number): HandshakeDecision {
     const { app, path, properties } = splitUrl(request.uri);
     const sandbox = this.apps.get(app);
     const handler = sandbox?.has('onHandshake') ?? false;

@@ -90,20 +90,16 @@ async function loadbalancer(sources: HttpSources, json: boolean, res: ServerResp
     log.error({ err: e }, '/loadbalancer failed');
     answer = { unavailable: 'the balancer failed; see the node log' };
   }
-  const ok = 'address' in answer;
-  let body: string;
-  if ('address' in answer)
-    body = json ? `${JSON.stringify({ redirect: answer.address })}\n` : `redirect=${answer.address}\n`;
-  else
-    body = json
-      ? `${JSON.stringify({ error: answer.unavailable })}\n`
-      : `no node available: ${answer.unavailable}\n`;
+  const [status, text, fields] =
+    'address' in answer
+      ? [200, `redirect=${answer.address}`, { redirect: answer.address }]
+      : [503, `no node available: ${answer.unavailable}`, { error: answer.unavailable }];
   res
-    .writeHead(ok ? 200 : 503, {
+    .writeHead(status, {
       'content-type': json ? 'application/json' : 'text/plain',
       'cache-control': 'no-store',
     })
-    .end(body);
+    .end(`${json ? JSON.stringify(fields) : text}\n`);
 }
 
 function formatMetrics(metrics: Metric[]): string {

@@ -7,6 +7,7 @@ import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { parseConfig } from '../../runtime/config/config.ts';
 import { bundleApp } from '../../runtime/sandbox/bundle.ts';
 import { NetConnection, type StatusError } from '../../sdk/client.ts';
+import { LEVEL, startAppNode } from '../support/apps.ts';
 import { type ClusterMember, startClusterMember } from '../support/cluster-member.ts';
 import { silentLogger, until } from '../support/node.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -287,5 +288,52 @@ describe('[balance] with no handler code, on a 2-node cluster', () => {
       landed.add(await nc.call('node'));
     }
     assert.equal(landed.size, 1, 'both by the hash, not in turn');
+  });
+});
+
+describe('balancing helpers on a standalone node (no cluster)', () => {
+  const APP_FILES = {
+    'index.ts': `
+import { defineApp, leastLoaded, roundRobin } from 'fnhost/sdk';
+export default defineApp({
+  onHandshake(hs, ctx) {
+    if (hs.properties.bad) return ctx.servers.select({ strategy: 'random' } as never).then(() => undefined);
+    return roundRobin(ctx);
+  },
+  async onConnection(client, _args, ctx) {
+    return { to: (await leastLoaded(ctx, { exceptSelf: true })) ?? null };
+  },
+});
+`,
+  };
+
+  test('the helpers accept every client here', async () => {
+    const n = await startAppNode({ files: APP_FILES });
+    try {
+      const nc = await NetConnection.open(n.url(), { groups: [2] });
+      assert.equal(
+        (nc.info as { to?: unknown }).to,
+        null,
+        'leastLoaded({ exceptSelf }) has nowhere else to go',
+      );
+      await nc.close();
+    } finally {
+      await n.stop();
+    }
+  });
+
+  test('a request select() cannot take fails only its handshake, with a message naming what was wrong', async () => {
+    const n = await startAppNode({ files: APP_FILES });
+    try {
+      const nc = await NetConnection.open(n.url('?bad=1'), { groups: [2] });
+      await nc.close(); // answered here: the node kept serving
+      const record = n.logs.find((r) => r.level === LEVEL.error && r.event === 'handshake');
+      assert.match(
+        String(record?.msg),
+        /^onHandshake failed: ctx\.servers\.select: strategy must be one of round-robin, least-loaded, all-servers, by-hash, got the string "random"$/,
+      );
+    } finally {
+      await n.stop();
+    }
   });
 });
