@@ -19,6 +19,12 @@ import { formatAddress, parseAddress } from '../rtmfp/address.ts';
  */
 const CONNECT_GRACE_MS = 500;
 
+/**
+ * A seat read or write slower than this is given up (a hung store: its commands time out only
+ * after seconds), and the handshake goes on without it rather than keep a client waiting.
+ */
+const STORE_WAIT_MS = 250;
+
 /** A seat lives at least this long: a redirected client's handshake and connect fit well inside. */
 export const MIN_SEAT_TTL_MS = 2_000;
 
@@ -146,7 +152,7 @@ export class Balancer {
   /** Whether another node (or this one, for a retried IHello) already chose this node for `client`. */
   async seated(client: string): Promise<boolean> {
     try {
-      return await this.o.store.hasSeat(this.o.self(), client);
+      return await quick(this.o.store.hasSeat(this.o.self(), client));
     } catch (e) {
       this.log.debug({ err: errorText(e) }, 'could not read seats; deciding afresh');
       return false;
@@ -156,7 +162,7 @@ export class Balancer {
   /** Stores seats at `ids`; the reservations they stand for go once they are in the store. */
   private async addSeats(client: string, ids: readonly string[]): Promise<void> {
     try {
-      await Promise.all(ids.map((id) => this.o.store.addSeat(id, client, this.o.seatTtlMs)));
+      await quick(Promise.all(ids.map((id) => this.o.store.addSeat(id, client, this.o.seatTtlMs))));
     } catch (e) {
       this.log.debug({ err: errorText(e) }, 'could not store a pending seat; redirecting anyway');
       return;
@@ -184,9 +190,11 @@ export class Balancer {
       const lapsingAfter = Object.fromEntries(
         nodes.map((n) => [n.id, n.heartbeatAt - CONNECT_GRACE_MS + this.o.seatTtlMs]),
       );
-      return await this.o.store.seats(
-        nodes.map((n) => n.id),
-        lapsingAfter,
+      return await quick(
+        this.o.store.seats(
+          nodes.map((n) => n.id),
+          lapsingAfter,
+        ),
       );
     } catch (e) {
       this.log.debug({ err: errorText(e) }, 'could not read seats; balancing on heartbeat figures');
@@ -209,4 +217,18 @@ export class Balancer {
       state: n.state,
     }));
   }
+}
+
+/** `work`, or a rejection once STORE_WAIT_MS has passed without it. */
+function quick<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer from the cluster store in ${STORE_WAIT_MS} ms`)),
+      STORE_WAIT_MS,
+    );
+  });
+  // The store's own answer may still come (or fail) later: nothing waits for it then.
+  work.catch(() => {});
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

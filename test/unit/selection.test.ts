@@ -177,4 +177,27 @@ describe('Balancer', () => {
     assert.deepEqual(await b.lightest(), { address: '127.0.0.1:2097' });
     assert.deepEqual(await store.seats(['a', 'b']), { a: 1, b: 1 });
   });
+
+  // Without the store's answers given up, this test never ends (its timeout fails it).
+  test('a store that never answers (a hung Redis) does not hold a choice up: it goes on from the heartbeat figures', {
+    timeout: 10_000,
+  }, async () => {
+    const never = new Promise<never>(() => {});
+    const b = new Balancer({
+      self: () => 'a',
+      nodes: () => [entry('a', 5), entry('b', 0)],
+      localClients: () => 5,
+      store: { addSeat: () => never, hasSeat: () => never, seats: () => never },
+      maxClients: undefined,
+      seatTtlMs: 5_000,
+      logger,
+      random: prng(5),
+    });
+    assert.equal(await b.seated('feed'), false);
+    assert.deepEqual(await b.choose({ strategy: 'least-loaded' }), {
+      kind: 'redirect',
+      to: ['127.0.0.1:2098'],
+    });
+    await b.seat('feed', ['127.0.0.1:2098']);
+  });
 });
