@@ -73,6 +73,29 @@ export interface Servers {
   leastLoaded(): Server | undefined;
   /** `server.<name>` on every other node; returns how many it went to. */
   broadcast(name: string, ...args: Value[]): number;
+  /**
+   * Where a new client goes, chosen among serving, unpaused nodes under `max_clients` (what
+   * the balancing helpers below call; they are easier to use).
+   */
+  select(request: SelectRequest): Promise<Selection>;
+}
+
+/** How `ctx.servers.select()` chooses. */
+export interface SelectRequest extends BalanceOptions {
+  strategy: 'round-robin' | 'least-loaded' | 'all-servers' | 'by-hash';
+  /** by-hash: what the client sticks by. */
+  key?: string;
+}
+
+/** The answer of `ctx.servers.select()`: here, these addresses, or no node at all (why). */
+export type Selection = { here: true } | { to: string[] } | { full: string };
+
+/** Options of the balancing helpers. */
+export interface BalanceOptions {
+  /** Never choose this node (send the client away from here). */
+  exceptSelf?: boolean;
+  /** Skip nodes with this many clients (pending seats included); default `[balance] max_clients`. */
+  maxClients?: number;
 }
 
 /** This app's clients on this node. */
@@ -167,4 +190,51 @@ export function redirect(addresses: string | string[]): Error {
     fnhost: 'redirect' as const,
     addresses: list,
   });
+}
+
+/*
+ * Balancing helpers, for onHandshake (`return roundRobin(ctx)`) and onConnection
+ * (`const to = await leastLoaded(ctx, { exceptSelf: true }); if (to) throw redirect(to);`).
+ * Each skips paused and draining nodes and nodes at max_clients; each resolves to undefined
+ * when the choice is this node (accept here). When no node may take the client they throw
+ * `reject('cluster full: …')`: onConnection refuses the client with it, onHandshake leaves
+ * the IHello unanswered (the client retries, and gets in once a node has room).
+ */
+
+/** The next eligible node in turn (the same order on every node). */
+export function roundRobin(ctx: Ctx, options?: BalanceOptions): Promise<string | undefined> {
+  return chosen(ctx, { ...options, strategy: 'round-robin' });
+}
+
+/**
+ * The better of two random eligible nodes by load (clients, plus redirects on their way), so
+ * bursts spread instead of all landing on the node that looked emptiest at the last heartbeat.
+ */
+export function leastLoaded(ctx: Ctx, options?: BalanceOptions): Promise<string | undefined> {
+  return chosen(ctx, { ...options, strategy: 'least-loaded' });
+}
+
+/** The node `key` sticks to (a user id, a room): the same on every node while the nodes stay. */
+export function byHash(ctx: Ctx, key: string, options?: BalanceOptions): Promise<string | undefined> {
+  return chosen(ctx, { ...options, strategy: 'by-hash', key: String(key) });
+}
+
+/**
+ * Every eligible node's address (Cumulus's "all servers" redirect): the client tries them all
+ * and keeps the first that answers. For onHandshake.
+ */
+export async function allServers(ctx: Ctx, options?: BalanceOptions): Promise<string[] | undefined> {
+  const s = await selected(ctx, { ...options, strategy: 'all-servers' });
+  return 'to' in s ? s.to : undefined;
+}
+
+async function chosen(ctx: Ctx, request: SelectRequest): Promise<string | undefined> {
+  const s = await selected(ctx, request);
+  return 'to' in s ? s.to[0] : undefined;
+}
+
+async function selected(ctx: Ctx, request: SelectRequest): Promise<{ here: true } | { to: string[] }> {
+  const s = await ctx.servers.select(request);
+  if ('full' in s) throw reject(s.full);
+  return s;
 }

@@ -107,6 +107,7 @@ async function checkBundle(
     },
     clientCall: () => Promise.reject(new Error('no clients are connected during the deploy check')),
     clientClose: () => {},
+    select: async () => ({ here: true }),
     serverSend: () => {},
     serverBroadcast: () => 0,
   };

@@ -6,7 +6,7 @@ import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import { type FnhostConfig, type HostPort, redactUrl } from '../config/config.ts';
 import { type RunningNode, startClusterNode } from '../host/cluster-node.ts';
-import { type HttpSources, startHttp } from '../http/server.ts';
+import { forwardingSources, type HttpSources, startHttp, waitingSources } from '../http/server.ts';
 import { type Command, parseOptions, printResult, usageError } from './command.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
@@ -116,29 +116,9 @@ async function openState(
   });
 }
 
-/** What the HTTP port says until the node runs: alive, not ready, and why. */
-function waitingSources(why: string): HttpSources {
-  return {
-    ready: () => ({ ok: false, reason: why }),
-    status: () => ({ state: 'starting', waiting: why }),
-    cluster: () => ({ state: 'starting', waiting: why, nodes: [], apps: {}, groups: [], publications: [] }),
-    metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', text: '' }),
-  };
-}
-
 /** The HTTP port, answering from whatever `sources()` is at the time of each request. */
 async function openHttp(at: HostPort, sources: () => HttpSources, log: Logger) {
-  const server = await startHttp(
-    at.host,
-    at.port,
-    {
-      ready: () => sources().ready(),
-      status: () => sources().status(),
-      cluster: () => sources().cluster(),
-      metrics: () => sources().metrics(),
-    },
-    log,
-  );
+  const server = await startHttp(at.host, at.port, forwardingSources(sources), log);
   const { port } = server.address() as AddressInfo;
   return {
     address: `${isIPv6(at.host) ? `[${at.host}]` : at.host}:${port}`,

@@ -47,6 +47,8 @@ export interface ClusterKeys {
   secretsRevision(app: string): string;
   /** String: the cluster's shared secret for node-to-node messages. */
   readonly clusterSecret: string;
+  /** Sorted set: a node's pending seats, client (handshake tag) → when it lapses, ms of Redis TIME. */
+  seats(node: string): string;
   /** String: a `ctx.kv` value, encoded by value-codec.ts. */
   kv(app: string, key: string): string;
   /** Redis channel for a logical channel name (see CHANNELS), scoped to the cluster. */
@@ -71,6 +73,7 @@ export function clusterKeys(cluster: string): ClusterKeys {
     secrets: (app) => `${prefix}app:${checkName('app', app)}:secrets`,
     secretsRevision: (app) => `${prefix}app:${checkName('app', app)}:secrets-revision`,
     clusterSecret: `${prefix}secret`,
+    seats: (node) => `${prefix}seats:${checkName('node id', node)}`,
     // The app name can't contain ':' (checked), so `kv:<app>:` never collides across apps
     // whatever the handler's key holds.
     kv: (app, key) => `${prefix}kv:${checkName('app', app)}:${key}`,

@@ -50,6 +50,8 @@ export class MemoryState implements State {
   private readonly index = new Map<string, number>();
   private readonly byApp = new Map<string, AppHistory>();
   private readonly channels = new Map<string, Set<(message: string) => void>>();
+  /** node → client → when its seat lapses (the sorted sets `seats:<node>`). */
+  private readonly seatsAt = new Map<string, Map<string, number>>();
   private lastTime = 0;
   private secret: string | undefined;
 
@@ -153,6 +155,37 @@ export class MemoryState implements State {
   async secrets(app: string): Promise<AppSecrets> {
     const h = this.byApp.get(app);
     return { values: Object.fromEntries(h?.secrets ?? []), revision: h?.secretsRevision ?? 0 };
+  }
+
+  async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
+    checkNodeTtl(ttlMs, 'state.addSeat');
+    const now = await this.time();
+    let seats = this.seatsAt.get(node);
+    if (!seats) {
+      seats = new Map();
+      this.seatsAt.set(node, seats);
+    }
+    for (const [c, until] of seats) if (until <= now) seats.delete(c);
+    seats.set(client, now + ttlMs);
+  }
+
+  async hasSeat(node: string, client: string): Promise<boolean> {
+    return (this.seatsAt.get(node)?.get(client) ?? 0) > (await this.time());
+  }
+
+  async seats(
+    nodes: readonly string[],
+    lapsingAfter: Readonly<Record<string, number>> = {},
+  ): Promise<Record<string, number>> {
+    const now = await this.time();
+    const counts: Record<string, number> = {};
+    for (const node of nodes) {
+      const after = Math.max(now, lapsingAfter[node] ?? 0);
+      let n = 0;
+      for (const until of this.seatsAt.get(node)?.values() ?? []) if (until > after) n++;
+      if (n > 0) counts[node] = n;
+    }
+    return counts;
   }
 
   async publish(channel: string, message: string): Promise<void> {

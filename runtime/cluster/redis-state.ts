@@ -148,6 +148,36 @@ const SECRETS = luaScript(`
 return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
 `);
 
+/**
+ * KEYS: the node's seats. ARGV: client, ttl ms. Drops the node's lapsed seats, adds this one
+ * (score: when it lapses), and keeps the set alive as long as its longest seat.
+ */
+const ADD_SEAT = luaScript(`${NOW_MS}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`);
+
+/** KEYS: the node's seats. ARGV: client. 1 if its seat is there and has not lapsed. */
+const HAS_SEAT = luaScript(`${NOW_MS}
+local lapses = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if lapses and tonumber(lapses) > now then return 1 end
+return 0
+`);
+
+/**
+ * KEYS: seats of each node. ARGV: for each, count only seats lapsing after this (ms, 0: now).
+ * The counts, in order (ZCOUNT: no member is read).
+ */
+const SEATS = luaScript(`${NOW_MS}
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('ZCOUNT', key, '(' .. math.max(now, tonumber(ARGV[i])), '+inf')
+end
+return counts
+`);
+
 export interface RedisStateOptions {
   /** Cluster name: every key and channel lives under `fnhost:{<cluster>}:`. */
   cluster: string;
@@ -291,6 +321,32 @@ export class RedisState implements State {
     const values: Record<string, string> = {};
     for (let i = 0; i < pairs.length; i += 2) values[pairs[i]] = pairs[i + 1];
     return { values, revision: Number(revision) };
+  }
+
+  async addSeat(node: string, client: string, ttlMs: number): Promise<void> {
+    checkNodeTtl(ttlMs, 'state.addSeat');
+    await this.redis.run(ADD_SEAT, [this.keys.seats(node)], [client, ttlMs]);
+  }
+
+  async hasSeat(node: string, client: string): Promise<boolean> {
+    return (await this.redis.run(HAS_SEAT, [this.keys.seats(node)], [client])) === 1;
+  }
+
+  async seats(
+    nodes: readonly string[],
+    lapsingAfter: Readonly<Record<string, number>> = {},
+  ): Promise<Record<string, number>> {
+    if (nodes.length === 0) return {};
+    const reply = await this.redis.run(
+      SEATS,
+      nodes.map((n) => this.keys.seats(n)),
+      nodes.map((n) => Math.floor(lapsingAfter[n] ?? 0)),
+    );
+    const counts: Record<string, number> = {};
+    strings(reply).forEach((n, i) => {
+      if (Number(n) > 0) counts[nodes[i]] = Number(n);
+    });
+    return counts;
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -154,6 +154,24 @@ export interface State {
   /** The app's secrets and their revision, read together. */
   secrets(app: string): Promise<AppSecrets>;
 
+  /**
+   * A pending seat (DESIGN.md "Selection avoids herding"): `client` (a handshake tag, hex) was
+   * sent to node `node` and has not shown in its load yet; the seat lapses after `ttlMs` of
+   * the store's clock. Seating the same client at the same node again renews it.
+   */
+  addSeat(node: string, client: string, ttlMs: number): Promise<void>;
+  /** Whether `client` holds a live seat at `node`: the node that sent it there decided for it. */
+  hasSeat(node: string, client: string): Promise<boolean>;
+  /**
+   * Live seats at each of `nodes` (by id); nodes without any are absent. With `lapsingAfter`,
+   * a node's seats that lapse by then (store ms) are not counted: the caller leaves out seats
+   * old enough to be clients in the node's last heartbeat.
+   */
+  seats(
+    nodes: readonly string[],
+    lapsingAfter?: Readonly<Record<string, number>>,
+  ): Promise<Record<string, number>>;
+
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
@@ -176,8 +194,8 @@ export function newClusterSecret(): string {
 }
 
 /** PX needs a positive whole number of ms; both States refuse the same. */
-export function checkNodeTtl(ttlMs: number): void {
+export function checkNodeTtl(ttlMs: number, what = 'state.heartbeat'): void {
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new Error(`state.heartbeat: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
+    throw new Error(`${what}: ttlMs must be a positive whole number of ms, got ${ttlMs}`);
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import { CONFIG_STRATEGIES, type ConfigStrategy } from '../cluster/selection.ts';
 
 /** The project config file looked for in the project folder. */
 export const CONFIG_FILE = 'wrangler-like.toml';
@@ -77,6 +78,14 @@ export interface LimitsConfig {
   handshakes: number;
 }
 
+/** How handshakes are balanced with no handler code (`[balance]`). */
+export interface BalanceConfig {
+  /** Applies when onHandshake names no address (or there is none); `none`: it does not. */
+  strategy: ConfigStrategy;
+  /** A node with this many clients (pending seats included) gets no more; undefined: no limit. */
+  maxClients: number | undefined;
+}
+
 /** The project config, fully defaulted and checked. */
 export interface FnhostConfig {
   name: string;
@@ -87,6 +96,7 @@ export interface FnhostConfig {
   node: NodeConfig;
   cluster: ClusterConfig;
   limits: LimitsConfig;
+  balance: BalanceConfig;
   vars: Record<string, string>;
   /** Absolute path of the config file read, if any. */
   file: string | undefined;
@@ -121,7 +131,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Setting = keyof ConfigOverrides | 'handshakes';
+type Setting = keyof ConfigOverrides | 'handshakes' | 'strategy' | 'maxClients';
 /** A setting's value as given, and `what` names where it came from (`[limits] cpu_ms`, `FNHOST_CPU_MS`). */
 type Raw = { value: unknown; what: string };
 type Layer = Partial<Record<Setting, Raw>>;
@@ -131,6 +141,7 @@ const SECTIONS: Record<string, Record<string, Setting>> = {
   node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress', shutdown_ms: 'shutdownMs' },
   cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
   limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
+  balance: { strategy: 'strategy', max_clients: 'maxClients' },
 };
 const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
 const NUMERIC: ReadonlySet<Setting> = new Set([
@@ -140,6 +151,7 @@ const NUMERIC: ReadonlySet<Setting> = new Set([
   'awaitMs',
   'handshakes',
   'shutdownMs',
+  'maxClients',
 ]);
 
 /** Reads `o.file`, else `<dir>/wrangler-like.toml` if present, else uses defaults; then env and flags. */
@@ -207,6 +219,10 @@ export function parseConfig(
       memoryMb: pick('memoryMb', DEFAULT_MEMORY_MB, integerAtLeast(MIN_MEMORY_MB)),
       awaitMs: pick('awaitMs', DEFAULT_AWAIT_MS, integerAtLeast(1)),
       handshakes: pick('handshakes', DEFAULT_HANDSHAKES, integerAtLeast(1)),
+    },
+    balance: {
+      strategy: pick('strategy', 'none', oneOf(CONFIG_STRATEGIES)),
+      maxClients: pick('maxClients', undefined, integerAtLeast(1)),
     },
     vars: Object.fromEntries([...fromFile.vars, ...fromEnv.vars]),
     file,
@@ -345,6 +361,13 @@ function integerAtLeast(min: number): (value: unknown, what: string) => number {
   return (value, what) => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) fail(what, rule, value);
     return value;
+  };
+}
+
+function oneOf<T extends string>(choices: readonly T[]): (value: unknown, what: string) => T {
+  return (value, what) => {
+    if (!choices.includes(value as T)) fail(what, `one of ${choices.map((c) => `"${c}"`).join(', ')}`, value);
+    return value as T;
   };
 }
 

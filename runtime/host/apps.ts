@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/kv.ts';
+import type { ConfigStrategy } from '../cluster/selection.ts';
 import { shortHash } from '../cluster/state.ts';
-import { type Address, formatAddress } from '../rtmfp/address.ts';
+import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
 import {
   AppSandbox,
+  CHOSE_HERE,
   type ClientInfo,
   type DispatchKind,
   eventName,
@@ -16,8 +18,10 @@ import {
   type SandboxCode,
   type SandboxLimits,
   type SandboxServices,
+  type Selection,
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
+import type { Balancer } from './balancer.ts';
 import {
   callArgumentsProblem,
   connectResultProblem,
@@ -25,10 +29,11 @@ import {
   MAX_REDIRECT_ADDRESSES,
   redirectTargets,
   rpcResultProblem,
+  selectRequest,
   toPlain,
   unresolvedTarget,
 } from './handler-values.ts';
-import type { HandshakeHook, HandshakeRequest } from './handshake-hook.ts';
+import { type HandshakeHook, type HandshakeRequest, UNANSWERED } from './handshake-hook.ts';
 import { HostNames } from './host-names.ts';
 import type { HandlerObserver } from './node-metrics.ts';
 
@@ -49,6 +54,10 @@ export interface AppHostOptions {
   handshakesPerSecond: number;
   /** The cluster's nodes and node-to-node messages; absent: standalone (this node only). */
   directory?: ServerDirectory;
+  /** Chooses nodes for new clients; absent: standalone, every client is accepted here. */
+  balancer?: Balancer;
+  /** `[balance] strategy`: balances handshakes that onHandshake leaves undecided. */
+  strategy?: ConfigStrategy;
   /** Sees every `ctx.log` line of every app (for `fnhost tail`). */
   tap?: (app: string, record: Record<string, unknown>) => void;
   /** Hears each handler call's time and failure (`/metrics`). */
@@ -70,6 +79,26 @@ const RESULT_CHECKS: Partial<Record<DispatchKind, (value: unknown) => string | u
   connect: connectResultProblem,
   rpc: rpcResultProblem,
 };
+
+/**
+ * How long an IHello's decision answers its repeats: the re-send to every address right after
+ * a redirect and a first retransmission. Later retries are decided afresh, so an onHandshake
+ * that falls back on `hs.attempts` (Cumulus-style: accept here after a few) still can.
+ */
+const DECISION_MS = 2_000;
+/** Decisions kept at most; the oldest go first. */
+const MAX_DECISIONS = 10_000;
+
+/** What the hook hands the node for one IHello. */
+type HandshakeDecision = ReturnType<HandshakeHook>;
+
+/** An IHello as onHandshake sees it. */
+interface Handshake {
+  address: string;
+  path: string;
+  properties: Record<string, string>;
+  attempts: number;
+}
 
 interface Connected {
   conn: TCServerConnection;
@@ -93,6 +122,11 @@ export class AppHost implements TCServerHandler {
   private readonly byId = new Map<string, Connected>();
   private readonly hostNames = new HostNames();
   private handshakeWindow = 0;
+  /** Handshake tag → where its IHellos go, while its client may still be handshaking. */
+  private readonly decisions = new Map<
+    string,
+    { decision: Promise<Address[] | undefined | typeof UNANSWERED>; until: number }
+  >();
   private handshakeCalls = 0;
   /** onHandshake calls skipped because of the per-second bound. */
   handshakesOverBound = 0;
@@ -155,13 +189,20 @@ export class AppHost implements TCServerHandler {
   }
 
   /**
-   * onHandshake: IP addresses to redirect to, or undefined to accept here (also when it fails
-   * or returns something else). Never rejects.
+   * Where an IHello goes: IP addresses to redirect to, undefined to accept here (also when
+   * onHandshake fails or returns something else), UNANSWERED when no node may take the
+   * client. onHandshake decides first; when it names no address, `[balance] strategy` does.
+   * A client another node sent here (it holds a seat here) is accepted without either: its
+   * onHandshake ran there. Never rejects.
    */
-  handshake(request: HandshakeRequest, now: number): Promise<Address[] | undefined> | undefined {
+  handshake(request: HandshakeRequest, now: number): HandshakeDecision {
     const { app, path, properties } = splitUrl(request.uri);
     const sandbox = this.apps.get(app);
-    if (!sandbox?.has('onHandshake')) return undefined;
+    const handler = sandbox?.has('onHandshake') ?? false;
+    const strategy = this.o.strategy ?? 'none';
+    if (!sandbox || (!handler && (strategy === 'none' || !this.o.balancer))) return undefined;
+    const known = this.decisions.get(request.tag);
+    if (known && known.until > now) return known.decision;
     if (now - this.handshakeWindow >= 1000) {
       this.handshakeWindow = now;
       this.handshakeCalls = 0;
@@ -171,34 +212,72 @@ export class AppHost implements TCServerHandler {
       return undefined;
     }
     const hs = { address: formatAddress(request.from), path, properties, attempts: request.attempts };
-    const start = performance.now();
-    return sandbox
-      .dispatch('handshake', '', undefined, [hs])
-      .then((outcome) => {
-        this.observe(app, 'handshake', '', start, outcome);
-        return this.redirect(app, outcome, request.from);
-      })
-      .catch((err: unknown) => {
-        this.internalError(app, 'onHandshake', err);
-        return undefined;
-      });
+    const decision = this.decide(app, sandbox, handler ? hs : undefined, request).catch((err: unknown) => {
+      this.internalError(app, 'onHandshake', err);
+      return undefined;
+    });
+    this.remember(request.tag, decision, now);
+    return decision;
   }
 
-  /** Where onHandshake's outcome sends the client: IP addresses, or undefined for here. */
-  private async redirect(app: string, outcome: Outcome, client: Address): Promise<Address[] | undefined> {
-    const addresses = outcome.status === 'ok' ? await this.addresses(outcome.value, client) : [];
-    if (typeof addresses === 'string') {
-      this.report(app, 'handshake', '', undefined, failed(addresses));
+  /**
+   * Keeps an IHello's decision for its tag: a client re-sends its IHello to every address it
+   * has (RFC 7016 §3.5.1.1.1), so the node that redirected it hears it again and must answer
+   * the same, not take a fresh turn. A client left unanswered is decided afresh.
+   */
+  private remember(tag: string, decision: Promise<Address[] | undefined | typeof UNANSWERED>, now: number) {
+    this.decisions.delete(tag);
+    this.decisions.set(tag, { decision, until: now + DECISION_MS });
+    if (this.decisions.size > MAX_DECISIONS) this.decisions.delete(this.decisions.keys().next().value!);
+    void decision.then((d) => {
+      if (d === UNANSWERED) this.decisions.delete(tag);
+    });
+  }
+
+  private async decide(
+    app: string,
+    sandbox: AppSandbox,
+    hs: Handshake | undefined,
+    request: HandshakeRequest,
+  ): Promise<Address[] | undefined | typeof UNANSWERED> {
+    const balancer = this.o.balancer;
+    if (balancer && (await balancer.seated(request.tag))) return undefined;
+    let targets: Address[] = [];
+    if (hs) {
+      const start = performance.now();
+      const outcome = await sandbox.dispatch('handshake', '', undefined, [hs]);
+      this.observe(app, 'handshake', '', start, outcome);
+      if (outcome.status === 'ok' && outcome.value === CHOSE_HERE) return undefined;
+      const named = outcome.status === 'ok' ? redirectTargets(outcome.value) : [];
+      if (typeof named === 'string') {
+        this.report(app, 'handshake', '', undefined, failed(named));
+        return undefined;
+      }
+      if (outcome.status === 'failed' && outcome.failure.kind === 'reject') {
+        this.log.info({ app, why: outcome.failure.message }, 'onHandshake left an IHello unanswered');
+        return UNANSWERED;
+      }
+      this.report(app, 'handshake', '', undefined, outcome);
+      targets = named;
+    }
+    if (targets.length === 0 && balancer && this.o.strategy && this.o.strategy !== 'none') {
+      const choice = await balancer.choose({ strategy: this.o.strategy });
+      if (choice.kind === 'full') return UNANSWERED;
+      if (choice.kind === 'here') return undefined;
+      targets = choice.to.flatMap((t) => parseAddress(t) ?? []);
+    }
+    if (targets.length === 0) return undefined;
+    await balancer?.seat(request.tag, targets.map(formatAddress));
+    const resolved = await this.resolve(targets, request.from);
+    if (typeof resolved === 'string') {
+      this.report(app, 'handshake', '', undefined, failed(resolved));
       return undefined;
     }
-    this.report(app, 'handshake', '', undefined, outcome);
-    return addresses.length > 0 ? addresses : undefined;
+    return resolved;
   }
 
-  /** The IP addresses onHandshake's result names (host names resolved), or why it names none. */
-  private async addresses(value: unknown, client: Address): Promise<Address[] | string> {
-    const targets = redirectTargets(value);
-    if (typeof targets === 'string') return targets;
+  /** The IP addresses of `targets` (host names resolved), or why they name none. */
+  private async resolve(targets: Address[], client: Address): Promise<Address[] | string> {
     const resolved = await Promise.all(
       targets.map((t) =>
         this.hostNames.resolve(t, client).catch((e: Error) => unresolvedTarget(t, e.message)),
@@ -206,6 +285,15 @@ export class AppHost implements TCServerHandler {
     );
     const why = resolved.find((r) => typeof r === 'string');
     return why ?? (resolved as Address[][]).flat().slice(0, MAX_REDIRECT_ADDRESSES);
+  }
+
+  /** `ctx.servers.select(request)`: checks what the handler asked, then lets the balancer choose. */
+  private async select(raw: unknown): Promise<Selection> {
+    const request = selectRequest(raw);
+    if (typeof request === 'string') throw new Error(`ctx.servers.select: ${request}`);
+    const choice = this.o.balancer ? await this.o.balancer.choose(request) : { kind: 'here' as const };
+    if (choice.kind === 'full') return { full: choice.reason };
+    return choice.kind === 'here' ? { here: true } : { to: choice.to };
   }
 
   connect(conn: TCServerConnection, request: ConnectRequest): void {
@@ -424,6 +512,7 @@ export class AppHost implements TCServerHandler {
           });
         }),
       clientClose: (id, reason) => this.byId.get(id)?.conn.close(reason || 'Closed by the app.'),
+      select: (request) => this.select(request),
     };
   }
 }

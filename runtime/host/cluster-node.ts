@@ -17,6 +17,7 @@ import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
+import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
 import { clusterView } from './cluster-view.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
@@ -70,6 +71,16 @@ export async function startClusterNode(
   const tap = new LogTap(state, () => self.id);
   const metrics = new NodeMetrics();
   state.onRoundTrip(metrics.roundTrip);
+  let rtmfp: RtmfpNode | undefined;
+  const balancer = new Balancer({
+    self: () => self.id,
+    nodes: () => cluster?.servers() ?? [],
+    localClients: () => rtmfp?.stats().connections ?? 0,
+    store: state,
+    maxClients: config.balance.maxClients,
+    seatTtlMs: Math.max(MIN_SEAT_TTL_MS, 2 * config.cluster.heartbeatMs),
+    logger: log,
+  });
 
   const apps = new AppHost({
     logger: log,
@@ -78,6 +89,8 @@ export async function startClusterNode(
     kv: state.kv,
     node: self,
     handshakesPerSecond: config.limits.handshakes,
+    balancer,
+    strategy: config.balance.strategy,
     tap: (app, record) => tap.tap(app, record),
     handlers: metrics,
     directory: {
@@ -89,7 +102,7 @@ export async function startClusterNode(
       },
     },
   });
-  const rtmfp = new RtmfpNode({
+  rtmfp = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
     logger: log,
@@ -217,6 +230,7 @@ export async function startClusterNode(
   });
 
   const sources: HttpSources = {
+    loadbalancer: () => balancer.lightest(),
     ready: () =>
       cluster?.ready ? { ok: true } : { ok: false, reason: 'cluster store or pub/sub unavailable' },
     status: () => ({

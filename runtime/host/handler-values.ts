@@ -1,6 +1,8 @@
+import type { Strategy } from '../cluster/selection.ts';
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import { type AmfObject, type AmfValue, EcmaArray, MAX_AMF_DEPTH, TypedObject } from '../rtmfp/amf-value.ts';
 import { AMF3_MAX_LENGTH } from '../rtmfp/amf3.ts';
+import type { BalanceRequest } from './balancer.ts';
 
 /**
  * Values crossing between the network (AMF) and handlers. In: AMF values as plain data a
@@ -186,4 +188,25 @@ function withArticle(word: string): string {
 /** A string as JSON, cut short. */
 function quote(text: string): string {
   return JSON.stringify(text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}…` : text);
+}
+
+const SELECT_STRATEGIES: readonly Strategy[] = ['round-robin', 'least-loaded', 'all-servers', 'by-hash'];
+
+/** `ctx.servers.select()`'s argument as a BalanceRequest, or why it is not one. */
+export function selectRequest(value: unknown): BalanceRequest | string {
+  if (!isPlainObject(value)) return `the request must be an object, got ${describe(value)}`;
+  const { strategy, key, exceptSelf, maxClients } = value as Record<string, unknown>;
+  if (!SELECT_STRATEGIES.includes(strategy as Strategy))
+    return `strategy must be one of ${SELECT_STRATEGIES.join(', ')}, got ${describe(strategy)}`;
+  if (key !== undefined && typeof key !== 'string') return `key must be a string, got ${describe(key)}`;
+  if (exceptSelf !== undefined && typeof exceptSelf !== 'boolean')
+    return `exceptSelf must be true or false, got ${describe(exceptSelf)}`;
+  if (maxClients !== undefined && !(Number.isSafeInteger(maxClients) && (maxClients as number) > 0))
+    return `maxClients must be a positive integer, got ${describe(maxClients)}`;
+  return {
+    strategy: strategy as Strategy,
+    key: key as string | undefined,
+    exceptSelf: exceptSelf as boolean | undefined,
+    maxClients: maxClients as number | undefined,
+  };
 }

@@ -20,7 +20,7 @@ import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts'
 import { CryptoPool } from './crypto-pool.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import { DropCounter } from './drops.ts';
-import type { HandshakeHook } from './handshake-hook.ts';
+import { type HandshakeHook, UNANSWERED } from './handshake-hook.ts';
 import type { HandshakeObserver } from './node-metrics.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
@@ -322,7 +322,10 @@ export class RtmfpNode {
   /** RHello, unless the app's onHandshake sends the client elsewhere (RFC 7016 §2.3.5 Redirect). */
   private onIHello(tag: Buffer, uri: string, from: Address, now: number): void {
     this.hellos++;
-    const decision = this.options.handshake?.({ from, uri, attempts: this.countAttempt(tag) }, now);
+    const decision = this.options.handshake?.(
+      { from, uri, attempts: this.countAttempt(tag), tag: tag.toString('hex') },
+      now,
+    );
     if (!decision) {
       this.send(this.responder.rHello(tag, from, now), from);
       return;
@@ -341,8 +344,17 @@ export class RtmfpNode {
    * RHello, or a Redirect to `addresses`, once the app decided; nothing if the node stopped
    * meanwhile (its sockets may be closed).
    */
-  private answerHello(tag: Buffer, from: Address, addresses: Address[] | undefined, now: number): void {
+  private answerHello(
+    tag: Buffer,
+    from: Address,
+    addresses: Address[] | undefined | typeof UNANSWERED,
+    now: number,
+  ): void {
     if (this.stopped) return;
+    if (addresses === UNANSWERED) {
+      this.drops.add('handshake-unanswered');
+      return;
+    }
     if (!addresses) {
       this.send(this.responder.rHello(tag, from, now), from);
       return;

@@ -12,7 +12,34 @@ export interface HttpSources {
   cluster(): unknown;
   /** `/metrics`: the Prometheus text exposition and its content type. */
   metrics(): Promise<MetricsText>;
+  /** `/loadbalancer`: the least-loaded live eligible node's public address, or why there is none. */
+  loadbalancer(): Promise<LoadBalancerAnswer>;
 }
+
+/** What the HTTP port says until the node runs: alive, not ready, and why. */
+export function waitingSources(why: string): HttpSources {
+  return {
+    ready: () => ({ ok: false, reason: why }),
+    status: () => ({ state: 'starting', waiting: why }),
+    cluster: () => ({ state: 'starting', waiting: why, nodes: [], apps: {}, groups: [], publications: [] }),
+    metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', text: '' }),
+    loadbalancer: async () => ({ unavailable: `this node is not serving yet: ${why}` }),
+  };
+}
+
+/** Sources that answer from whatever `current()` is at each request (the port opens before the node runs). */
+export function forwardingSources(current: () => HttpSources): HttpSources {
+  return {
+    ready: () => current().ready(),
+    status: () => current().status(),
+    cluster: () => current().cluster(),
+    metrics: () => current().metrics(),
+    loadbalancer: () => current().loadbalancer(),
+  };
+}
+
+/** A node's public address, or why no node may take a client. */
+export type LoadBalancerAnswer = { address: string } | { unavailable: string };
 
 export interface MetricsText {
   contentType: string;
@@ -21,8 +48,9 @@ export interface MetricsText {
 
 /**
  * `/healthz` (the process alone: never depends on Redis, so a Redis outage does not get healthy
- * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`, and the
- * dashboard: `/` (one page, no outside resources) drawing `/cluster.json`.
+ * nodes killed), `/readyz` (adds Redis and the pub/sub probe), `/status`, `/metrics`,
+ * `/loadbalancer` (Wowza's `redirect=HOST:PORT`, `?format=json` for JSON), and the dashboard:
+ * `/` (one page, no outside resources) drawing `/cluster.json`.
  */
 export async function startHttp(
   host: string,
@@ -31,7 +59,7 @@ export async function startHttp(
   log: Logger,
 ): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?');
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
@@ -72,6 +100,9 @@ export async function startHttp(
           })
           .end(DASHBOARD_HTML);
         return;
+      case '/loadbalancer':
+        void loadbalancer(sources, new URLSearchParams(query).get('format') === 'json', res, log);
+        return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
@@ -90,4 +121,25 @@ export async function startHttp(
 
 function sendJson(res: ServerResponse, value: unknown): void {
   res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Answers `/loadbalancer`; 503 with the reason when no node may take a client. */
+async function loadbalancer(sources: HttpSources, json: boolean, res: ServerResponse, log: Logger) {
+  let answer: LoadBalancerAnswer;
+  try {
+    answer = await sources.loadbalancer();
+  } catch (e) {
+    log.error({ err: e }, '/loadbalancer failed');
+    answer = { unavailable: 'the balancer failed; see the node log' };
+  }
+  const [status, text, fields] =
+    'address' in answer
+      ? [200, `redirect=${answer.address}`, { redirect: answer.address }]
+      : [503, `no node available: ${answer.unavailable}`, { error: answer.unavailable }];
+  res
+    .writeHead(status, {
+      'content-type': json ? 'application/json' : 'text/plain',
+      'cache-control': 'no-store',
+    })
+    .end(`${json ? JSON.stringify(fields) : text}\n`);
 }

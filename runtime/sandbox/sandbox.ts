@@ -3,6 +3,7 @@ import ivm from 'isolated-vm';
 import { errorText } from '../error-text.ts';
 import {
   type AsyncOp,
+  CHOSE_HERE,
   type ClientInfo,
   type DispatchKind,
   type DispatchResult,
@@ -12,6 +13,7 @@ import {
   type IsolateApi,
   type LogLevel,
   type SandboxLimit,
+  type Selection,
   type ServerInfo,
   type Settlement,
   type SyncOp,
@@ -19,8 +21,8 @@ import {
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
-export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, SandboxLimit, ServerInfo };
-export { eventName, handlerName };
+export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, SandboxLimit, Selection, ServerInfo };
+export { CHOSE_HERE, eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {
@@ -39,6 +41,8 @@ export interface SandboxServices {
   servers(): unknown[];
   kv(op: 'get' | 'set' | 'delete' | 'incr', args: unknown[]): Promise<unknown>;
   clientCall(clientId: string, name: string, args: unknown[]): Promise<unknown>;
+  /** `ctx.servers.select(request)`: where a new client goes (the request is unchecked). */
+  select(request: unknown): Promise<Selection>;
   clientClose(clientId: string, reason: string): void;
   /** Sends `server.<name>` to node `to` (fire and forget). */
   serverSend(to: string, name: string, args: unknown[]): void;
@@ -320,7 +324,9 @@ export class AppSandbox {
     const work =
       op === 'client.call'
         ? this.services.clientCall(String(args[0]), String(args[1]), (args[2] as unknown[]) ?? [])
-        : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
+        : op === 'servers.select'
+          ? this.services.select(args[0])
+          : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
     work.then(
       (value) => this.resume(opId, true, value),
       (e: unknown) => this.resume(opId, false, errorText(e)),

@@ -1,5 +1,6 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { balanceFigures } from './balance.bench.ts';
 import { type BenchContext, since } from './clients.ts';
 import { clusterFigures } from './cluster.bench.ts';
 import { echoRate } from './echo.bench.ts';
@@ -139,6 +140,13 @@ const STEPS: Step[] = [
     timeoutMs: 90_000,
     run: clusterFigures,
   },
+  {
+    section: 'i',
+    name: 'balancing: handshake redirect CPU, /loadbalancer requests/s',
+    unit: 'µs',
+    timeoutMs: 60_000,
+    run: balanceFigures,
+  },
   ...(process.env[TCLOAD_ENV]
     ? [
         {
@@ -245,6 +253,7 @@ async function main(): Promise<void> {
         'f: node side, TC event to answer; ratio = with the handler ÷ the echo handler (no sandbox) path.',
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
         'm: in the bench process; ratio vs n++ on a field, which is what the node does per packet (prom-client reads it at scrape).',
+        'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,

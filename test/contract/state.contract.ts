@@ -15,7 +15,54 @@ export function stateContract(name: string, make: MakeState): void {
   appsContract(name, make);
   secretsContract(name, make);
   pubSubContract(name, make);
+  seatsContract(name, make);
   kvContract(name, make);
+}
+
+function seatsContract(name: string, make: MakeState): void {
+  describe(`${name}: pending seats`, () => {
+    const state = useState(make);
+
+    it('counts live seats per node, and knows which client holds a seat where', async () => {
+      assert.deepEqual(await state().seats(['n1', 'n2']), {});
+      await state().addSeat('n1', 'aa01', 10_000);
+      await state().addSeat('n1', 'aa02', 10_000);
+      await state().addSeat('n2', 'aa03', 10_000);
+      await state().addSeat('n1', 'aa01', 10_000);
+      assert.deepEqual(await state().seats(['n1', 'n2', 'n3']), { n1: 2, n2: 1 });
+      assert.deepEqual(await state().seats(['n2']), { n2: 1 }, 'only the nodes asked about');
+      assert.equal(await state().hasSeat('n1', 'aa01'), true);
+      assert.equal(await state().hasSeat('n2', 'aa01'), false, 'a seat is at one node');
+      assert.equal(await state().hasSeat('n3', 'ffff'), false);
+    });
+
+    it('a seat lapses after its ttl, by the store clock', async () => {
+      await state().addSeat('n1', 'bb01', 150);
+      await state().addSeat('n1', 'bb02', 10_000);
+      await sleep(300);
+      assert.deepEqual(await state().seats(['n1']), { n1: 1 });
+      assert.equal(await state().hasSeat('n1', 'bb01'), false);
+      assert.equal(await state().hasSeat('n1', 'bb02'), true);
+    });
+
+    it("leaves out a node's seats that lapse by the time given for it", async () => {
+      await state().addSeat('n1', 'dd01', 10_000);
+      const now = await state().time();
+      await sleep(40);
+      await state().addSeat('n1', 'dd02', 10_000);
+      await state().addSeat('n2', 'dd03', 10_000);
+      const between = now + 10_000 + 20;
+      assert.deepEqual(await state().seats(['n1', 'n2'], { n1: between }), { n1: 1, n2: 1 });
+      assert.deepEqual(await state().seats(['n1', 'n2'], { n1: now + 60_000 }), { n2: 1 });
+    });
+
+    it('refuses a ttl that is not a positive whole number of ms', async () => {
+      await assert.rejects(
+        state().addSeat('n1', 'cc01', 0),
+        /state\.addSeat: ttlMs must be a positive whole number/,
+      );
+    });
+  });
 }
 
 function nodesContract(name: string, make: MakeState): void {

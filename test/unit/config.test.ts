@@ -48,6 +48,7 @@ describe('config loading', () => {
         },
         cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
+        balance: { strategy: 'none', maxClients: undefined },
         vars: {},
         file: undefined,
         warnings: [],
@@ -78,6 +79,7 @@ describe('config loading', () => {
         secret: 'correct-horse-battery-staple',
       },
       limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16 },
+      balance: { strategy: 'least-loaded', maxClients: 500 },
       vars: { GREETING: 'hello', EMPTY: '' },
       file: join(FULL, 'wrangler-like.toml'),
       warnings: [],
@@ -186,7 +188,7 @@ describe('config errors', () => {
     rejects(
       () => config('[limit]\ncpu_ms = 5'),
       '[limit]',
-      'config: unknown section [limit] (known: node, cluster, limits, vars)',
+      'config: unknown section [limit] (known: node, cluster, limits, balance, vars)',
     );
   });
 
@@ -236,6 +238,28 @@ describe('config errors', () => {
       'config: [limits] memory_mb must be an integer of at least 8, got 4',
     );
     assert.equal(config('[limits]\nmemory_mb = 8').limits.memoryMb, 8);
+  });
+
+  test('[balance] strategy must be one of the strategies, max_clients a positive integer', () => {
+    rejects(
+      () => config('[balance]\nstrategy = "random"'),
+      '[balance] strategy',
+      'config: [balance] strategy must be one of "round-robin", "least-loaded", "all-servers", "none", got "random"',
+    );
+    rejects(
+      () => config('[balance]\nmax_clients = 0'),
+      '[balance] max_clients',
+      'config: [balance] max_clients must be a positive integer, got 0',
+    );
+    rejects(
+      () => config('[balance]\nmax_client = 10'),
+      '[balance] max_client',
+      'config: unknown key [balance] max_client (known: strategy, max_clients)',
+    );
+    assert.deepEqual(config('[balance]\nstrategy = "round-robin"\nmax_clients = 100').balance, {
+      strategy: 'round-robin',
+      maxClients: 100,
+    });
   });
 
   test('name must be a valid app name', () => {

@@ -52,6 +52,12 @@ export function handlerName(kind: DispatchKind, name: string): string {
   return kind === 'rpc' || kind === 'server' ? `${kind}.${name}` : HANDLERS[kind].export;
 }
 
+/**
+ * What onHandshake's nothing becomes when a balancing helper in it chose this node: a decision
+ * to answer here, which `[balance] strategy` must not override (a NUL: never a host:port).
+ */
+export const CHOSE_HERE = '\u0000fnhost:chose-here';
+
 /** Why a result could not be copied out of the isolate (the structured clone refuses these). */
 export const UNSENDABLE_RESULT = 'the handler returned a value that cannot be sent (a function or a symbol)';
 
@@ -77,7 +83,13 @@ export type DispatchResult = { v: unknown } | { p: number } | { e: HandlerFailur
 export type Settlement = { v: unknown } | { e: HandlerFailure };
 
 /** Asynchronous operations the isolate asks of the node; answered through `resume`. */
-export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call';
+export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call' | 'servers.select';
+
+/**
+ * What `ctx.servers.select()` resolves to: accept here, send to these public addresses, or
+ * nowhere (every node paused, draining or full: the reason).
+ */
+export type Selection = { here: true } | { to: string[] } | { full: string };
 
 /** Synchronous queries the isolate makes of the node. */
 export type SyncOp = 'node' | 'servers' | 'client.close' | 'server.send' | 'server.broadcast';

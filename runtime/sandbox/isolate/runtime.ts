@@ -5,6 +5,7 @@
  */
 import {
   type AsyncOp,
+  CHOSE_HERE,
   type ClientInfo,
   type DispatchKind,
   type DispatchResult,
@@ -118,7 +119,19 @@ const servers = {
       .sort((a, b) => a.load.clients - b.load.clients)[0],
   broadcast: (name: string, ...args: unknown[]) =>
     host.sync('server.broadcast', [String(name), args]) as number,
+  select: (request: unknown) => op('servers.select', [request]),
 };
+
+/** `ctx.servers` for one onHandshake call: notes when a select() in it chose this node. */
+function handshakeServers(chose: { here: boolean }) {
+  return Object.assign(Object.create(servers) as typeof servers, {
+    select: (request: unknown) =>
+      servers.select(request).then((s) => {
+        if (s !== null && typeof s === 'object' && 'here' in s) chose.here = true;
+        return s;
+      }),
+  });
+}
 
 const clientsView = {
   get count() {
@@ -128,12 +141,12 @@ const clientsView = {
   all: () => [...clients.values()],
 };
 
-function makeCtx(event: string, clientId: string | undefined) {
+function makeCtx(event: string, clientId: string | undefined, chose?: { here: boolean }) {
   return Object.freeze({
     get node() {
       return host.sync('node', []);
     },
-    servers,
+    servers: chose ? handshakeServers(chose) : servers,
     clients: clientsView,
     env: host.env,
     log: makeLog(event, clientId),
@@ -184,7 +197,10 @@ const api: IsolateApi = {
     const fn = handlerFor(kind, name);
     if (kind === 'disconnect' && info) clients.delete(info.id);
     if (!fn) return { missing: true };
-    const ctx = makeCtx(eventName(kind, name), info?.id);
+    const chose = kind === 'handshake' ? { here: false } : undefined;
+    const ctx = makeCtx(eventName(kind, name), info?.id, chose);
+    // A helper that chose this node returns nothing, like a handler with no opinion: tell them apart.
+    const answer = (v: unknown) => (chose?.here && v == null ? CHOSE_HERE : v);
     let callArgs: unknown[];
     if (kind === 'handshake') callArgs = [args[0], ctx];
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
@@ -207,12 +223,12 @@ const api: IsolateApi = {
       const id = nextId++;
       pending.add(id);
       (result as Promise<unknown>).then(
-        (v) => settle(id, { v: kept ? v : undefined }),
+        (v) => settle(id, { v: kept ? answer(v) : undefined }),
         (e) => settle(id, { e: failure(e) }),
       );
       return { p: id };
     }
-    return { v: kept ? result : undefined };
+    return { v: kept ? answer(result) : undefined };
   },
   resume(opId, ok, value) {
     const w = waiting.get(opId);
