@@ -1,15 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ClusterNode } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
-import {
-  type AppSecrets,
-  type NodeEntry,
-  type NodeLoad,
-  type NodeState,
-  type State,
-  shortHash,
-} from '../cluster/state.ts';
+import { type AppSecrets, type NodeEntry, type NodeState, type State, shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import type { HttpSources } from '../http/server.ts';
@@ -17,6 +10,8 @@ import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
+import { Drain } from './drain.ts';
+import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 
 export interface RunningNode {
@@ -33,9 +28,17 @@ export interface RunningNode {
   setPaused(paused: boolean): Promise<void>;
   /**
    * Draining (true): `state: 'draining'`, out of balancing at once; false returns to serving.
-   * What a draining node does with handshakes and clients is the drain command's (issue 11).
+   * The record alone: `drain` also redirects handshakes and, at its deadline, the clients.
    */
   setDraining(draining: boolean): Promise<void>;
+  /**
+   * `fnhost drain`: draining now (setDraining), new handshakes redirected to other nodes, and
+   * in `deadlineMs` the clients still here redirected too, then `events.drained` (the node
+   * exits). `request` names the command, so a repeat of it changes nothing.
+   */
+  drain(deadlineMs: number, request?: string): Promise<void>;
+  /** `fnhost resume`: cancels a drain before its deadline and unpauses; serving again. */
+  resume(): Promise<void>;
   /** Leaves the cluster, closes sessions and apps, then the store; `step` hears where it is. */
   stop(step: (what: string) => void): Promise<void>;
 }
@@ -52,6 +55,8 @@ export async function startClusterNode(
   log: Logger,
   /** Where the HTTP port listens (`host:port`), for the node record; the caller serves it. */
   http: string | undefined,
+  /** `drained`: a drain reached its deadline and sent every client elsewhere (the caller exits). */
+  events: { drained?: () => void } = {},
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
@@ -61,7 +66,6 @@ export async function startClusterNode(
   /** app → the secrets revision its running version was loaded with (heartbeat, for convergence). */
   const secretRevisions: Record<string, number> = {};
   const loadErrors: Record<string, string> = {};
-  const load = new LoadMeter();
   let cluster: ClusterNode | undefined;
   const tap = new LogTap(state, () => self.id);
 
@@ -82,13 +86,32 @@ export async function startClusterNode(
       },
     },
   });
-  const rtmfp = new RtmfpNode({
+  const drain: Drain = new Drain({
+    log,
+    servers: () => cluster?.servers() ?? [],
+    selfId: () => self.id,
+    connections: () => rtmfp.openConnections(),
+    drained: () => events.drained?.(),
+  });
+  const hooks = apps.nodeHooks();
+  const rtmfp: RtmfpNode = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
     logger: log,
-    ...apps.nodeHooks(),
+    handler: hooks.handler,
+    handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
   });
   const bound = (await rtmfp.start()).map(formatAddress);
+  const load = new LoadMeter(() => {
+    const cpu = process.cpuUsage();
+    return {
+      packets: rtmfp.received + rtmfp.sent,
+      bytes: rtmfp.bytesReceived + rtmfp.bytesSent,
+      cpuMicros: cpu.user + cpu.system,
+    };
+  }, performance.now());
+  const sampler = setInterval(() => load.sample(performance.now()), LOAD_SAMPLE_MS);
+  sampler.unref();
   self.publicAddress ||= bound[0];
 
   cluster = new ClusterNode({
@@ -101,7 +124,7 @@ export async function startClusterNode(
       publicAddress: self.publicAddress,
       rtmfp: bound,
       http,
-      load: load.measure(rtmfp),
+      load: { clients: rtmfp.stats().connections, ...load.rates(performance.now()) },
       paused,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
       errors: loadErrors,
@@ -117,6 +140,7 @@ export async function startClusterNode(
           name,
           args,
         ),
+      control: (name, args) => void operatorCommand(name, args),
     },
   });
   self.id = cluster.id;
@@ -241,7 +265,7 @@ export async function startClusterNode(
     ],
   };
 
-  return {
+  const running: RunningNode = {
     cluster,
     apps,
     node: rtmfp,
@@ -256,8 +280,20 @@ export async function startClusterNode(
       nodeState = value ? 'draining' : 'serving';
       await cluster?.heartbeatNow();
     },
+    async drain(deadlineMs, request = randomUUID()) {
+      if (nodeState !== 'serving' && nodeState !== 'draining') return;
+      drain.start(deadlineMs, request);
+      await running.setDraining(true);
+    },
+    async resume() {
+      drain.cancel();
+      paused = false;
+      await running.setDraining(false);
+    },
     async stop(step) {
       nodeState = 'stopping';
+      drain.stop();
+      clearInterval(sampler);
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
       step('leaving the cluster and closing sessions');
@@ -276,6 +312,22 @@ export async function startClusterNode(
       await state.close();
     },
   };
+
+  /** `fnhost pause`, `resume`, `drain` (signed control messages from the CLI). */
+  async function operatorCommand(name: string, args: unknown[]): Promise<void> {
+    log.info({ command: name, args }, `operator command: ${name}`);
+    if (name === 'pause') await running.setPaused(true);
+    else if (name === 'resume') await running.resume();
+    else if (name === 'drain' && isDeadline(args[0]) && typeof args[1] === 'string')
+      await running.drain(args[0], args[1]);
+    else log.warn({ command: name, args }, 'ignored an operator command this node does not know');
+  }
+
+  return running;
+}
+
+function isDeadline(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 }
 
 function serverInfo(e: NodeEntry): ServerInfo {
@@ -283,34 +335,7 @@ function serverInfo(e: NodeEntry): ServerInfo {
 }
 
 /** The configured secret, else one the cluster shares through its store. */
-async function clusterSecret(config: FnhostConfig, state: State): Promise<Buffer> {
+export async function clusterSecret(config: FnhostConfig, state: State): Promise<Buffer> {
   const text = config.cluster.secret ?? (await state.clusterSecret());
   return createHash('sha256').update(text).digest();
-}
-
-/** Load for heartbeats, computed locally between two heartbeats (DESIGN.md). */
-class LoadMeter {
-  private at = performance.now();
-  private cpu = process.cpuUsage();
-  private packets = 0;
-  private bytes = 0;
-
-  measure(node: RtmfpNode): NodeLoad {
-    const now = performance.now();
-    const seconds = Math.max(0.001, (now - this.at) / 1000);
-    const cpu = process.cpuUsage(this.cpu);
-    const packets = node.received + node.sent;
-    const bytes = node.bytesReceived + node.bytesSent;
-    const load: NodeLoad = {
-      clients: node.stats().connections,
-      cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-      packetsPerSecond: (packets - this.packets) / seconds,
-      bytesPerSecond: (bytes - this.bytes) / seconds,
-    };
-    this.at = now;
-    this.cpu = process.cpuUsage();
-    this.packets = packets;
-    this.bytes = bytes;
-    return load;
-  }
 }

@@ -35,7 +35,19 @@ test('fnhost names a bad flag and exits with status 2', async () => {
   assert.match(run.err, /--rtmfp/);
 });
 
-const COMMANDS = ['dev', 'node', 'deploy', 'versions', 'rollback', 'status', 'secret', 'tail'];
+const COMMANDS = [
+  'dev',
+  'node',
+  'deploy',
+  'versions',
+  'rollback',
+  'status',
+  'pause',
+  'resume',
+  'drain',
+  'secret',
+  'tail',
+];
 
 test('every subcommand prints its usage for --help (and -h), on stdout with status 0', async () => {
   // -h takes the same path for every command: two of them show it.
