@@ -3,23 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ClusterNode, sealMessage } from '../../runtime/cluster/cluster.ts';
 import { MemoryState } from '../../runtime/cluster/memory-state.ts';
-import type { NodeRecord } from '../../runtime/cluster/state.ts';
+import { idleNodeRecord } from '../support/node-records.ts';
 
 const SECRET = Buffer.alloc(32, 7);
-
-function describeNode(): Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'> {
-  return {
-    state: 'serving',
-    publicAddress: '127.0.0.1:1935',
-    rtmfp: [],
-    http: undefined,
-    load: { clients: 0, cpu: 0, packetsPerSecond: 0, bytesPerSecond: 0 },
-    paused: false,
-    versions: {},
-    errors: {},
-    secretRevisions: {},
-  };
-}
 
 describe('node-to-node messages', () => {
   const state = new MemoryState();
@@ -31,7 +17,7 @@ describe('node-to-node messages', () => {
       logger: pino({ level: 'silent' }),
       secret,
       heartbeatMs: 60_000,
-      describe: describeNode,
+      describe: idleNodeRecord,
       id,
       hooks: {
         joined() {},

@@ -5,24 +5,10 @@ import type { NodeEntry } from '../../runtime/cluster/state.ts';
 import { Drain } from '../../runtime/host/drain.ts';
 import type { AmfObject } from '../../runtime/rtmfp/amf-value.ts';
 import type { TCServerConnection } from '../../runtime/rtmfp/tc-server.ts';
+import { nodeEntry } from '../support/node-records.ts';
 
 function server(id: string, publicAddress: string, o: Partial<NodeEntry> = {}): NodeEntry {
-  return {
-    id,
-    epoch: 'e',
-    state: 'serving',
-    publicAddress,
-    rtmfp: [publicAddress],
-    http: undefined,
-    load: { clients: 0, cpu: 0, packetsPerSecond: 0, bytesPerSecond: 0 },
-    paused: false,
-    versions: {},
-    errors: {},
-    secretRevisions: {},
-    startedAt: 0,
-    heartbeatAt: 0,
-    ...o,
-  };
+  return nodeEntry(id, { publicAddress, rtmfp: [publicAddress], ...o });
 }
 
 /** A connected client as the drain sees it: what it was closed with is kept. */
