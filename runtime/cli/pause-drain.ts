@@ -7,10 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { sealMessage } from '../cluster/cluster.ts';
+import { messageSecret, sealMessage } from '../cluster/cluster.ts';
 import type { NodeEntry, State } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
-import { clusterSecret } from '../host/cluster-node.ts';
 import { CLUSTER_HELP, formatSeconds, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, printResult, usageError } from './command.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout } from './converge.ts';
@@ -133,7 +132,7 @@ async function untilConfirmed(
   args: unknown[],
   timeoutMs: number,
 ): Promise<NodeEntry> {
-  const secret = await clusterSecret(config, state);
+  const secret = await messageSecret(state, config.cluster.secret);
   const epoch = randomUUID();
   const send = () =>
     state.publish(

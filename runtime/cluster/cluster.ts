@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorText } from '../error-text.ts';
 import type { NodeEntry, NodeRecord, State } from './state.ts';
@@ -36,6 +36,16 @@ export interface ClusterHooks {
   message(from: NodeEntry | undefined, fromId: string, app: string, name: string, args: unknown[]): void;
   /** An operator's command (`pause`, `resume`, `drain`) arrived, authenticated. */
   control?(name: string, args: unknown[]): void;
+}
+
+/**
+ * The key that signs node-to-node messages: from `[cluster] secret`, else from the random
+ * secret the cluster shares through its store (State.clusterSecret).
+ */
+export async function messageSecret(state: State, configured: string | undefined): Promise<Buffer> {
+  return createHash('sha256')
+    .update(configured ?? (await state.clusterSecret()))
+    .digest();
 }
 
 /** What a sender fills in; `sealMessage` adds the rest. */

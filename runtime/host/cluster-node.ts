@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ClusterNode } from '../cluster/cluster.ts';
+import { ClusterNode, messageSecret } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
 import { type AppSecrets, type NodeEntry, type NodeState, type State, shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
@@ -117,7 +117,7 @@ export async function startClusterNode(
   cluster = new ClusterNode({
     state,
     logger: log,
-    secret: await clusterSecret(config, state),
+    secret: await messageSecret(state, config.cluster.secret),
     heartbeatMs: config.cluster.heartbeatMs,
     describe: () => ({
       state: nodeState,
@@ -332,10 +332,4 @@ function isDeadline(v: unknown): v is number {
 
 function serverInfo(e: NodeEntry): ServerInfo {
   return { id: e.id, publicAddress: e.publicAddress, load: { clients: e.load.clients }, paused: e.paused };
-}
-
-/** The configured secret, else one the cluster shares through its store. */
-export async function clusterSecret(config: FnhostConfig, state: State): Promise<Buffer> {
-  const text = config.cluster.secret ?? (await state.clusterSecret());
-  return createHash('sha256').update(text).digest();
 }
