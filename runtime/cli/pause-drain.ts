@@ -61,6 +61,9 @@ ${TIMEOUT_FLAG}`,
   run: (argv) => command(argv, 'drain'),
 };
 
+/** How the confirmation names the node's new state. */
+const CONFIRMED_AS: Record<Action, string> = { pause: 'paused', resume: 'serving', drain: 'draining' };
+
 /** What the node's record shows once the command took effect. */
 const CONFIRMED: Record<Action, (n: NodeEntry) => boolean> = {
   pause: (n) => n.paused,
@@ -82,28 +85,33 @@ async function command(argv: string[], action: Action): Promise<number> {
     if (target.state === 'stopping') throw new CommandError(`node ${target.id} is stopping`);
     const request = randomUUID();
     const args = deadlineMs === undefined ? [] : [deadlineMs, request];
+    const sentAt = performance.now();
     const node = await untilConfirmed(state, config, target.id, action, args, timeoutMs);
+    const seconds = (performance.now() - sentAt) / 1000;
     const record: Record<string, unknown> = {
       node: node.id,
       state: node.state,
       paused: node.paused,
       clients: node.load.clients,
+      seconds: Math.round(seconds * 1000) / 1000,
     };
     if (deadlineMs !== undefined) record.deadline = new Date(Date.now() + deadlineMs).toISOString();
-    printResult(flags.json, confirmation(action, node, deadlineMs), record);
+    printResult(flags.json, confirmation(action, node, seconds, deadlineMs), record);
     return 0;
   });
 }
 
 const STRING = { type: 'string' } as const;
 
-function confirmation(action: Action, node: NodeEntry, deadlineMs: number | undefined): string {
+/** What the node now does, as the operator reads it: `node ID paused in 0.02 s: …`. */
+function confirmation(action: Action, node: NodeEntry, seconds: number, deadlineMs = 0): string {
   const clients = `${node.load.clients} client${node.load.clients === 1 ? '' : 's'}`;
+  const done = `node ${node.id} ${CONFIRMED_AS[action]} in ${seconds.toFixed(2)} s`;
   if (action === 'pause')
-    return `node ${node.id} paused: balancing sends it no new clients; its ${clients} stay (fnhost resume ${node.id} undoes it)`;
-  if (action === 'resume') return `node ${node.id} serving, balanced again (${clients})`;
-  const at = new Date(Date.now() + (deadlineMs ?? 0)).toLocaleTimeString();
-  return `node ${node.id} draining: new handshakes go to other nodes; clients still connected at ${at} (in ${formatDuration(deadlineMs ?? 0)}; ${clients} now) are redirected, then it exits (fnhost resume ${node.id} cancels)`;
+    return `${done}: balancing sends it no new clients; its ${clients} stay (fnhost resume ${node.id} undoes it)`;
+  if (action === 'resume') return `${done}: balanced again (${clients})`;
+  const at = new Date(Date.now() + deadlineMs).toLocaleTimeString();
+  return `${done}: new handshakes go to other nodes; clients still connected at ${at} (in ${formatDuration(deadlineMs)}; ${clients} now) are redirected, then it exits (fnhost resume ${node.id} cancels)`;
 }
 
 /** The live node `prefix` names: its whole id, or the start of exactly one id. */

@@ -75,7 +75,7 @@ describe('pause, resume and drain on a 2-node cluster', () => {
 
     const resumed = await run(['resume', a.id]);
     assert.equal(resumed.code, 0, resumed.err);
-    assert.match(resumed.out, new RegExp(`^node ${a.id} serving, balanced again`));
+    assert.match(resumed.out, new RegExp(`^node ${a.id} serving in \\d+\\.\\d\\d s: balanced again`));
     assert.equal((await record(a.id))?.paused, false);
   });
 
@@ -85,7 +85,10 @@ describe('pause, resume and drain on a 2-node cluster', () => {
     const drainedAt = Date.now();
     const drained = await run(['drain', b.id, '--deadline', `${deadlineMs / 1000}s`]);
     assert.equal(drained.code, 0, drained.err);
-    assert.match(drained.out, new RegExp(`^node ${b.id} draining: new handshakes go to other nodes`));
+    assert.match(
+      drained.out,
+      new RegExp(`^node ${b.id} draining in \\d+\\.\\d\\d s: new handshakes go to other nodes`),
+    );
     assert.equal((await record(b.id))?.state, 'draining');
     const resumed = await run(['resume', b.id]);
     assert.equal(resumed.code, 0, resumed.err);
