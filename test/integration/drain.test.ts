@@ -13,10 +13,25 @@ import { cli, type NodeProcess, spawnCli, startNodeProcess } from '../support/pr
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const HEARTBEAT_MS = 200;
+/** What the drain test waits for at most: a client not redirected must fail it, not hang it. */
+const WAIT_MS = 20_000;
+
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS).unref();
+    }),
+  ]);
+}
 
 const APP = `
-import { defineApp } from 'fnhost/sdk';
+import { defineApp, redirect } from 'fnhost/sdk';
 export default defineApp({
+  onConnection(client, _args, ctx) {
+    const go = client.properties.go;
+    if (go && go !== ctx.node.publicAddress) throw redirect(String(go));
+  },
   rpc: {
     node(_c, _a, ctx) { return ctx.node.id; },
   },
@@ -130,6 +145,13 @@ describe('pause, resume and drain on a 2-node cluster', () => {
     }
   });
 
+  test('with followRedirects, a connect refused with a redirect (ex.code 302) is made again where it says', async () => {
+    const nc = await NetConnection.open(`rtmfp://${a.rtmfp}/app?go=${b.rtmfp}`, { followRedirects: true });
+    clients.push(nc);
+    assert.equal(await nc.call('node'), b.id);
+    assert.equal(nc.url, `rtmfp://${b.rtmfp}/app?go=${b.rtmfp}`);
+  });
+
   test('drain: new handshakes go to the other node; at the deadline every client left is redirected there, none is lost, and the node exits', async () => {
     for (const nc of clients.splice(0)) await nc.close();
     const connected = await Promise.all(Array.from({ length: 10 }, () => open(a)));
@@ -153,13 +175,13 @@ describe('pause, resume and drain on a 2-node cluster', () => {
     const finished = connected.slice(0, 3);
     for (const nc of finished) await nc.close();
     const staying = connected.slice(3);
-    const moved = await Promise.all(reconnected.slice(3));
+    const moved = await within(Promise.all(reconnected.slice(3)), 'every remaining client redirected');
     clients.push(...moved);
     for (const nc of moved) assert.equal(await nc.call('node'), b.id);
     assert.equal(finished.length + moved.length, connected.length, 'zero sessions lost');
     assert.ok(staying.every((nc) => !nc.connected));
 
-    const [code] = await exited;
+    const [code] = await within(exited, 'the drained node exiting');
     assert.equal(code, 0, a.errors());
     assert.equal(await record(a.id), undefined, 'it left the cluster');
   });
