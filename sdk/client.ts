@@ -47,7 +47,9 @@ export interface ClientOptions {
    * Follow the FMS/Wowza redirect convention (`info.ex.code` 302, `info.ex.redirect`, as a
    * draining fnhost node sends): a connect refused with it is tried again there (up to 5
    * times), and when the server closes the connection with it, the connection emits
-   * `redirect` with a new NetConnection to there (or `redirectFailed` with the error).
+   * `redirect` with a new NetConnection to there (or `redirectFailed` with the error). The
+   * new connection picks its own UDP port and session ID (`localPort`, `sessionId` are not
+   * carried over: the old socket may still be closing).
    */
   followRedirects?: boolean;
 }
@@ -122,6 +124,7 @@ export class NetConnection extends EventEmitter {
         const next = e instanceof StatusError && options.followRedirects ? redirectOf(e.info) : undefined;
         if (!next || hops >= MAX_REDIRECTS) throw e;
         url = next;
+        options = redirected(options);
       }
     }
   }
@@ -380,7 +383,7 @@ export class NetConnection extends EventEmitter {
     this.emit('close', info);
     const redirect = this.options.followRedirects ? redirectOf(info) : undefined;
     if (redirect) {
-      NetConnection.open(redirect, this.options).then(
+      NetConnection.open(redirect, redirected(this.options)).then(
         (next) => this.emit('redirect', next),
         (e: unknown) => this.emit('redirectFailed', e),
       );
@@ -431,6 +434,12 @@ function closedInfo(description: string): AmfObject {
 
 function failedInfo(description: string): AmfObject {
   return { level: 'error', code: 'NetConnection.Connect.Failed', description };
+}
+
+/** The options of a connection made again elsewhere: everything but the old one's port and session ID. */
+function redirected(options: ClientOptions): ClientOptions {
+  const { localPort: _port, sessionId: _id, ...rest } = options;
+  return rest;
 }
 
 /** The URL of a redirect info object (`ex.code` 302, `ex.redirect`), if it is one. */
