@@ -24,6 +24,8 @@ const STARTUP_RETRY_MS = 500;
 const STARTUP_RETRY_GROWTH_MS = 500;
 /** How long a graceful close waits for the server's Close Ack. */
 const CLOSE_WAIT_MS = 2_000;
+/** Redirects (`ex.code` 302) a connect follows at most, so two servers cannot bounce it forever. */
+const MAX_REDIRECTS = 5;
 
 export interface ClientOptions {
   /** Arguments after the command object of `connect`. */
@@ -41,6 +43,15 @@ export interface ClientOptions {
   localPort?: number;
   /** Our session ID, 1 … 2^32−1 (default: random; rtmfp-cpp clients start from 1 again). */
   sessionId?: number;
+  /**
+   * Follow the FMS/Wowza redirect convention (`info.ex.code` 302, `info.ex.redirect`, as a
+   * draining fnhost node sends): a connect refused with it is tried again there (up to 5
+   * times), and when the server closes the connection with it, the connection emits
+   * `redirect` with a new NetConnection to there (or `redirectFailed` with the error). The
+   * new connection picks its own UDP port and session ID (`localPort`, `sessionId` are not
+   * carried over: the old socket may still be closing).
+   */
+  followRedirects?: boolean;
 }
 
 /** A status the server answered with: `code`, `description` and the whole info object. */
@@ -65,7 +76,8 @@ export type CallHandler = (...args: AmfValue[]) => AmfValue | Promise<AmfValue>;
 
 /**
  * A NetConnection to an fnhost node (or any RFC 7425 server) over RTMFP.
- * Events: `close` (info object), `status` (onStatus info).
+ * Events: `close` (info object), `status` (onStatus info); with `followRedirects`, `redirect`
+ * (the new NetConnection) and `redirectFailed` (the error).
  */
 export class NetConnection extends EventEmitter {
   /** The connect `_result` info object. */
@@ -90,16 +102,34 @@ export class NetConnection extends EventEmitter {
   /** Datagrams handed to the socket and not yet sent. */
   private sending = 0;
   private closeInfo: AmfValue = null;
+  private readonly options: ClientOptions;
 
-  private constructor(url: string, socket: dgram.Socket, peerId: string) {
+  private constructor(url: string, socket: dgram.Socket, peerId: string, options: ClientOptions) {
     super();
     this.url = url;
     this.socket = socket;
     this.peerId = peerId;
+    this.options = options;
   }
 
-  /** Opens a session to `url` (`rtmfp://host[:port]/app…`) and sends `connect`. */
+  /**
+   * Opens a session to `url` (`rtmfp://host[:port]/app…`) and sends `connect`; with
+   * `followRedirects`, a connect refused with a redirect is tried again where it says.
+   */
   static async open(url: string, options: ClientOptions = {}): Promise<NetConnection> {
+    for (let hops = 0; ; hops++) {
+      try {
+        return await NetConnection.openOnce(url, options);
+      } catch (e) {
+        const next = e instanceof StatusError && options.followRedirects ? redirectOf(e.info) : undefined;
+        if (!next || hops >= MAX_REDIRECTS) throw e;
+        url = next;
+        options = redirected(options);
+      }
+    }
+  }
+
+  private static async openOnce(url: string, options: ClientOptions): Promise<NetConnection> {
     const target = await resolve(url);
     const socket = dgram.createSocket(isIPv6(target.address) ? 'udp6' : 'udp4');
     await new Promise<void>((resolveBind, rejectBind) => {
@@ -115,7 +145,7 @@ export class NetConnection extends EventEmitter {
       policy: options.policy,
       localId: options.sessionId,
     });
-    const nc = new NetConnection(url, socket, initiator.peerId);
+    const nc = new NetConnection(url, socket, initiator.peerId, options);
     try {
       await nc.handshake(initiator, target, options);
     } catch (e) {
@@ -351,6 +381,13 @@ export class NetConnection extends EventEmitter {
     this.tc?.failPending(info);
     if (this.session?.state !== 'closing') this.teardown();
     this.emit('close', info);
+    const redirect = this.options.followRedirects ? redirectOf(info) : undefined;
+    if (redirect) {
+      NetConnection.open(redirect, redirected(this.options)).then(
+        (next) => this.emit('redirect', next),
+        (e: unknown) => this.emit('redirectFailed', e),
+      );
+    }
   }
 
   private send(datagram: Buffer, to: Address): void {
@@ -397,6 +434,19 @@ function closedInfo(description: string): AmfObject {
 
 function failedInfo(description: string): AmfObject {
   return { level: 'error', code: 'NetConnection.Connect.Failed', description };
+}
+
+/** The options of a connection made again elsewhere: everything but the old one's port and session ID. */
+function redirected(options: ClientOptions): ClientOptions {
+  const { localPort: _port, sessionId: _id, ...rest } = options;
+  return rest;
+}
+
+/** The URL of a redirect info object (`ex.code` 302, `ex.redirect`), if it is one. */
+function redirectOf(info: AmfValue): string | undefined {
+  const ex = isRecord(info) ? info.ex : undefined;
+  if (!isRecord(ex) || ex.code !== 302 || typeof ex.redirect !== 'string') return undefined;
+  return /^rtmfp:\/\//i.test(ex.redirect) ? ex.redirect : undefined;
 }
 
 function isRecord(v: AmfValue): v is AmfObject {

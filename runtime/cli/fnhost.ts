@@ -6,6 +6,7 @@ import { deploy } from './deploy.ts';
 import { dev } from './dev.ts';
 import { init } from './init.ts';
 import { node } from './node.ts';
+import { drain, pause, resume } from './pause-drain.ts';
 import { rollback } from './rollback.ts';
 import { secret } from './secret.ts';
 import { status } from './status.ts';
@@ -13,7 +14,20 @@ import { tail } from './tail.ts';
 import { versions } from './versions.ts';
 
 /** Every subcommand, in the order `fnhost --help` lists them. */
-const COMMANDS: Command[] = [init, dev, node, deploy, versions, rollback, status, secret, tail];
+const COMMANDS: Command[] = [
+  init,
+  dev,
+  node,
+  deploy,
+  versions,
+  rollback,
+  status,
+  pause,
+  resume,
+  drain,
+  secret,
+  tail,
+];
 
 /** The overall usage: each command's forms and what it does, then what they share. */
 function usage(): string {

@@ -58,7 +58,7 @@ async function runNode(argv: string[]): Promise<undefined> {
   if (http) printResult(values.json, `http listening on http://${http.address}`, { http: http.address });
   let running: RunningNode | undefined;
   const giveUp = new AbortController();
-  exitOnSignals({
+  const exit = exitOnSignals({
     log,
     shutdownMs: config.node.shutdownMs,
     stop: async (step) => {
@@ -80,7 +80,9 @@ async function runNode(argv: string[]): Promise<undefined> {
     throw e;
   }
   sources = waitingSources('loading the deployed apps');
-  running = await startClusterNode(config, state, log, http?.address);
+  running = await startClusterNode(config, state, log, http?.address, {
+    drained: () => exit('drained'),
+  });
   sources = running.sources;
   const { id } = running.cluster;
   const cluster = config.cluster.name;

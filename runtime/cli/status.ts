@@ -3,64 +3,104 @@
  * load, which version of each app they run (and which failed to load), and how fresh their
  * last heartbeat is, by the store's clock.
  */
-import { type NodeEntry, shortHash } from '../cluster/state.ts';
-import { CLUSTER_HELP, formatAge, indentRest, parseClusterArgs, table, withCluster } from './cluster.ts';
+import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
+import {
+  CLUSTER_HELP,
+  formatAge,
+  formatBytes,
+  indentRest,
+  parseClusterArgs,
+  table,
+  withCluster,
+} from './cluster.ts';
 import { type Command, usageError } from './command.ts';
 
 export const status: Command = {
   name: 'status',
-  synopsis: ['status [cluster options]'],
+  synopsis: ['status [--watch] [cluster options]'],
   about: 'The live nodes: addresses, state, load, app versions, last heartbeat.',
+  flags: `  --watch   refresh every second until Ctrl-C (in place; with --json, one line per refresh)`,
   shared: CLUSTER_HELP,
   run: showStatus,
 };
 
+/** How often `--watch` reads the nodes again. */
+const WATCH_MS = 1_000;
+/** Cursor home and clear screen: a terminal redraws the table in place. */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
 async function showStatus(argv: string[]): Promise<number> {
-  const { values, positionals, load } = parseClusterArgs(argv, {});
+  const { values, positionals, load } = parseClusterArgs(argv, { watch: { type: 'boolean' } });
   if (positionals.length > 0) throw usageError(`status takes no arguments, got ${positionals.join(' ')}`);
   const config = load();
   return withCluster(config, 'status', async (state) => {
-    const [nodes, time] = await Promise.all([state.nodes(), state.time()]);
-    nodes.sort((a, b) => a.id.localeCompare(b.id));
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify({ time, nodes })}\n`);
+    if (!values.watch) {
+      process.stdout.write(await snapshot(state, config.cluster.name, values.json));
       return 0;
     }
-    if (nodes.length === 0) {
-      process.stdout.write(`no live nodes in cluster "${config.cluster.name}"\n`);
-      return 0;
+    // Ctrl-C ends the watch: the store is closed by withCluster, the exit code is 0.
+    const stopped = new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    const inPlace = !values.json && process.stdout.isTTY;
+    for (;;) {
+      const text = await snapshot(state, config.cluster.name, values.json);
+      process.stdout.write(inPlace ? `${CLEAR_SCREEN}${text}` : values.json ? text : `${text}\n`);
+      const next = new Promise((r) => setTimeout(r, WATCH_MS, 'tick'));
+      if ((await Promise.race([next, stopped])) !== 'tick') return 0;
     }
-    process.stdout.write(
-      table(
-        ['ID', 'PUBLIC', 'RTMFP', 'HTTP', 'STATE', 'CLIENTS', 'CPU', 'PKT/S', 'APPS', 'PAUSED', 'HEARTBEAT'],
-        nodes.map((n) => [
-          n.id,
-          n.publicAddress,
-          n.rtmfp.join(','),
-          n.http ?? '-',
-          n.state,
-          String(n.load.clients),
-          `${Math.round(n.load.cpu * 100)}%`,
-          String(Math.round(n.load.packetsPerSecond)),
-          appVersions(n),
-          n.paused ? 'yes' : 'no',
-          formatAge(time - n.heartbeatAt),
-        ]),
-        [5, 6, 7],
-      ),
-    );
-    const errors = nodes.flatMap((n) =>
-      Object.entries(n.errors).map(([app, error]) => ({ id: n.id, app, error })),
-    );
-    if (errors.length > 0) {
-      process.stdout.write('\napps that failed to load (the node keeps its previous version):\n');
-      for (const e of errors) {
-        const label = `  ${e.id} ${e.app}: `;
-        process.stdout.write(`${label}${indentRest(e.error, ' '.repeat(label.length))}\n`);
-      }
-    }
-    return 0;
   });
+}
+
+/** The nodes as of now: a table for people, or one JSON line. */
+async function snapshot(state: State, cluster: string, json: boolean | undefined): Promise<string> {
+  const [nodes, time] = await Promise.all([state.nodes(), state.time()]);
+  nodes.sort((a, b) => a.id.localeCompare(b.id));
+  if (json) return `${JSON.stringify({ time, nodes })}\n`;
+  if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n`;
+  let text = table(
+    [
+      'ID',
+      'PUBLIC',
+      'RTMFP',
+      'HTTP',
+      'STATE',
+      'CLIENTS',
+      'CPU',
+      'PKT/S',
+      'BYTES/S',
+      'APPS',
+      'PAUSED',
+      'HEARTBEAT',
+    ],
+    nodes.map((n) => [
+      n.id,
+      n.publicAddress,
+      n.rtmfp.join(','),
+      n.http ?? '-',
+      n.state,
+      String(n.load.clients),
+      `${Math.round(n.load.cpu * 100)}%`,
+      String(Math.round(n.load.packetsPerSecond)),
+      `${formatBytes(Math.round(n.load.bytesPerSecond))}/s`,
+      appVersions(n),
+      n.paused ? 'yes' : 'no',
+      formatAge(time - n.heartbeatAt),
+    ]),
+    [5, 6, 7, 8],
+  );
+  const errors = nodes.flatMap((n) =>
+    Object.entries(n.errors).map(([app, error]) => ({ id: n.id, app, error })),
+  );
+  if (errors.length > 0) {
+    text += '\napps that failed to load (the node keeps its previous version):\n';
+    for (const e of errors) {
+      const label = `  ${e.id} ${e.app}: `;
+      text += `${label}${indentRest(e.error, ' '.repeat(label.length))}\n`;
+    }
+  }
+  return text;
 }
 
 /** `chat@4b2a1c14c02e`, with `!` when the node failed to load the app's active version. */

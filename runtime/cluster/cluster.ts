@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorText } from '../error-text.ts';
 import type { NodeEntry, NodeRecord, State } from './state.ts';
@@ -8,10 +8,14 @@ const MESSAGE_WINDOW_MS = 60_000;
 /** Pub/sub self-probe period; two missed probes → resubscribe and report not ready. */
 const PROBE_MS = 2_000;
 
-/** A message between nodes, as published on `rpc:<nodeId>` (JSON), authenticated by `mac`. */
+/**
+ * A message between nodes, as published on `rpc:<nodeId>` (JSON), authenticated by `mac`:
+ * `call` is an app's `server.send`, `probe` the pub/sub self-probe, `control` an operator's
+ * command to the node (`fnhost pause`, `resume`, `drain`), sent by the CLI.
+ */
 interface Envelope {
   v: 1;
-  kind: 'call' | 'probe';
+  kind: 'call' | 'probe' | 'control';
   from: string;
   epoch: string;
   to: string;
@@ -30,6 +34,33 @@ export interface ClusterHooks {
   left(server: NodeEntry): void;
   /** Another node's `server.send(name, …)` for `app` arrived, authenticated. */
   message(from: NodeEntry | undefined, fromId: string, app: string, name: string, args: unknown[]): void;
+  /** An operator's command (`pause`, `resume`, `drain`) arrived, authenticated. */
+  control?(name: string, args: unknown[]): void;
+}
+
+/**
+ * The key that signs node-to-node messages: from `[cluster] secret`, else from the random
+ * secret the cluster shares through its store (State.clusterSecret).
+ */
+export async function messageSecret(state: State, configured: string | undefined): Promise<Buffer> {
+  return createHash('sha256')
+    .update(configured ?? (await state.clusterSecret()))
+    .digest();
+}
+
+/** What a sender fills in; `sealMessage` adds the rest. */
+export type MessageFields = Pick<Envelope, 'kind' | 'from' | 'epoch' | 'to' | 'app' | 'name' | 'args'>;
+
+/** A node-to-node (or CLI-to-node) message, signed with the cluster's secret, as JSON. */
+export function sealMessage(secret: Buffer, m: MessageFields): string {
+  const envelope: Envelope = { v: 1, ...m, ts: Date.now(), nonce: randomBytes(12).toString('hex') };
+  envelope.mac = messageMac(secret, envelope);
+  return JSON.stringify(envelope);
+}
+
+function messageMac(secret: Buffer, e: Envelope): string {
+  const { mac: _omit, ...signed } = e;
+  return createHmac('sha256', secret).update(JSON.stringify(signed)).digest('hex');
 }
 
 export interface ClusterOptions {
@@ -179,21 +210,7 @@ export class ClusterNode {
   }
 
   private seal(m: Pick<Envelope, 'kind' | 'to' | 'app' | 'name' | 'args'>): string {
-    const envelope: Envelope = {
-      v: 1,
-      ...m,
-      from: this.id,
-      epoch: this.epoch,
-      ts: Date.now(),
-      nonce: randomBytes(12).toString('hex'),
-    };
-    envelope.mac = this.mac(envelope);
-    return JSON.stringify(envelope);
-  }
-
-  private mac(e: Envelope): string {
-    const { mac: _omit, ...signed } = e;
-    return createHmac('sha256', this.o.secret).update(JSON.stringify(signed)).digest('hex');
+    return sealMessage(this.o.secret, { ...m, from: this.id, epoch: this.epoch });
   }
 
   private onMessage(raw: string): void {
@@ -205,7 +222,7 @@ export class ClusterNode {
       return;
     }
     const mac = Buffer.from(typeof e.mac === 'string' ? e.mac : '', 'hex');
-    const expected = Buffer.from(this.mac(e), 'hex');
+    const expected = Buffer.from(messageMac(this.o.secret, e), 'hex');
     if (mac.length !== expected.length || !timingSafeEqual(mac, expected) || e.to !== this.id) {
       this.dropped.forged++;
       this.log.warn({ from: e.from }, 'dropped a node message with a bad signature');
@@ -225,6 +242,10 @@ export class ClusterNode {
         this.lastProbeAt = Date.now();
         this.probesMissed = 0;
       }
+      return;
+    }
+    if (e.kind === 'control') {
+      this.o.hooks.control?.(e.name, Array.isArray(e.args) ? e.args : []);
       return;
     }
     this.o.hooks.message(this.live.get(e.from), e.from, e.app, e.name, Array.isArray(e.args) ? e.args : []);

@@ -4,7 +4,12 @@ import type { ConfigStrategy } from '../cluster/selection.ts';
 import { shortHash } from '../cluster/state.ts';
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
-import type { ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
+import {
+  type ConnectRequest,
+  redirectInfo,
+  type TCServerConnection,
+  type TCServerHandler,
+} from '../rtmfp/tc-server.ts';
 import {
   AppSandbox,
   CHOSE_HERE,
@@ -370,13 +375,7 @@ export class AppHost implements TCServerHandler {
       return;
     }
     if (f.kind === 'redirect' && f.addresses?.length) {
-      const target = f.addresses[0];
-      // The same URL (app, path, query) on the new host, unless the app gave a whole URL.
-      const url = /^rtmfp:\/\//i.test(target)
-        ? target
-        : tcUrl.replace(/^[a-z]+:\/\/[^/?#]*/i, `rtmfp://${target}`);
-      // FMS/Wowza convention that players follow: info.ex.code 302, info.ex.redirect = new URL.
-      conn.reject(f.message, { ex: { code: 302, redirect: url } });
+      conn.reject(f.message, redirectInfo(tcUrl, f.addresses[0]));
       return;
     }
     conn.reject(`onConnection failed: ${f.message}`);

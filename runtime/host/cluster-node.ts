@@ -1,15 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ClusterNode } from '../cluster/cluster.ts';
+import { ClusterNode, messageSecret } from '../cluster/cluster.ts';
 import { LogTap } from '../cluster/log-tap.ts';
-import {
-  type AppSecrets,
-  type NodeEntry,
-  type NodeLoad,
-  type NodeState,
-  type State,
-  shortHash,
-} from '../cluster/state.ts';
+import { type AppSecrets, type NodeEntry, type NodeState, type State, shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import type { HttpSources } from '../http/server.ts';
@@ -19,6 +12,8 @@ import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
 import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
 import { clusterView } from './cluster-view.ts';
+import { Drain } from './drain.ts';
+import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
 
@@ -38,9 +33,17 @@ export interface RunningNode {
   setPaused(paused: boolean): Promise<void>;
   /**
    * Draining (true): `state: 'draining'`, out of balancing at once; false returns to serving.
-   * What a draining node does with handshakes and clients is the drain command's (issue 11).
+   * The record alone: `drain` also redirects handshakes and, at its deadline, the clients.
    */
   setDraining(draining: boolean): Promise<void>;
+  /**
+   * `fnhost drain`: draining now (setDraining), new handshakes redirected to other nodes, and
+   * in `deadlineMs` the clients still here redirected too, then `events.drained` (the node
+   * exits). `request` names the command, so a repeat of it changes nothing.
+   */
+  drain(deadlineMs: number, request?: string): Promise<void>;
+  /** `fnhost resume`: cancels a drain before its deadline and unpauses; serving again. */
+  resume(): Promise<void>;
   /** Leaves the cluster, closes sessions and apps, then the store; `step` hears where it is. */
   stop(step: (what: string) => void): Promise<void>;
 }
@@ -57,6 +60,8 @@ export async function startClusterNode(
   log: Logger,
   /** Where the HTTP port listens (`host:port`), for the node record; the caller serves it. */
   http: string | undefined,
+  /** `drained`: a drain reached its deadline and sent every client elsewhere (the caller exits). */
+  events: { drained?: () => void } = {},
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
@@ -66,16 +71,14 @@ export async function startClusterNode(
   /** app → the secrets revision its running version was loaded with (heartbeat, for convergence). */
   const secretRevisions: Record<string, number> = {};
   const loadErrors: Record<string, string> = {};
-  const load = new LoadMeter();
   let cluster: ClusterNode | undefined;
   const tap = new LogTap(state, () => self.id);
   const metrics = new NodeMetrics();
   state.onRoundTrip(metrics.roundTrip);
-  let rtmfp: RtmfpNode | undefined;
   const balancer = new Balancer({
     self: () => self.id,
     nodes: () => cluster?.servers() ?? [],
-    localClients: () => rtmfp?.stats().connections ?? 0,
+    localClients: () => rtmfp.stats().connections,
     store: state,
     maxClients: config.balance.maxClients,
     seatTtlMs: Math.max(MIN_SEAT_TTL_MS, 2 * config.cluster.heartbeatMs),
@@ -102,12 +105,21 @@ export async function startClusterNode(
       },
     },
   });
-  rtmfp = new RtmfpNode({
+  const drain: Drain = new Drain({
+    log,
+    servers: () => cluster?.servers() ?? [],
+    selfId: () => self.id,
+    connections: () => rtmfp.openConnections(),
+    drained: () => events.drained?.(),
+  });
+  const hooks = apps.nodeHooks();
+  const rtmfp: RtmfpNode = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
     logger: log,
+    handler: hooks.handler,
+    handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
-    ...apps.nodeHooks(),
   });
   metrics.readFrom(() => ({
     sessions: rtmfp.sessions.size,
@@ -125,19 +137,29 @@ export async function startClusterNode(
     heap: apps.heapBytes(),
   }));
   const bound = (await rtmfp.start()).map(formatAddress);
+  const load = new LoadMeter(() => {
+    const cpu = process.cpuUsage();
+    return {
+      packets: rtmfp.received + rtmfp.sent,
+      bytes: rtmfp.bytesReceived + rtmfp.bytesSent,
+      cpuMicros: cpu.user + cpu.system,
+    };
+  }, performance.now());
+  const sampler = setInterval(() => load.sample(performance.now()), LOAD_SAMPLE_MS);
+  sampler.unref();
   self.publicAddress ||= bound[0];
 
   cluster = new ClusterNode({
     state,
     logger: log,
-    secret: await clusterSecret(config, state),
+    secret: await messageSecret(state, config.cluster.secret),
     heartbeatMs: config.cluster.heartbeatMs,
     describe: () => ({
       state: nodeState,
       publicAddress: self.publicAddress,
       rtmfp: bound,
       http,
-      load: load.measure(rtmfp),
+      load: { clients: rtmfp.stats().connections, ...load.rates(performance.now()) },
       paused,
       versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
       errors: loadErrors,
@@ -153,6 +175,7 @@ export async function startClusterNode(
           name,
           args,
         ),
+      control: (name, args) => void operatorCommand(name, args),
     },
   });
   self.id = cluster.id;
@@ -245,7 +268,7 @@ export async function startClusterNode(
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   };
 
-  return {
+  const running: RunningNode = {
     cluster,
     apps,
     node: rtmfp,
@@ -261,8 +284,20 @@ export async function startClusterNode(
       nodeState = value ? 'draining' : 'serving';
       await cluster?.heartbeatNow();
     },
+    async drain(deadlineMs, request = randomUUID()) {
+      if (nodeState !== 'serving' && nodeState !== 'draining') return;
+      drain.start(deadlineMs, request);
+      await running.setDraining(true);
+    },
+    async resume() {
+      drain.cancel();
+      paused = false;
+      await running.setDraining(false);
+    },
     async stop(step) {
       nodeState = 'stopping';
+      drain.stop();
+      clearInterval(sampler);
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
       step('leaving the cluster and closing sessions');
@@ -281,41 +316,24 @@ export async function startClusterNode(
       await state.close();
     },
   };
+
+  /** `fnhost pause`, `resume`, `drain` (signed control messages from the CLI). */
+  async function operatorCommand(name: string, args: unknown[]): Promise<void> {
+    log.info({ command: name, args }, `operator command: ${name}`);
+    if (name === 'pause') await running.setPaused(true);
+    else if (name === 'resume') await running.resume();
+    else if (name === 'drain' && isDeadline(args[0]) && typeof args[1] === 'string')
+      await running.drain(args[0], args[1]);
+    else log.warn({ command: name, args }, 'ignored an operator command this node does not know');
+  }
+
+  return running;
+}
+
+function isDeadline(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 }
 
 function serverInfo(e: NodeEntry): ServerInfo {
   return { id: e.id, publicAddress: e.publicAddress, load: { clients: e.load.clients }, paused: e.paused };
-}
-
-/** The configured secret, else one the cluster shares through its store. */
-async function clusterSecret(config: FnhostConfig, state: State): Promise<Buffer> {
-  const text = config.cluster.secret ?? (await state.clusterSecret());
-  return createHash('sha256').update(text).digest();
-}
-
-/** Load for heartbeats, computed locally between two heartbeats (DESIGN.md). */
-class LoadMeter {
-  private at = performance.now();
-  private cpu = process.cpuUsage();
-  private packets = 0;
-  private bytes = 0;
-
-  measure(node: RtmfpNode): NodeLoad {
-    const now = performance.now();
-    const seconds = Math.max(0.001, (now - this.at) / 1000);
-    const cpu = process.cpuUsage(this.cpu);
-    const packets = node.received + node.sent;
-    const bytes = node.bytesReceived + node.bytesSent;
-    const load: NodeLoad = {
-      clients: node.stats().connections,
-      cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-      packetsPerSecond: (packets - this.packets) / seconds,
-      bytesPerSecond: (bytes - this.bytes) / seconds,
-    };
-    this.at = now;
-    this.cpu = process.cpuUsage();
-    this.packets = packets;
-    this.bytes = bytes;
-    return load;
-  }
 }

@@ -241,6 +241,11 @@ export class RtmfpNode {
     await this.pool.close();
   }
 
+  /** The open NetConnections (connecting or connected), e.g. to send them elsewhere. */
+  openConnections(): TCServerConnection[] {
+    return [...this.connections];
+  }
+
   stats(): NodeStats {
     return {
       sessions: this.sessions.size,

@@ -135,8 +135,11 @@ export class TCServerConnection {
     this.send({ name, transactionId, commandObject: null, args });
   }
 
-  /** Ends the connection: tells the client NetConnection.Connect.Closed, then closes the session. */
-  close(description = 'Connection closed.'): void {
+  /**
+   * Ends the connection: tells the client NetConnection.Connect.Closed (`info` fields join the
+   * info object, e.g. `redirectInfo`), then closes the session.
+   */
+  close(description = 'Connection closed.', info: AmfObject = {}): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
@@ -145,7 +148,7 @@ export class TCServerConnection {
         name: 'onStatus',
         transactionId: 0,
         commandObject: null,
-        args: [statusInfo('NetConnection.Connect.Closed', description)],
+        args: [statusInfo('NetConnection.Connect.Closed', description, info)],
       });
     }
     this.failPendingCalls();
@@ -276,6 +279,18 @@ function isObject(v: AmfValue): v is AmfObject {
   return (
     typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
   );
+}
+
+/**
+ * Info fields that send a client to `target` (`host:port`, or a whole `rtmfp://` URL): the
+ * FMS/Wowza convention players follow (RTMFP-NOTES §9), `ex.code` 302 and `ex.redirect` = the
+ * same URL (app, path, query) on the new host.
+ */
+export function redirectInfo(tcUrl: string, target: string): AmfObject {
+  const redirect = /^rtmfp:\/\//i.test(target)
+    ? target
+    : tcUrl.replace(/^[a-z]+:\/\/[^/?#]*/i, `rtmfp://${target}`);
+  return { ex: { code: 302, redirect } };
 }
 
 /** `rtmfp://host:port/app/inst?x` → `app`. */

@@ -1,6 +1,6 @@
-import type { NodeRecord } from '../../runtime/cluster/state.ts';
+import type { NodeEntry, NodeRecord } from '../../runtime/cluster/state.ts';
 
-/** A serving node's record, idle, with no apps: what tests start from and override. */
+/** What an idle node serving nothing says about itself (ClusterOptions.describe). */
 export function idleNodeRecord(): Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'> {
   return {
     state: 'serving',
@@ -13,4 +13,9 @@ export function idleNodeRecord(): Omit<NodeRecord, 'id' | 'epoch' | 'startedAt'>
     errors: {},
     secretRevisions: {},
   };
+}
+
+/** A live node as the store lists it, idle unless `o` says otherwise. */
+export function nodeEntry(id: string, o: Partial<NodeEntry> = {}): NodeEntry {
+  return { ...idleNodeRecord(), id, epoch: 'e', startedAt: 0, heartbeatAt: 0, ...o };
 }

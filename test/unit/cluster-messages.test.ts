@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { ClusterNode } from '../../runtime/cluster/cluster.ts';
+import { ClusterNode, sealMessage } from '../../runtime/cluster/cluster.ts';
 import { MemoryState } from '../../runtime/cluster/memory-state.ts';
 import { idleNodeRecord } from '../support/node-records.ts';
 
@@ -10,6 +10,7 @@ const SECRET = Buffer.alloc(32, 7);
 describe('node-to-node messages', () => {
   const state = new MemoryState();
   const received: unknown[][] = [];
+  const commands: unknown[][] = [];
   const make = (id: string, secret = SECRET) =>
     new ClusterNode({
       state,
@@ -22,6 +23,7 @@ describe('node-to-node messages', () => {
         joined() {},
         left() {},
         message: (_from, fromId, app, name, args) => received.push([fromId, app, name, args]),
+        control: (name, args) => commands.push([name, args]),
       },
     });
   const a = make('a');
@@ -93,5 +95,25 @@ describe('node-to-node messages', () => {
 
   test('a send to a node that is not live is refused', async () => {
     assert.equal(await a.send('nobody', 'chat', 'ping', []), false);
+  });
+
+  test("an operator's command signed with the cluster secret (as the CLI sends it) reaches the node's control hook; a forged one does not", async () => {
+    const command = (secret: Buffer, name: string) =>
+      sealMessage(secret, {
+        kind: 'control',
+        from: 'cli',
+        epoch: 'e',
+        to: 'b',
+        app: '',
+        name,
+        args: [60_000, 'r1'],
+      });
+    const forgedBefore = b.dropped.forged;
+    await state.publish('rpc:b', command(SECRET, 'drain'));
+    await state.publish('rpc:b', command(Buffer.alloc(32, 9), 'pause'));
+    await settle();
+    assert.deepEqual(commands, [['drain', [60_000, 'r1']]]);
+    assert.equal(b.dropped.forged, forgedBefore + 1);
+    assert.equal(received.filter((r) => r[2] === 'drain').length, 0, 'not an app message');
   });
 });
