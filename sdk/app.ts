@@ -60,6 +60,8 @@ export interface Server {
   readonly publicAddress: string;
   readonly load: { readonly clients: number };
   readonly paused: boolean;
+  /** Only a `serving` node takes new clients (balancing leaves out the others and paused ones). */
+  readonly state: 'starting' | 'serving' | 'draining' | 'stopping';
   /** Calls this app's `server.<name>(from, args, ctx)` on that node (fire and forget). */
   send(name: string, ...args: Value[]): void;
 }
@@ -69,7 +71,7 @@ export interface Servers {
   readonly count: number;
   at(index: number): Server | undefined;
   all(): Server[];
-  /** The node with the fewest clients. */
+  /** The serving, unpaused node with the fewest clients at the last heartbeat. */
   leastLoaded(): Server | undefined;
   /** `server.<name>` on every other node; returns how many it went to. */
   broadcast(name: string, ...args: Value[]): number;

@@ -93,7 +93,13 @@ async function checkBundle(
 ): Promise<void> {
   const logs: string[] = [];
   const kv = new MemoryKv();
-  const self = { id: CHECK_NODE_ID, publicAddress: '', load: { clients: 0 }, paused: false };
+  const self = {
+    id: CHECK_NODE_ID,
+    publicAddress: '',
+    load: { clients: 0 },
+    paused: false,
+    state: 'serving',
+  };
   const services: SandboxServices = {
     log: (level, event, _client, message) => void logs.push(`${level} ${event} ${message}`),
     node: () => self,

@@ -468,7 +468,7 @@ export class AppHost implements TCServerHandler {
   }
 
   private self(): ServerInfo {
-    return { ...this.o.node, load: { clients: this.clients.size }, paused: false };
+    return { ...this.o.node, load: { clients: this.clients.size }, paused: false, state: 'serving' };
   }
 
   private services(app: string): SandboxServices {

@@ -171,7 +171,9 @@ export async function startClusterNode(
       message: (from, fromId, app, name, args) =>
         void apps.deliver(
           app,
-          from ? serverInfo(from) : { id: fromId, publicAddress: '', load: { clients: 0 }, paused: false },
+          from
+            ? serverInfo(from)
+            : { id: fromId, publicAddress: '', load: { clients: 0 }, paused: false, state: 'serving' },
           name,
           args,
         ),
@@ -335,5 +337,11 @@ function isDeadline(v: unknown): v is number {
 }
 
 function serverInfo(e: NodeEntry): ServerInfo {
-  return { id: e.id, publicAddress: e.publicAddress, load: { clients: e.load.clients }, paused: e.paused };
+  return {
+    id: e.id,
+    publicAddress: e.publicAddress,
+    load: { clients: e.load.clients },
+    paused: e.paused,
+    state: e.state,
+  };
 }

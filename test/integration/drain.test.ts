@@ -34,6 +34,9 @@ export default defineApp({
   },
   rpc: {
     node(_c, _a, ctx) { return ctx.node.id; },
+    servers(_c, _a, ctx) {
+      return { states: ctx.servers.all().map((s) => s.id + ' ' + s.state), least: ctx.servers.leastLoaded()?.id ?? null };
+    },
   },
 });
 `;
@@ -105,6 +108,14 @@ describe('pause, resume and drain on a 2-node cluster', () => {
       new RegExp(`^node ${b.id} draining in \\d+\\.\\d\\d s: new handshakes go to other nodes`),
     );
     assert.equal((await record(b.id))?.state, 'draining');
+    // Handlers see it too, and ctx.servers.leastLoaded() leaves a draining node out.
+    const seen = await open(a);
+    const servers = () => seen.call('servers') as Promise<{ states: string[]; least: string | null }>;
+    let view = await servers();
+    for (const end = Date.now() + 5_000; !view.states.includes(`${b.id} draining`) && Date.now() < end; )
+      view = await servers();
+    assert.ok(view.states.includes(`${b.id} draining`), `handlers see ${view.states.join(', ')}`);
+    assert.equal(view.least, a.id);
     const resumed = await run(['resume', b.id]);
     assert.equal(resumed.code, 0, resumed.err);
     assert.ok(Date.now() - drainedAt < deadlineMs, 'resumed before the deadline');

@@ -318,7 +318,13 @@ describe('a handler that returns a wrong value fails only that event', () => {
 
     test('onStart, onStop, onServerConnection, onServerDisconnection, server.NAME', CASE, async () => {
       const from = n.logs.length;
-      const server = { id: 'other', publicAddress: '127.0.0.1:1', load: { clients: 0 }, paused: false };
+      const server = {
+        id: 'other',
+        publicAddress: '127.0.0.1:1',
+        load: { clients: 0 },
+        paused: false,
+        state: 'serving' as const,
+      };
       for (const mode of IGNORED) {
         // Loading runs this version's onStart and the previous one's onStop.
         await n.apps.load('lifecycle', await bundleFiles({ 'index.ts': lifecycleApp(mode) }));

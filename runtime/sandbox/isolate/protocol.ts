@@ -100,6 +100,8 @@ export interface ServerInfo {
   publicAddress: string;
   load: { clients: number };
   paused: boolean;
+  /** `starting | serving | draining | stopping`: only a serving node takes new clients. */
+  state: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

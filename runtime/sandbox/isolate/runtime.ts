@@ -115,7 +115,7 @@ const servers = {
   all: () => liveServers(),
   leastLoaded: () =>
     liveServers()
-      .filter((s) => !s.paused)
+      .filter((s) => !s.paused && s.state === 'serving')
       .sort((a, b) => a.load.clients - b.load.clients)[0],
   broadcast: (name: string, ...args: unknown[]) =>
     host.sync('server.broadcast', [String(name), args]) as number,
