@@ -109,6 +109,7 @@ export async function startClusterNode(
     log,
     servers: () => cluster?.servers() ?? [],
     selfId: () => self.id,
+    maxClients: config.balance.maxClients,
     connections: () => rtmfp.openConnections(),
     drained: () => events.drained?.(),
   });

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { eligible } from '../cluster/selection.ts';
 import type { NodeEntry } from '../cluster/state.ts';
 import { type Address, parseAddress } from '../rtmfp/address.ts';
 import { redirectInfo, type TCServerConnection } from '../rtmfp/tc-server.ts';
@@ -14,6 +15,8 @@ export interface DrainOptions {
   /** Live nodes as of the last heartbeat, this one included. */
   servers: () => NodeEntry[];
   selfId: () => string;
+  /** `[balance] max_clients`: a node that full takes no drained clients either. */
+  maxClients?: number;
   /** This node's open NetConnections. */
   connections: () => TCServerConnection[];
   /** Every client was sent elsewhere: the node may exit. */
@@ -21,13 +24,14 @@ export interface DrainOptions {
 }
 
 /**
- * Nodes a draining node may send clients to: serving, not paused, not itself, with a public
- * address (DESIGN.md "Selection": paused or non-serving nodes get no traffic).
+ * Nodes a draining node may send clients to: those balancing may choose (serving, not paused,
+ * under `max_clients` at their last heartbeat: DESIGN.md "Selection"), not itself, with a
+ * public address.
  */
-export function drainTargets(servers: NodeEntry[], selfId: string): NodeEntry[] {
-  return servers.filter(
-    (s) => s.id !== selfId && s.state === 'serving' && !s.paused && parseAddress(s.publicAddress),
-  );
+export function drainTargets(servers: NodeEntry[], selfId: string, maxClients?: number): NodeEntry[] {
+  const candidates = servers.map((s) => ({ ...s, clients: s.load.clients, seats: 0 }));
+  const ids = new Set(eligible(candidates, { self: selfId, exceptSelf: true, maxClients }).map((c) => c.id));
+  return servers.filter((s) => ids.has(s.id) && parseAddress(s.publicAddress));
 }
 
 /**
@@ -112,7 +116,7 @@ export class Drain {
   }
 
   private targets(): NodeEntry[] {
-    return drainTargets(this.o.servers(), this.o.selfId());
+    return drainTargets(this.o.servers(), this.o.selfId(), this.o.maxClients);
   }
 
   private noTarget(what: string): void {

@@ -31,12 +31,13 @@ const request = {
   tag: '00112233445566778899aabbccddeeff',
 };
 
-function drainWith(servers: NodeEntry[], connections: TCServerConnection[] = []) {
+function drainWith(servers: NodeEntry[], connections: TCServerConnection[] = [], maxClients?: number) {
   let drained = 0;
   const drain = new Drain({
     log: pino({ level: 'silent' }),
     servers: () => servers,
     selfId: () => 'self',
+    maxClients,
     connections: () => connections,
     drained: () => drained++,
   });
@@ -66,6 +67,22 @@ test('a draining node redirects handshakes to serving, unpaused nodes only, taki
   );
   drain.cancel();
   assert.equal(drain.handshake(request), undefined, 'resumed');
+});
+
+test('a node at [balance] max_clients takes no drained clients', async () => {
+  const load = (clients: number) => ({ load: { clients, cpu: 0, packetsPerSecond: 0, bytesPerSecond: 0 } });
+  const servers = [
+    server('self', '127.0.0.1:1935'),
+    server('full', '127.0.0.2:1935', load(3)),
+    server('room', '127.0.0.3:1935', load(2)),
+  ];
+  const { drain } = drainWith(servers, [], 3);
+  drain.start(60_000, 'r1');
+  assert.deepEqual(
+    (await drain.handshake(request))?.map((a) => a.address),
+    ['127.0.0.3'],
+  );
+  drain.cancel();
 });
 
 test('with no other node eligible, handshakes are answered here and clients stay past the deadline until one is', async () => {
