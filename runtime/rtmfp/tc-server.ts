@@ -1,9 +1,12 @@
-import { type Address, parseAddress } from './address.ts';
+import type { Address } from './address.ts';
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import { decodeGroupJoin, GroupMessageType } from './net-group.ts';
 import type { RecvFlow } from './recv-flow.ts';
+import { parsePeerInfo } from './rendezvous.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
+import { DEFAULT_GROUPS_PER_CLIENT, GroupMembership } from './tc-group.ts';
 import {
   type Command,
   decodeCommand,
@@ -11,6 +14,7 @@ import {
   encodeCommand,
   encodeTCMetadata,
   errorInfo,
+  isGroupMetadata,
   statusInfo,
 } from './tc-message.ts';
 
@@ -31,8 +35,25 @@ export interface TCServerHandler {
   connect(conn: TCServerConnection, request: ConnectRequest): void;
   /** NetConnection.call; `reply` is undefined when the client expects no answer (transaction 0). */
   call(conn: TCServerConnection, name: string, args: AmfValue[], reply: CallReply | undefined): void;
-  /** The connection is over (session closed, timed out, or rejected). */
+  /** The connection is over (session closed, timed out, or rejected); after its `groupLeave`s. */
   closed(conn: TCServerConnection): void;
+  /**
+   * A NetGroup join (RTMFP-NOTES §7): send members with `membership.sendMember`, refuse with
+   * `membership.refuse()`. Without this hook NetGroup flows are refused, as before.
+   */
+  groupJoin?(conn: TCServerConnection, membership: GroupMembership): void;
+  /**
+   * Once for every membership `groupJoin` was given, however it ended: the client closed its
+   * flow, the session ended, `refuse()`, or a bad message on the flow.
+   */
+  groupLeave?(conn: TCServerConnection, membership: GroupMembership): void;
+  /** A join refused here, before `groupJoin`: malformed ('bad-group-join') or over `groups-per-client`. */
+  groupJoinFailed?(conn: TCServerConnection, error: ProtocolError): void;
+}
+
+export interface TCServerOptions {
+  /** NetGroups one client may be in at once; a join past it refuses that flow. */
+  groupsPerClient?: number;
 }
 
 export interface CallReply {
@@ -67,15 +88,30 @@ export class TCServerConnection {
   private nextStreamId = 1;
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
+  /** NetGroup flows and the membership joined on each (undefined until its join arrives). */
+  private readonly groupFlows = new Map<RecvFlow, GroupMembership | undefined>();
+  private readonly groupsPerClient: number;
 
-  constructor(session: Session, peerId: string, handler: TCServerHandler) {
+  constructor(session: Session, peerId: string, handler: TCServerHandler, options: TCServerOptions = {}) {
     this.session = session;
     this.peerId = peerId;
     this.handler = handler;
+    this.groupsPerClient = options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT;
+  }
+
+  /** The NetGroups this client is in now. */
+  get groups(): GroupMembership[] {
+    return [...this.groupFlows.values()].filter((m): m is GroupMembership => m !== undefined);
   }
 
   /** Session hook: the client opened a flow. */
   onFlow(flow: RecvFlow): void {
+    if (isGroupMetadata(flow.metadata) && this.handler.groupJoin && this.state === 'connected') {
+      this.groupFlows.set(flow, undefined);
+      flow.onMessage = (m) => this.onGroupMessage(flow, m);
+      flow.onComplete = () => this.endGroupFlow(flow);
+      return;
+    }
     const tc = decodeTCMetadata(flow.metadata);
     if (!tc) {
       flow.reject(0);
@@ -152,6 +188,7 @@ export class TCServerConnection {
       });
     }
     this.failPendingCalls();
+    this.leaveGroups();
     this.session.close();
     this.handler.closed(this);
   }
@@ -161,7 +198,64 @@ export class TCServerConnection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.failPendingCalls();
+    this.leaveGroups();
     this.handler.closed(this);
+  }
+
+  /**
+   * A message on a NetGroup flow. Only the first join counts (one group per flow, as Cumulus's
+   * FlowGroup); a malformed join, a join past `groupsPerClient` or a second join naming another
+   * group refuses the flow with a flow exception, and the session goes on. Other message types
+   * are ignored, as Cumulus's FlowGroup passes them to its default handler.
+   */
+  private onGroupMessage(flow: RecvFlow, message: Buffer): void {
+    if (this.state !== 'connected' || message[0] !== GroupMessageType.join) return;
+    const current = this.groupFlows.get(flow);
+    let groupId: Buffer;
+    try {
+      groupId = decodeGroupJoin(message).groupId;
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.refuseGroupFlow(flow, e);
+      return;
+    }
+    if (current) {
+      if (!current.groupId.equals(groupId))
+        this.refuseGroupFlow(flow, new ProtocolError('bad-group-join', 'a second group joined on one flow'));
+      return;
+    }
+    if (this.groups.length >= this.groupsPerClient) {
+      const limit = `already in ${this.groupsPerClient} groups ([limits] groups_per_client)`;
+      this.refuseGroupFlow(flow, new ProtocolError('groups-per-client', limit));
+      return;
+    }
+    const membership = new GroupMembership(this.session, flow, groupId, (m) => {
+      if (this.groupFlows.get(flow) === m) this.groupFlows.delete(flow);
+      this.handler.groupLeave?.(this, m);
+    });
+    this.groupFlows.set(flow, membership);
+    this.handler.groupJoin?.(this, membership);
+  }
+
+  private refuseGroupFlow(flow: RecvFlow, error: ProtocolError): void {
+    const membership = this.groupFlows.get(flow);
+    this.groupFlows.delete(flow);
+    flow.reject(0);
+    membership?.leave();
+    this.handler.groupJoinFailed?.(this, error);
+  }
+
+  /** The client closed its NetGroup flow: that is how Cumulus sees a leave (`CU:FlowGroup` destructor). */
+  private endGroupFlow(flow: RecvFlow): void {
+    const membership = this.groupFlows.get(flow);
+    this.groupFlows.delete(flow);
+    membership?.leave();
+  }
+
+  private leaveGroups(): void {
+    const memberships = this.groups;
+    this.groupFlows.clear();
+    for (const m of memberships) m.leave();
   }
 
   private failPendingCalls(): void {
@@ -213,7 +307,7 @@ export class TCServerConnection {
         return;
       }
       case 'setPeerInfo':
-        this.peerAddresses = args.flatMap((a) => (typeof a === 'string' ? (parseAddress(a) ?? []) : []));
+        this.peerAddresses = parsePeerInfo(args);
         return;
       case 'createStream': {
         const id = this.allocateStream();
