@@ -12,6 +12,7 @@ import {
   membersToIntroduce,
 } from '../../runtime/rtmfp/net-group.ts';
 import { GROUP_METADATA, isGroupMetadata } from '../../runtime/rtmfp/tc-message.ts';
+import { prng } from '../support/prng.ts';
 
 /** test/fixtures/vectors/netgroup.json: each entry says which reference code its bytes follow. */
 const fixture = JSON.parse(
@@ -59,6 +60,25 @@ describe('NetGroup wire', () => {
       );
     });
   }
+
+  test('10,000 mutated joins: each is a 32-byte group ID or a bad-group-join error, nothing else', () => {
+    const random = prng(9);
+    const seeds = fixture.joins.map((j) => hex(j.hex));
+    let refused = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const message = Buffer.from(seeds[i % seeds.length]);
+      for (let flips = 1 + Math.floor(random() * 3); flips > 0; flips--)
+        message[Math.floor(random() * Math.min(message.length, 6))] = Math.floor(random() * 256);
+      const cut = random() < 0.3 ? message.subarray(0, Math.floor(random() * message.length)) : message;
+      try {
+        assert.equal(decodeGroupJoin(cut).groupId.length, 32);
+      } catch (e) {
+        assert.ok(e instanceof ProtocolError && e.reason === 'bad-group-join', String(e));
+        refused++;
+      }
+    }
+    assert.ok(refused > 1000, `mutants reached the error paths (${refused})`);
+  });
 
   test('the member message is 0B and the peer ID, no timestamp, and reads back', () => {
     const message = encodeGroupMember(hex(fixture.member.peerId));
