@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { ProtocolError } from '../../runtime/rtmfp/errors.ts';
 import {
@@ -13,17 +12,16 @@ import {
 } from '../../runtime/rtmfp/net-group.ts';
 import { GROUP_METADATA, isGroupMetadata } from '../../runtime/rtmfp/tc-message.ts';
 import { prng } from '../support/prng.ts';
+import { loadVectors } from '../support/vectors.ts';
 
 /** test/fixtures/vectors/netgroup.json: each entry says which reference code its bytes follow. */
-const fixture = JSON.parse(
-  readFileSync(new URL('../fixtures/vectors/netgroup.json', import.meta.url), 'utf8'),
-) as {
+const fixture = loadVectors<{
   gcMetadata: { hex: string };
   specifiers: { specifier: string; groupId: string }[];
   joins: { name: string; hex: string; groupId: string; hashed: boolean }[];
   badJoins: { hex: string; why: string }[];
   member: { peerId: string; hex: string };
-};
+}>('netgroup');
 const hex = (h: string) => Buffer.from(h, 'hex');
 
 describe('NetGroup wire', () => {

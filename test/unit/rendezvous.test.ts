@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { type Address, AddressOrigin, parseAddress } from '../../runtime/rtmfp/address.ts';
 import { Reader, Writer } from '../../runtime/rtmfp/binary.ts';
@@ -18,18 +17,17 @@ import {
   parsePeerInfo,
   redirectAddresses,
 } from '../../runtime/rtmfp/rendezvous.ts';
+import { loadVectors } from '../support/vectors.ts';
 
 /** test/fixtures/vectors/rendezvous.json: each field says which reference code its bytes follow. */
-const fixture = JSON.parse(
-  readFileSync(new URL('../fixtures/vectors/rendezvous.json', import.meta.url), 'utf8'),
-) as {
+const fixture = loadVectors<{
   tag: string;
   targetPeerId: string;
   initiator: { observed: string; reported: string[] };
   target: { observed: string; setPeerInfo: string[] };
   redirectChunk: { hex: string };
   forwardedIHelloChunk: { hex: string };
-};
+}>('rendezvous');
 
 const at = (text: string): Address => parseAddress(text) as Address;
 

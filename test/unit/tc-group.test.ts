@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { Address } from '../../runtime/rtmfp/address.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
@@ -13,15 +12,14 @@ import {
   type TCServerHandler,
   type TCServerOptions,
 } from '../../runtime/rtmfp/tc-server.ts';
+import { loadVectors } from '../support/vectors.ts';
 
 /** Bytes librtmfp sends and Cumulus answers (test/fixtures/vectors/netgroup.json says where each comes from). */
-const vectors = JSON.parse(
-  readFileSync(new URL('../fixtures/vectors/netgroup.json', import.meta.url), 'utf8'),
-) as {
+const vectors = loadVectors<{
   gcMetadata: { hex: string };
   joins: { hex: string; groupId: string }[];
   member: { peerId: string; hex: string };
-};
+}>('netgroup');
 const GC = Buffer.from(vectors.gcMetadata.hex, 'hex');
 const LR_JOIN = Buffer.from(vectors.joins[0].hex, 'hex');
 const SPECIFIER_JOIN = Buffer.from(vectors.joins[1].hex, 'hex');
@@ -93,16 +91,14 @@ function connected(o: TCServerOptions & { groups?: boolean } = {}) {
       if (moved === 0) return;
     }
   };
-  client
-    .openFlow(encodeTCMetadata({ streamId: 0 }))
-    .write(
-      encodeCommand({
-        name: 'connect',
-        transactionId: 1,
-        commandObject: { tcUrl: 'rtmfp://n/chat' },
-        args: [],
-      }),
-    );
+  client.openFlow(encodeTCMetadata({ streamId: 0 })).write(
+    encodeCommand({
+      name: 'connect',
+      transactionId: 1,
+      commandObject: { tcUrl: 'rtmfp://n/chat' },
+      args: [],
+    }),
+  );
   pump();
   const nodeControl = clientFlows[0];
   assert.ok(nodeControl, 'the node opened its NetConnection flow');
