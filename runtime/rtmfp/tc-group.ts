@@ -1,4 +1,5 @@
-import { encodeGroupMember, PEER_ID_BYTES } from './net-group.ts';
+import { ProtocolError } from './errors.ts';
+import { decodeGroupJoin, encodeGroupMember, GroupMessageType, PEER_ID_BYTES } from './net-group.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
@@ -55,6 +56,96 @@ export class GroupMembership {
     this.state = 'left';
     if (this.session.state === 'open') this.reply?.close();
     this.end(this);
+  }
+}
+
+/** What a connection's NetGroup flows report to it. */
+export interface GroupEvents {
+  join(membership: GroupMembership): void;
+  /** Once for every membership `join` was given, however it ended. */
+  leave(membership: GroupMembership): void;
+  failed(error: ProtocolError): void;
+}
+
+/**
+ * The NetGroup flows of one connection, each with the membership joined on it (RTMFP-NOTES §7).
+ * Only a flow's first join counts (one group per flow, as Cumulus's FlowGroup); a malformed
+ * join, a join past `limit` or a second join naming another group refuses that flow with a flow
+ * exception, and the session goes on. Other message types are ignored, as Cumulus's FlowGroup
+ * passes them to its default handler.
+ */
+export class GroupFlows {
+  private readonly flows = new Map<RecvFlow, GroupMembership | undefined>();
+  private readonly session: Session;
+  private readonly limit: number;
+  private readonly events: GroupEvents;
+
+  constructor(session: Session, limit: number, events: GroupEvents) {
+    this.session = session;
+    this.limit = limit;
+    this.events = events;
+  }
+
+  get memberships(): GroupMembership[] {
+    return [...this.flows.values()].filter((m): m is GroupMembership => m !== undefined);
+  }
+
+  /** Takes a flow with "GC" metadata; its join comes as its first message. */
+  accept(flow: RecvFlow): void {
+    this.flows.set(flow, undefined);
+    flow.onMessage = (m) => this.onMessage(flow, m);
+    // The client closed its flow: how Cumulus sees a leave (`CU:FlowGroup.cpp` destructor).
+    flow.onComplete = () => this.end(flow);
+  }
+
+  /** The connection is over: every membership leaves. */
+  leaveAll(): void {
+    const memberships = this.memberships;
+    this.flows.clear();
+    for (const m of memberships) m.leave();
+  }
+
+  private onMessage(flow: RecvFlow, message: Buffer): void {
+    if (message[0] !== GroupMessageType.join || !this.flows.has(flow)) return;
+    let groupId: Buffer;
+    try {
+      groupId = decodeGroupJoin(message).groupId;
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.refuse(flow, e);
+      return;
+    }
+    const current = this.flows.get(flow);
+    if (current) {
+      if (!current.groupId.equals(groupId))
+        this.refuse(flow, new ProtocolError('bad-group-join', 'a second group joined on one flow'));
+      return;
+    }
+    if (this.memberships.length >= this.limit) {
+      const limit = `already in ${this.limit} groups ([limits] groups_per_client)`;
+      this.refuse(flow, new ProtocolError('groups-per-client', limit));
+      return;
+    }
+    const membership = new GroupMembership(this.session, flow, groupId, (m) => {
+      if (this.flows.get(flow) === m) this.flows.delete(flow);
+      this.events.leave(m);
+    });
+    this.flows.set(flow, membership);
+    this.events.join(membership);
+  }
+
+  private refuse(flow: RecvFlow, error: ProtocolError): void {
+    const membership = this.flows.get(flow);
+    this.flows.delete(flow);
+    flow.reject(0);
+    membership?.leave();
+    this.events.failed(error);
+  }
+
+  private end(flow: RecvFlow): void {
+    const membership = this.flows.get(flow);
+    this.flows.delete(flow);
+    membership?.leave();
   }
 }
 

@@ -1,12 +1,11 @@
 import type { Address } from './address.ts';
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { decodeGroupJoin, GroupMessageType } from './net-group.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import { parsePeerInfo } from './rendezvous.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
-import { DEFAULT_GROUPS_PER_CLIENT, GroupMembership } from './tc-group.ts';
+import { DEFAULT_GROUPS_PER_CLIENT, GroupFlows, type GroupMembership } from './tc-group.ts';
 import {
   type Command,
   decodeCommand,
@@ -88,28 +87,28 @@ export class TCServerConnection {
   private nextStreamId = 1;
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
-  /** NetGroup flows and the membership joined on each (undefined until its join arrives). */
-  private readonly groupFlows = new Map<RecvFlow, GroupMembership | undefined>();
-  private readonly groupsPerClient: number;
+  private readonly netGroups: GroupFlows;
 
   constructor(session: Session, peerId: string, handler: TCServerHandler, options: TCServerOptions = {}) {
     this.session = session;
     this.peerId = peerId;
     this.handler = handler;
-    this.groupsPerClient = options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT;
+    this.netGroups = new GroupFlows(session, options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT, {
+      join: (m) => handler.groupJoin?.(this, m),
+      leave: (m) => handler.groupLeave?.(this, m),
+      failed: (e) => handler.groupJoinFailed?.(this, e),
+    });
   }
 
   /** The NetGroups this client is in now. */
   get groups(): GroupMembership[] {
-    return [...this.groupFlows.values()].filter((m): m is GroupMembership => m !== undefined);
+    return this.netGroups.memberships;
   }
 
   /** Session hook: the client opened a flow. */
   onFlow(flow: RecvFlow): void {
     if (isGroupMetadata(flow.metadata) && this.handler.groupJoin && this.state === 'connected') {
-      this.groupFlows.set(flow, undefined);
-      flow.onMessage = (m) => this.onGroupMessage(flow, m);
-      flow.onComplete = () => this.endGroupFlow(flow);
+      this.netGroups.accept(flow);
       return;
     }
     const tc = decodeTCMetadata(flow.metadata);
@@ -188,7 +187,7 @@ export class TCServerConnection {
       });
     }
     this.failPendingCalls();
-    this.leaveGroups();
+    this.netGroups.leaveAll();
     this.session.close();
     this.handler.closed(this);
   }
@@ -198,64 +197,8 @@ export class TCServerConnection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.failPendingCalls();
-    this.leaveGroups();
+    this.netGroups.leaveAll();
     this.handler.closed(this);
-  }
-
-  /**
-   * A message on a NetGroup flow. Only the first join counts (one group per flow, as Cumulus's
-   * FlowGroup); a malformed join, a join past `groupsPerClient` or a second join naming another
-   * group refuses the flow with a flow exception, and the session goes on. Other message types
-   * are ignored, as Cumulus's FlowGroup passes them to its default handler.
-   */
-  private onGroupMessage(flow: RecvFlow, message: Buffer): void {
-    if (this.state !== 'connected' || message[0] !== GroupMessageType.join) return;
-    const current = this.groupFlows.get(flow);
-    let groupId: Buffer;
-    try {
-      groupId = decodeGroupJoin(message).groupId;
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      this.refuseGroupFlow(flow, e);
-      return;
-    }
-    if (current) {
-      if (!current.groupId.equals(groupId))
-        this.refuseGroupFlow(flow, new ProtocolError('bad-group-join', 'a second group joined on one flow'));
-      return;
-    }
-    if (this.groups.length >= this.groupsPerClient) {
-      const limit = `already in ${this.groupsPerClient} groups ([limits] groups_per_client)`;
-      this.refuseGroupFlow(flow, new ProtocolError('groups-per-client', limit));
-      return;
-    }
-    const membership = new GroupMembership(this.session, flow, groupId, (m) => {
-      if (this.groupFlows.get(flow) === m) this.groupFlows.delete(flow);
-      this.handler.groupLeave?.(this, m);
-    });
-    this.groupFlows.set(flow, membership);
-    this.handler.groupJoin?.(this, membership);
-  }
-
-  private refuseGroupFlow(flow: RecvFlow, error: ProtocolError): void {
-    const membership = this.groupFlows.get(flow);
-    this.groupFlows.delete(flow);
-    flow.reject(0);
-    membership?.leave();
-    this.handler.groupJoinFailed?.(this, error);
-  }
-
-  /** The client closed its NetGroup flow: that is how Cumulus sees a leave (`CU:FlowGroup` destructor). */
-  private endGroupFlow(flow: RecvFlow): void {
-    const membership = this.groupFlows.get(flow);
-    this.groupFlows.delete(flow);
-    membership?.leave();
-  }
-
-  private leaveGroups(): void {
-    const memberships = this.groups;
-    this.groupFlows.clear();
-    for (const m of memberships) m.leave();
   }
 
   private failPendingCalls(): void {
