@@ -3,6 +3,7 @@ import { isIPv6 } from 'node:net';
 import { basename, dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { CONFIG_STRATEGIES, type ConfigStrategy } from '../cluster/selection.ts';
+import { DEFAULT_GROUPS_PER_CLIENT } from '../rtmfp/tc-group.ts';
 
 /** The project config file looked for in the project folder. */
 export const CONFIG_FILE = 'wrangler-like.toml';
@@ -76,6 +77,8 @@ export interface LimitsConfig {
   awaitMs: number;
   /** onHandshake calls per second on a node; past it an IHello gets the default answer (accept here). */
   handshakes: number;
+  /** NetGroups one client may be in at once; a join past it is refused (that flow only). */
+  groupsPerClient: number;
 }
 
 /** How handshakes are balanced with no handler code (`[balance]`). */
@@ -131,7 +134,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Setting = keyof ConfigOverrides | 'handshakes' | 'strategy' | 'maxClients';
+type Setting = keyof ConfigOverrides | 'handshakes' | 'groupsPerClient' | 'strategy' | 'maxClients';
 /** A setting's value as given, and `what` names where it came from (`[limits] cpu_ms`, `FNHOST_CPU_MS`). */
 type Raw = { value: unknown; what: string };
 type Layer = Partial<Record<Setting, Raw>>;
@@ -140,7 +143,13 @@ const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
 const SECTIONS: Record<string, Record<string, Setting>> = {
   node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress', shutdown_ms: 'shutdownMs' },
   cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
-  limits: { cpu_ms: 'cpuMs', memory_mb: 'memoryMb', await_ms: 'awaitMs', handshakes: 'handshakes' },
+  limits: {
+    cpu_ms: 'cpuMs',
+    memory_mb: 'memoryMb',
+    await_ms: 'awaitMs',
+    handshakes: 'handshakes',
+    groups_per_client: 'groupsPerClient',
+  },
   balance: { strategy: 'strategy', max_clients: 'maxClients' },
 };
 const SETTINGS = [TOP_KEYS, ...Object.values(SECTIONS)].flatMap((keys) => Object.values(keys));
@@ -150,6 +159,7 @@ const NUMERIC: ReadonlySet<Setting> = new Set([
   'memoryMb',
   'awaitMs',
   'handshakes',
+  'groupsPerClient',
   'shutdownMs',
   'maxClients',
 ]);
@@ -219,6 +229,7 @@ export function parseConfig(
       memoryMb: pick('memoryMb', DEFAULT_MEMORY_MB, integerAtLeast(MIN_MEMORY_MB)),
       awaitMs: pick('awaitMs', DEFAULT_AWAIT_MS, integerAtLeast(1)),
       handshakes: pick('handshakes', DEFAULT_HANDSHAKES, integerAtLeast(1)),
+      groupsPerClient: pick('groupsPerClient', DEFAULT_GROUPS_PER_CLIENT, integerAtLeast(1)),
     },
     balance: {
       strategy: pick('strategy', 'none', oneOf(CONFIG_STRATEGIES)),

@@ -5,6 +5,7 @@ import {
   CHUNK_HEADER_BYTES,
   ChunkType,
   DataOption,
+  type ForwardedIHello,
   MANDATORY_OPTION_CUTOFF,
   readAckBitmap,
   readAckRanges,
@@ -13,6 +14,7 @@ import {
   type UserData,
   writeAckRanges,
   writeFlowException,
+  writeForwardedIHello,
 } from './chunks.ts';
 import { MAX_BURST_PACKETS } from './congestion.ts';
 import { ProtocolError } from './errors.ts';
@@ -337,6 +339,18 @@ export class Session {
     if (o.tellPeer && this.state !== 'closed')
       this.sendControl(ChunkType.closeAck, undefined, this.address, this.clock);
     this.finish('aborted', 0);
+  }
+
+  /**
+   * RFC 7016 §2.3.3: relays an IHello to this session's peer for a P2P introduction, in a
+   * packet of its own, at once (rtmfp-cpp `Flow::forwardIHello`, Cumulus `ServerSession::
+   * p2pHandshake`). Not retransmitted: the initiator repeats its IHello instead.
+   */
+  forwardIHello(c: ForwardedIHello): void {
+    if (this.state !== 'open') return;
+    const pw = writer.begin(this.ownMode, timestampOf(this.clock), this.echoOf(this.clock));
+    writeForwardedIHello(pw.w, c);
+    this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), this.address);
   }
 
   /** Queue a flush through `hooks.wake` (coalesced). */

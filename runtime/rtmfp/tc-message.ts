@@ -180,6 +180,9 @@ export function isGroupMetadata(buf: Buffer): boolean {
   return buf.length >= 2 && buf[0] === GC_SIGNATURE_G && buf[1] === TC_SIGNATURE_C;
 }
 
+/** The metadata of our return flow to a client's NetGroup flow ("GC", as Cumulus's FlowWriter). */
+export const GROUP_METADATA: Buffer = Buffer.from([GC_SIGNATURE_G, TC_SIGNATURE_C]);
+
 /** An info object for onStatus/_result: `{ level: 'status', code, description, ...extra }`. */
 export function statusInfo(code: string, description: string, extra: AmfObject = {}): AmfObject {
   return { level: 'status', code, description, ...extra };

@@ -1,9 +1,11 @@
-import { type Address, parseAddress } from './address.ts';
+import type { Address } from './address.ts';
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
 import type { RecvFlow } from './recv-flow.ts';
+import { parsePeerInfo } from './rendezvous.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
+import { DEFAULT_GROUPS_PER_CLIENT, GroupFlows, type GroupMembership } from './tc-group.ts';
 import {
   type Command,
   decodeCommand,
@@ -11,6 +13,7 @@ import {
   encodeCommand,
   encodeTCMetadata,
   errorInfo,
+  isGroupMetadata,
   statusInfo,
 } from './tc-message.ts';
 
@@ -31,8 +34,25 @@ export interface TCServerHandler {
   connect(conn: TCServerConnection, request: ConnectRequest): void;
   /** NetConnection.call; `reply` is undefined when the client expects no answer (transaction 0). */
   call(conn: TCServerConnection, name: string, args: AmfValue[], reply: CallReply | undefined): void;
-  /** The connection is over (session closed, timed out, or rejected). */
+  /** The connection is over (session closed, timed out, or rejected); after its `groupLeave`s. */
   closed(conn: TCServerConnection): void;
+  /**
+   * A NetGroup join (RTMFP-NOTES §7): send members with `membership.sendMember`, refuse with
+   * `membership.refuse()`. Without this hook NetGroup flows are refused, as before.
+   */
+  groupJoin?(conn: TCServerConnection, membership: GroupMembership): void;
+  /**
+   * Once for every membership `groupJoin` was given, however it ended: the client closed its
+   * flow, the session ended, `refuse()`, or a bad message on the flow.
+   */
+  groupLeave?(conn: TCServerConnection, membership: GroupMembership): void;
+  /** A join refused here, before `groupJoin`: malformed ('bad-group-join') or over `groups-per-client`. */
+  groupJoinFailed?(conn: TCServerConnection, error: ProtocolError): void;
+}
+
+export interface TCServerOptions {
+  /** NetGroups one client may be in at once; a join past it refuses that flow. */
+  groupsPerClient?: number;
 }
 
 export interface CallReply {
@@ -67,15 +87,30 @@ export class TCServerConnection {
   private nextStreamId = 1;
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
+  private readonly netGroups: GroupFlows;
 
-  constructor(session: Session, peerId: string, handler: TCServerHandler) {
+  constructor(session: Session, peerId: string, handler: TCServerHandler, options: TCServerOptions = {}) {
     this.session = session;
     this.peerId = peerId;
     this.handler = handler;
+    this.netGroups = new GroupFlows(session, options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT, {
+      join: (m) => handler.groupJoin?.(this, m),
+      leave: (m) => handler.groupLeave?.(this, m),
+      failed: (e) => handler.groupJoinFailed?.(this, e),
+    });
+  }
+
+  /** The NetGroups this client is in now. */
+  get groups(): GroupMembership[] {
+    return this.netGroups.memberships;
   }
 
   /** Session hook: the client opened a flow. */
   onFlow(flow: RecvFlow): void {
+    if (isGroupMetadata(flow.metadata) && this.handler.groupJoin && this.state === 'connected') {
+      this.netGroups.accept(flow);
+      return;
+    }
     const tc = decodeTCMetadata(flow.metadata);
     if (!tc) {
       flow.reject(0);
@@ -152,6 +187,7 @@ export class TCServerConnection {
       });
     }
     this.failPendingCalls();
+    this.netGroups.leaveAll();
     this.session.close();
     this.handler.closed(this);
   }
@@ -161,6 +197,7 @@ export class TCServerConnection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.failPendingCalls();
+    this.netGroups.leaveAll();
     this.handler.closed(this);
   }
 
@@ -213,7 +250,7 @@ export class TCServerConnection {
         return;
       }
       case 'setPeerInfo':
-        this.peerAddresses = args.flatMap((a) => (typeof a === 'string' ? (parseAddress(a) ?? []) : []));
+        this.peerAddresses = parsePeerInfo(args);
         return;
       case 'createStream': {
         const id = this.allocateStream();

@@ -47,7 +47,7 @@ describe('config loading', () => {
           shutdownMs: 5000,
         },
         cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
-        limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000 },
+        limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000, groupsPerClient: 64 },
         balance: { strategy: 'none', maxClients: undefined },
         vars: {},
         file: undefined,
@@ -78,7 +78,7 @@ describe('config loading', () => {
         heartbeatMs: 500,
         secret: 'correct-horse-battery-staple',
       },
-      limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16 },
+      limits: { cpuMs: 20, memoryMb: 64, awaitMs: 2000, handshakes: 16, groupsPerClient: 8 },
       balance: { strategy: 'least-loaded', maxClients: 500 },
       vars: { GREETING: 'hello', EMPTY: '' },
       file: join(FULL, 'wrangler-like.toml'),
@@ -232,6 +232,7 @@ describe('config errors', () => {
       /must be a positive integer, got 1.5$/,
     );
     rejects(() => config('[limits]\nhandshakes = -1'), '[limits] handshakes', /got -1$/);
+    rejects(() => config('[limits]\ngroups_per_client = 0'), '[limits] groups_per_client', /got 0$/);
     rejects(
       () => config('[limits]\nmemory_mb = 4'),
       '[limits] memory_mb',

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Address } from '../../runtime/rtmfp/address.ts';
+import { type Address, AddressOrigin } from '../../runtime/rtmfp/address.ts';
+import { ChunkType } from '../../runtime/rtmfp/chunks.ts';
+import { PacketMode, PacketReader } from '../../runtime/rtmfp/packet.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import { type CloseReason, MAX_RECV_FLOWS, Session, type SessionHooks } from '../../runtime/rtmfp/session.ts';
+import { loadVectors } from '../support/vectors.ts';
 
 /** RFC 7016 §3.5.5 as rtmfp-cpp applies it: a closed session answers Close Requests for 19 s. */
 const LINGER_MS = 19_000;
@@ -189,5 +192,45 @@ describe('Session bounds', () => {
     assert.ok(responder.dropped.length >= extra, 'every chunk of a refused flow is counted');
     assert.ok(responder.dropped.every((r) => r === 'flow-limit'));
     assert.equal(responder.session.state, 'open');
+  });
+});
+
+describe('Session rendezvous', () => {
+  test("a Forwarded IHello goes out at once in the target's session, the chunk byte for byte as Cumulus writes it", () => {
+    const v = loadVectors<{ tag: string; targetPeerId: string; forwardedIHelloChunk: { hex: string } }>(
+      'rendezvous',
+    );
+    const target = end('initiator', 1_000);
+    const node = end('responder', 1_000);
+    node.session.forwardIHello({
+      epd: Buffer.from(`210f${v.targetPeerId}`, 'hex'),
+      replyAddress: { address: '203.0.113.7', port: 40_001, origin: AddressOrigin.observed },
+      tag: Buffer.from(v.tag, 'hex'),
+    });
+    assert.equal(node.sent.length, 1);
+    const opened = new PacketCipher({
+      encryptKey: KEY_A,
+      decryptKey: KEY_B,
+      sendSseq: false,
+      recvSseq: false,
+    });
+    const packet = new PacketReader(opened.open(node.sent[0]));
+    assert.equal(packet.header.mode, PacketMode.responder);
+    assert.notEqual(packet.header.timestamp, undefined, 'librtmfp drops packets without a timestamp');
+    assert.ok(packet.nextChunk());
+    assert.equal(packet.chunkType, ChunkType.forwardedIHello);
+    const { buf, pos, end: stop } = packet.chunk;
+    assert.equal(buf.subarray(pos - 3, stop).toString('hex'), v.forwardedIHelloChunk.hex);
+    deliver(node, target, RESPONDER, 1_000);
+    assert.equal(target.session.state, 'open', 'the peer reads past a chunk it does not act on');
+
+    node.session.abort();
+    node.sent.length = 0;
+    node.session.forwardIHello({
+      epd: Buffer.alloc(34),
+      replyAddress: { ...INITIATOR, origin: 2 },
+      tag: Buffer.alloc(16),
+    });
+    assert.equal(node.sent.length, 0, 'nothing from a closed session');
   });
 });
