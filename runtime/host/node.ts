@@ -210,7 +210,7 @@ export class RtmfpNode {
     return {
       sessions: this.sessions.size,
       connections: this.connections.size,
-      opening: this.endpoint.keying,
+      opening: this.endpoint.beingKeyed,
       handshakeQueue: this.pool.queued,
       handshakes: this.handshakes,
       received: this.received,

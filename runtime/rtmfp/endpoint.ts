@@ -1,18 +1,17 @@
 import { hash, randomInt } from 'node:crypto';
-import { type Address, addressKey, type OriginAddress, sameAddress } from './address.ts';
+import { type Address, addressKey, type OriginAddress } from './address.ts';
 import type { EPD } from './certificate.ts';
 import { CookieJar } from './cookie.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import {
+  type KeyingAdapter,
   type KeyingJob,
   type KeyingResult,
   makeServerIdentity,
   Responder,
-  responderKeying,
   type ServerIdentity,
 } from './handshake.ts';
-import { Initiator } from './handshake-initiator.ts';
-import type { KeyingPolicy } from './keying.ts';
+import { Opening, type OpenOptions } from './opening.ts';
 import { PacketCipher, readSessionId } from './packet-crypto.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import {
@@ -30,34 +29,6 @@ const MIN_DATAGRAM = 20;
  * after the earliest one, so deadlines close together share one wake-up.
  */
 export const TICK_MS = 20;
-/** Startup retransmission: first after this, then growing (rtmfp-cpp grows by 1.5 s). */
-const STARTUP_RETRY_MS = 500;
-const STARTUP_RETRY_GROWTH_MS = 500;
-/** Addresses a redirected opening tries at most (the newest kept). */
-const MAX_OPENING_TARGETS = 24;
-
-/**
- * Keys an accepted handshake (the DH, ~3.5 ms in group 16): a node hands it to its worker
- * pool, a client may run it inline (`keyInline`). `done` gets the time it is called at.
- * Returns false when the job cannot be taken (a full queue): the initiator retransmits.
- */
-export type KeyingAdapter = (
-  job: KeyingJob,
-  now: number,
-  done: (result: KeyingResult | Error, now: number) => void,
-) => boolean;
-
-/** Keys on the calling thread, at once. */
-export const keyInline: KeyingAdapter = (job, now, done) => {
-  let result: KeyingResult | Error;
-  try {
-    result = responderKeying(job);
-  } catch (e) {
-    result = e instanceof Error ? e : new Error(String(e));
-  }
-  done(result, now);
-  return true;
-};
 
 /** What the endpoint needs from the host that drives it: the wire, the clock's wake-ups, crypto. */
 export interface EndpointPlatform {
@@ -108,39 +79,6 @@ export interface EndpointOptions {
   session?: SessionConfig;
 }
 
-/** A session we open: where, and as whom (the EPD's URI). */
-export interface OpenOptions {
-  uri: string;
-  /** Where the IHello goes first (RHello narrows it to the answering address, Redirect adds). */
-  targets: Address[];
-  /** DH groups in our order of preference. */
-  groups?: readonly number[];
-  policy?: KeyingPolicy;
-  /** Our session ID (default: random); rtmfp-cpp hands out small ones again after a restart. */
-  localId?: number;
-}
-
-/** One session we are opening as initiator (RFC 7016 §3.5.1), until it opens or is cancelled. */
-export class Opening {
-  readonly initiator: Initiator;
-  readonly localId: number;
-  targets: Address[];
-  /** When the IHello or IIKeying goes out again. */
-  deadline = 0;
-  attempts = 0;
-
-  constructor(o: OpenOptions, localId: number) {
-    this.localId = localId;
-    this.targets = o.targets;
-    this.initiator = new Initiator({ uri: o.uri, groups: o.groups, policy: o.policy, localId });
-  }
-
-  /** Our peer ID (hex SHA-256 of the certificate the IIKeying carries). */
-  get peerId(): string {
-    return this.initiator.peerId;
-  }
-}
-
 /** One handshake we answered, by address + initiator session ID, while keying and while its session lives. */
 interface Accepting {
   /**
@@ -178,7 +116,7 @@ export class Endpoint {
   readonly sessions = new Map<number, Session>();
   /** IIKeyings taken to be keyed (not retransmissions), those being keyed, sessions answered. */
   keyings = 0;
-  keying = 0;
+  beingKeyed = 0;
   accepted = 0;
   private readonly platform: EndpointPlatform;
   private readonly events: EndpointEvents;
@@ -186,7 +124,7 @@ export class Endpoint {
   private readonly config: SessionConfig;
   private readonly random: () => number;
   /** Sessions being opened as initiator, by our session ID (RIKeying and Cookie Change carry it). */
-  private readonly opening = new Map<number, Opening>();
+  private readonly openings = new Map<number, Opening>();
   private readonly accepting = new Map<string, Accepting>();
   /** Open sessions we answered, by the peer's address: a new one from an address replaces it. */
   private readonly byAddress = new Map<string, EndpointSession>();
@@ -254,7 +192,7 @@ export class Endpoint {
       if (session.accepting) this.established(session, session.accepting);
       return;
     }
-    const opening = this.opening.get(sessionId);
+    const opening = this.openings.get(sessionId);
     if (opening) this.onOpeningStep(opening, datagram, from, now);
     else this.events.dropped('unknown-session');
   }
@@ -262,18 +200,18 @@ export class Endpoint {
   /** Opens a session to `o.targets` as initiator; `events.opened` tells when it is up. */
   open(o: OpenOptions, now: number): Opening {
     const localId = o.localId ?? this.allocateSessionId();
-    if (this.sessions.has(localId) || this.opening.has(localId))
+    if (this.sessions.has(localId) || this.openings.has(localId))
       throw new RangeError(`session ID ${localId} is in use on this endpoint`);
     const opening = new Opening(o, localId);
-    this.opening.set(localId, opening);
+    this.openings.set(localId, opening);
     this.sendStartup(opening, now);
     return opening;
   }
 
   /** Stops opening (e.g. the host gave up waiting). */
   cancel(opening: Opening): void {
-    if (this.opening.get(opening.localId) !== opening) return;
-    this.opening.delete(opening.localId);
+    if (this.openings.get(opening.localId) !== opening) return;
+    this.openings.delete(opening.localId);
     this.deadlines.remove(opening);
   }
 
@@ -296,7 +234,7 @@ export class Endpoint {
   service(now: number): void {
     for (const item of this.deadlines.takeDue(now)) {
       if (item instanceof Opening) {
-        if (this.opening.get(item.localId) !== item) continue;
+        if (this.openings.get(item.localId) !== item) continue;
         if (item.deadline <= now) this.sendStartup(item, now);
         else this.deadlines.file(item, item.deadline);
         continue;
@@ -316,7 +254,7 @@ export class Endpoint {
 
   /** Ends every session at once (telling no one) and every opening. */
   abortAll(): void {
-    for (const o of this.opening.values()) this.cancel(o);
+    for (const o of this.openings.values()) this.cancel(o);
     for (const s of this.sessions.values()) s.abort();
     this.sessions.clear();
   }
@@ -333,8 +271,8 @@ export class Endpoint {
         return;
       case 'drop':
         // RHello and Redirect (session ID 0) answer an opening of ours, found by its tag.
-        if (result.reason === 'unexpected-startup-chunk' && this.opening.size > 0) {
-          for (const opening of this.opening.values())
+        if (result.reason === 'unexpected-startup-chunk' && this.openings.size > 0) {
+          for (const opening of this.openings.values())
             if (this.onOpeningStep(opening, datagram, from, now)) return;
         }
         this.events.dropped(result.reason);
@@ -351,37 +289,22 @@ export class Endpoint {
 
   /** A startup datagram for `opening`; false when it is not (another opening's tag). */
   private onOpeningStep(opening: Opening, datagram: Buffer, from: Address, now: number): boolean {
-    const step = opening.initiator.onStartup(datagram, now);
+    const step = opening.onStartup(datagram, from, now);
     switch (step.kind) {
-      case 'ignore':
-        if (step.reason === 'tag') return false;
+      case 'not-mine':
+        return false;
+      case 'drop':
         this.events.dropped(`opening-${step.reason}`);
         return true;
-      case 'send':
-        opening.targets = [from];
+      case 'resend':
         this.sendStartup(opening, now);
         return true;
-      case 'redirect': {
-        const next = step.addresses.filter((a) => !opening.targets.some((t) => sameAddress(t, a)));
-        opening.targets = [...opening.targets, ...next].slice(-MAX_OPENING_TARGETS);
-        this.sendStartup(opening, now);
-        return true;
-      }
       case 'established': {
         this.cancel(opening);
-        const session = this.newSession(
-          'initiator',
-          step.localId,
-          step.remoteId,
-          from,
-          new PacketCipher(step.cipher),
-          now,
-        );
-        this.events.opened(
-          session,
-          { role: 'initiator', opening, farFingerprint: step.serverFingerprint },
-          now,
-        );
+        const cipher = new PacketCipher(step.cipher);
+        const session = this.newSession('initiator', step.localId, step.remoteId, from, cipher, now);
+        const how: Opened = { role: 'initiator', opening, farFingerprint: step.serverFingerprint };
+        this.events.opened(session, how, now);
         session.flush(now);
         this.schedule(session);
         return true;
@@ -390,9 +313,7 @@ export class Endpoint {
   }
 
   private sendStartup(opening: Opening, now: number): void {
-    const datagram = opening.initiator.current(now);
-    for (const t of opening.targets) this.platform.send(datagram, t);
-    opening.deadline = now + STARTUP_RETRY_MS + opening.attempts++ * STARTUP_RETRY_GROWTH_MS;
+    opening.resend(now, this.hooks.send);
     this.deadlines.file(opening, opening.deadline);
     this.platform.rescheduled();
   }
@@ -422,9 +343,9 @@ export class Endpoint {
     const keyedFrom = now;
     // Set before keying: an inline adapter calls back at once.
     this.accepting.set(key, entry);
-    this.keying++;
+    this.beingKeyed++;
     const taken = this.platform.keying(job, now, (result, doneAt) => {
-      this.keying--;
+      this.beingKeyed--;
       if (this.accepting.get(key) !== entry) {
         // A newer IIKeying from the same address and ISID took over while this one was keyed.
         this.events.dropped('iikeying-superseded');
@@ -445,7 +366,7 @@ export class Endpoint {
       }
     });
     if (!taken) {
-      this.keying--;
+      this.beingKeyed--;
       if (previous) this.accepting.set(key, previous);
       else this.accepting.delete(key);
       this.events.dropped('handshake-queue-full');
@@ -530,7 +451,7 @@ export class Endpoint {
   private allocateSessionId(): number {
     for (;;) {
       const id = this.random();
-      if (!this.sessions.has(id) && !this.opening.has(id)) return id;
+      if (!this.sessions.has(id) && !this.openings.has(id)) return id;
     }
   }
 

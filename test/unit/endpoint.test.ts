@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Address, addressKey, sameAddress } from '../../runtime/rtmfp/address.ts';
 import { ChunkType } from '../../runtime/rtmfp/chunks.ts';
-import { Endpoint, type KeyingAdapter, keyInline, type Opening } from '../../runtime/rtmfp/endpoint.ts';
+import { Endpoint } from '../../runtime/rtmfp/endpoint.ts';
+import { type KeyingAdapter, keyInline } from '../../runtime/rtmfp/handshake.ts';
+import type { Opening } from '../../runtime/rtmfp/opening.ts';
 import { PacketReader } from '../../runtime/rtmfp/packet.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import type { CloseReason, Session, SessionConfig } from '../../runtime/rtmfp/session.ts';
@@ -217,7 +219,7 @@ describe('one RTMFP endpoint, initiator and responder (RFC 7016 §3.5)', () => {
     assert.deepEqual(server.drops, ['iikeying-superseded']);
     assert.equal(server.opened.length, 1);
     assert.equal(second.opened.length, 1);
-    assert.equal(server.endpoint.keying, 0, 'nothing left being keyed');
+    assert.equal(server.endpoint.beingKeyed, 0, 'nothing left being keyed');
   });
 
   test('a restarted initiator reusing its address and session ID gets a new session; the stale one goes', () => {
