@@ -117,17 +117,25 @@ export class RtmfpNode {
       events: {
         hello: (tag, uri, from, now) => this.onIHello(tag, uri, from, now),
         opened: (session, how) => this.opened(session, how),
-        flow: (session, flow) => (session.context as SessionEntry).conn?.onFlow(flow),
+        // No context: opening its connection failed (`fault`), and the session is aborted.
+        flow: (session, flow) => (session.context as SessionEntry | undefined)?.conn?.onFlow(flow),
         closed: (session) => {
-          const entry = session.context as SessionEntry;
-          const { conn } = entry;
-          if (!conn) return;
+          const entry = session.context as SessionEntry | undefined;
+          const conn = entry?.conn;
+          if (!entry || !conn) return;
           // What lingers until release is the Session alone (it answers a repeated Close Request).
           entry.conn = undefined;
           this.connections.delete(conn);
           conn.onSessionClosed();
         },
-        dropped: (reason) => this.drops.add(reason),
+        dropped: (reason, failure) => {
+          this.drops.add(reason);
+          if (failure)
+            this.log.debug(
+              { err: failure.err.message, from: formatAddress(failure.from) },
+              'handshake failed',
+            );
+        },
         fault: (err, from) =>
           this.log.error({ err, from: formatAddress(from) }, 'opening a keyed session failed'),
       },

@@ -65,8 +65,8 @@ export interface EndpointEvents {
   closed?(session: Session, reason: CloseReason): void;
   /** The session left the table. */
   released?(session: Session): void;
-  /** A datagram, or part of one, was refused: counted by `reason`. */
-  dropped(reason: string): void;
+  /** A datagram, or part of one, was refused: counted by `reason` (a failed keying says why). */
+  dropped(reason: string, failure?: { from: Address; err: Error }): void;
   /** Opening a keyed session threw (a bug, not the peer's doing): the handshake failed. */
   fault?(err: unknown, from: Address): void;
 }
@@ -353,7 +353,7 @@ export class Endpoint {
       }
       if (result instanceof Error) {
         this.accepting.delete(key);
-        this.events.dropped('keying-failed');
+        this.events.dropped('keying-failed', { from, err: result });
         return;
       }
       try {
@@ -361,6 +361,7 @@ export class Endpoint {
       } catch (e) {
         // A fault here fails this handshake, not the endpoint (a pool calls back from a promise).
         this.accepting.delete(key);
+        entry.session?.abort();
         this.events.dropped('keying-failed');
         this.events.fault?.(e, from);
       }

@@ -37,7 +37,10 @@ class Net {
   now = T0;
   private readonly random = prng(9);
 
-  peer(port: number, o: { accepts?: boolean; keying?: KeyingAdapter; session?: SessionConfig } = {}): Peer {
+  peer(
+    port: number,
+    o: { accepts?: boolean; keying?: KeyingAdapter; session?: SessionConfig; failOpen?: boolean } = {},
+  ): Peer {
     const address = { address: '127.0.0.1', port };
     const p = { address, opened: [], closed: [], messages: [], drops: [], woken: false } as unknown as Peer;
     p.endpoint = new Endpoint({
@@ -54,6 +57,7 @@ class Net {
       events: {
         hello: o.accepts ? (tag, _uri, from, now) => p.endpoint.rHello(tag, from, now) : undefined,
         opened: (session, how) => {
+          if (o.failOpen) throw new Error('the host failed');
           const peerId = how.role === 'responder' ? how.peerId : how.farFingerprint.toString('hex');
           p.opened.push({ session, role: how.role, peerId });
         },
@@ -62,6 +66,7 @@ class Net {
         },
         closed: (session, reason) => p.closed.push({ session, reason }),
         dropped: (reason) => p.drops.push(reason),
+        fault: (err) => p.drops.push(`fault: ${(err as Error).message}`),
       },
     });
     this.peers.push(p);
@@ -301,6 +306,17 @@ describe('one RTMFP endpoint, initiator and responder (RFC 7016 §3.5)', () => {
     assert.deepEqual(middle.messages, ['to middle']);
     assert.deepEqual(client.messages, ['to client']);
     assert.deepEqual(middle.drops, []);
+  });
+
+  test('a host that fails to take a keyed session loses that handshake, and no session stays', () => {
+    const net = new Net();
+    const server = net.peer(1935, { accepts: true, failOpen: true });
+    const client = net.peer(50_000);
+    open(net, client, server);
+    net.run();
+    assert.deepEqual(server.drops, ['keying-failed', 'fault: the host failed']);
+    assert.equal(server.endpoint.sessions.size, 0);
+    assert.equal(client.opened.length, 0, 'no RIKeying went out');
   });
 
   test('an endpoint that accepts nothing drops IHellos; datagrams for no session are dropped', () => {
