@@ -4,24 +4,21 @@ import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { errorText } from '../runtime/error-text.ts';
-import { type Address, sameAddress } from '../runtime/rtmfp/address.ts';
+import { EndpointClock } from '../runtime/host/endpoint-clock.ts';
+import type { Address } from '../runtime/rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
+import { Endpoint } from '../runtime/rtmfp/endpoint.ts';
 import { ProtocolError } from '../runtime/rtmfp/errors.ts';
-import { Initiator } from '../runtime/rtmfp/handshake-initiator.ts';
+import { keyInline } from '../runtime/rtmfp/handshake.ts';
 import type { KeyingPolicy } from '../runtime/rtmfp/keying.ts';
-import { PacketCipher, readSessionId } from '../runtime/rtmfp/packet-crypto.ts';
-import { Session, type SessionConfig } from '../runtime/rtmfp/session.ts';
+import type { Opening } from '../runtime/rtmfp/opening.ts';
+import type { Session, SessionConfig } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
 import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
 
 export type { AmfObject, AmfValue };
 
 const DEFAULT_PORT = 1935;
-/** Timer granularity: the timer is set for the next deadline, rounded up to this. */
-const TICK_MS = 20;
-/** Startup retransmission: first after this, then growing (rtmfp-cpp grows by 1.5 s). */
-const STARTUP_RETRY_MS = 500;
-const STARTUP_RETRY_GROWTH_MS = 500;
 /** How long a graceful close waits for the server's Close Ack. */
 const CLOSE_WAIT_MS = 2_000;
 /** Redirects (`ex.code` 302) a connect follows at most, so two servers cannot bounce it forever. */
@@ -89,13 +86,14 @@ export class NetConnection extends EventEmitter {
   serverFingerprint = '';
   private readonly socket: dgram.Socket;
   private readonly handlers = new Map<string, CallHandler>();
+  /** Our RTMFP endpoint: it opens the session to the server and runs its timers. */
+  private readonly endpoint: Endpoint;
+  private readonly clock: EndpointClock;
+  private readonly opening: Opening;
   private session: Session | undefined;
   private tc: TCClientConnection | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  /** When `timer` fires; Infinity when none is set. */
-  private timerAt = Number.POSITIVE_INFINITY;
-  /** What a timer firing does: handshake retransmission, then the session's timers. */
-  private onTimer: (now: number) => void = () => {};
+  /** Settles `open`: the connect's answer. */
+  private settle: ((ok: boolean, info: AmfValue) => void) | undefined;
   private closed = false;
   private torndown = false;
   private socketClosed = false;
@@ -104,12 +102,53 @@ export class NetConnection extends EventEmitter {
   private closeInfo: AmfValue = null;
   private readonly options: ClientOptions;
 
-  private constructor(url: string, socket: dgram.Socket, peerId: string, options: ClientOptions) {
+  /** Starts the handshake with `target` at once. */
+  private constructor(url: string, socket: dgram.Socket, target: Address, options: ClientOptions) {
     super();
     this.url = url;
     this.socket = socket;
-    this.peerId = peerId;
     this.options = options;
+    this.endpoint = new Endpoint({
+      session: options.session,
+      platform: {
+        send: (datagram, to) => this.send(datagram, to),
+        rescheduled: () => this.clock.arm(),
+        wake: () => this.clock.wake(),
+        keying: keyInline,
+      },
+      events: {
+        opened: (session, how, now) => {
+          if (how.role === 'initiator') this.startSession(session, how.farFingerprint, now);
+        },
+        flow: (_s, flow) => this.tc?.onFlow(flow),
+        closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
+        released: () => {
+          this.emit('released');
+          this.teardown();
+        },
+        // Malformed or undecryptable datagrams are ignored, as a server ignores ours.
+        dropped: () => {},
+      },
+    });
+    this.clock = new EndpointClock(this.endpoint);
+    socket.on('message', (msg, rinfo) => {
+      try {
+        this.endpoint.receive(msg, { address: rinfo.address, port: rinfo.port }, performance.now());
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+      }
+    });
+    this.opening = this.endpoint.open(
+      {
+        uri: url,
+        targets: [target],
+        groups: options.groups,
+        policy: options.policy,
+        localId: options.sessionId,
+      },
+      performance.now(),
+    );
+    this.peerId = this.opening.peerId;
   }
 
   /**
@@ -139,15 +178,9 @@ export class NetConnection extends EventEmitter {
         resolveBind();
       });
     });
-    const initiator = new Initiator({
-      uri: url,
-      groups: options.groups,
-      policy: options.policy,
-      localId: options.sessionId,
-    });
-    const nc = new NetConnection(url, socket, initiator.peerId, options);
+    const nc = new NetConnection(url, socket, target, options);
     try {
-      await nc.handshake(initiator, target, options);
+      await nc.handshake(options);
     } catch (e) {
       nc.teardown();
       throw e;
@@ -208,21 +241,13 @@ export class NetConnection extends EventEmitter {
     await socketClosed;
   }
 
-  private handshake(initiator: Initiator, target: Address, options: ClientOptions): Promise<void> {
+  /** Resolves once the server accepted the connect; rejects when refused or after `timeoutMs`. */
+  private handshake(options: ClientOptions): Promise<void> {
     return new Promise((resolvePromise, reject) => {
-      let targets: Address[] = [target];
-      let attempts = 0;
-      let retryAt = 0;
       const timeout = setTimeout(() => {
         reject(new StatusError(failedInfo('connect timed out'), 'connect timed out'));
       }, options.timeoutMs ?? 10_000);
-      const sendStartup = (now: number) => {
-        const datagram = initiator.current(now);
-        for (const t of targets) this.send(datagram, t);
-        retryAt = now + STARTUP_RETRY_MS + attempts++ * STARTUP_RETRY_GROWTH_MS;
-        this.arm(retryAt);
-      };
-      const established = (ok: boolean, info: AmfValue) => {
+      this.settle = (ok, info) => {
         clearTimeout(timeout);
         if (ok) {
           this.info = info;
@@ -231,83 +256,14 @@ export class NetConnection extends EventEmitter {
           reject(new StatusError(info, 'connect rejected'));
         }
       };
-      this.socket.on('message', (msg, rinfo) => {
-        const from = { address: rinfo.address, port: rinfo.port };
-        const now = performance.now();
-        try {
-          if (this.session) {
-            if (readSessionId(msg) === this.session.localId) this.session.receive(msg, from, now);
-            return;
-          }
-          const step = initiator.onStartup(msg, now);
-          if (step.kind === 'send') {
-            targets = [from];
-            sendStartup(now);
-          } else if (step.kind === 'redirect') {
-            const next = step.addresses.filter((a) => !targets.some((t) => sameAddress(t, a)));
-            targets = [...targets, ...next].slice(-24);
-            sendStartup(now);
-          } else if (step.kind === 'established') {
-            this.serverFingerprint = step.serverFingerprint.toString('hex');
-            this.startSession(step, from, now, options, established);
-          }
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-          // Malformed or undecryptable datagrams are ignored, as a server ignores ours.
-        }
-      });
-      this.onTimer = (now) => {
-        const session = this.session;
-        if (session) {
-          if (session.deadline <= now) session.service(now);
-          this.arm(session.deadline);
-        } else if (now >= retryAt) {
-          sendStartup(now);
-        } else {
-          this.arm(retryAt);
-        }
-      };
-      sendStartup(performance.now());
     });
   }
 
-  private startSession(
-    step: Extract<ReturnType<Initiator['onStartup']>, { kind: 'established' }>,
-    from: Address,
-    now: number,
-    options: ClientOptions,
-    established: (ok: boolean, info: AmfValue) => void,
-  ): void {
-    let wakeScheduled = false;
-    const session = new Session({
-      role: 'initiator',
-      localId: step.localId,
-      remoteId: step.remoteId,
-      address: from,
-      cipher: new PacketCipher(step.cipher),
-      now,
-      config: options.session,
-      hooks: {
-        send: (datagram, to) => this.send(datagram, to),
-        wake: (s) => {
-          if (wakeScheduled) return;
-          wakeScheduled = true;
-          setImmediate(() => {
-            wakeScheduled = false;
-            s.flush(performance.now());
-          });
-        },
-        flow: (_s, flow) => this.tc?.onFlow(flow),
-        rescheduled: (s) => this.arm(s.deadline),
-        closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
-        released: () => {
-          this.emit('released');
-          this.teardown();
-        },
-      },
-    });
+  /** The session is up: `connect` goes out on it. */
+  private startSession(session: Session, serverFingerprint: Buffer, now: number): void {
+    this.serverFingerprint = serverFingerprint.toString('hex');
     const tc = new TCClientConnection(session, {
-      connected: established,
+      connected: (ok, info) => this.settle?.(ok, info),
       status: (info) => {
         if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
         this.emit('status', info);
@@ -319,31 +275,10 @@ export class NetConnection extends EventEmitter {
     tc.connect({
       tcUrl: this.url,
       app: appOfUrl(this.url),
-      args: options.args ?? [],
-      commandObject: options.commandObject,
+      args: this.options.args ?? [],
+      commandObject: this.options.commandObject,
     });
     session.flush(now);
-    this.arm(session.deadline);
-  }
-
-  /**
-   * Makes sure the timer fires by `at` (rounded up to TICK_MS). A deadline that moved later is
-   * found out when the timer fires early and sets itself again: no timer runs while idle.
-   */
-  private arm(at: number): void {
-    if (this.torndown) return;
-    const fireAt = Math.ceil(at / TICK_MS) * TICK_MS;
-    if (!(fireAt < this.timerAt)) return;
-    clearTimeout(this.timer);
-    this.timerAt = fireAt;
-    this.timer = setTimeout(
-      () => {
-        this.timerAt = Number.POSITIVE_INFINITY;
-        this.onTimer(performance.now());
-      },
-      Math.max(0, fireAt - performance.now()),
-    );
-    this.timer.unref();
   }
 
   private onServerCall(
@@ -402,8 +337,8 @@ export class NetConnection extends EventEmitter {
   private teardown(): void {
     if (this.torndown) return;
     this.torndown = true;
-    clearTimeout(this.timer);
-    this.timerAt = Number.POSITIVE_INFINITY;
+    this.clock.stop();
+    this.endpoint.cancel(this.opening);
     this.session?.abort();
     const close = () => {
       this.socket.close();

@@ -120,6 +120,29 @@ export function responderKeying(job: KeyingJob): KeyingResult {
   };
 }
 
+/**
+ * Keys an accepted handshake (the DH, ~3.5 ms in group 16): a node hands it to its worker
+ * pool, a client may run it inline (`keyInline`). `done` gets the time it is called at.
+ * Returns false when the job cannot be taken (a full queue): the initiator retransmits.
+ */
+export type KeyingAdapter = (
+  job: KeyingJob,
+  now: number,
+  done: (result: KeyingResult | Error, now: number) => void,
+) => boolean;
+
+/** Keys on the calling thread, at once. */
+export const keyInline: KeyingAdapter = (job, now, done) => {
+  let result: KeyingResult | Error;
+  try {
+    result = responderKeying(job);
+  } catch (e) {
+    result = e instanceof Error ? e : new Error(String(e));
+  }
+  done(result, now);
+  return true;
+};
+
 export type StartupResult =
   | { kind: 'reply'; datagram: Buffer }
   | { kind: 'hello'; tag: Buffer; uri: string }

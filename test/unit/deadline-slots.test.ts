@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DeadlineSlots } from '../../runtime/host/deadline-slots.ts';
+import { DeadlineSlots } from '../../runtime/rtmfp/deadline-slots.ts';
 import { prng } from '../support/prng.ts';
 
 describe('DeadlineSlots', () => {
