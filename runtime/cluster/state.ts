@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { KvStore } from './kv.ts';
+import type { GroupInfo, GroupJoin, GroupLeave, GroupMember, GroupSummary, PeerRecord } from './p2p.ts';
 
 /**
  * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
@@ -112,12 +113,16 @@ export interface State {
    * the store's clock, in one atomic step. Idempotent; also how a node re-registers.
    */
   heartbeat(record: NodeRecord, ttlMs: number): Promise<void>;
-  /** A clean leave: the node and what it owns are removed now. Only if `epoch` still matches. */
+  /**
+   * A clean leave: the node and what it owns (peers, group members) are removed now, in one
+   * atomic step. Only if `epoch` still matches.
+   */
   leave(id: string, epoch: string): Promise<void>;
   /** Live nodes (record not expired), any order. */
   nodes(): Promise<NodeEntry[]>;
   /**
-   * Removes every node whose record expired, and what it owned, in one atomic step; returns
+   * Removes every node whose record expired, and what it owned (its peers and group
+   * members), in one atomic step; returns
    * their ids. Safe to run from every node at once: each dead node is returned to one caller.
    */
   reap(): Promise<string[]>;
@@ -171,6 +176,39 @@ export interface State {
     nodes: readonly string[],
     lapsingAfter?: Readonly<Record<string, number>>,
   ): Promise<Record<string, number>>;
+
+  /**
+   * Registers a connected client for the rendezvous (RTMFP-NOTES §6), or updates it: the
+   * record replaces the last one (new LAN addresses from setPeerInfo). A client that
+   * reconnected to another node moves there. Idempotent.
+   */
+  putPeer(peerId: string, peer: PeerRecord): Promise<void>;
+  /**
+   * Removes the peer if `node` still holds it (a client that reconnected elsewhere stays);
+   * true if removed.
+   */
+  removePeer(peerId: string, node: string): Promise<boolean>;
+  /** Where a peer is connected and its addresses, in one round trip; undefined if unknown. */
+  peer(peerId: string): Promise<PeerRecord | undefined>;
+
+  /**
+   * Adds the peer (connected to `node`) to the group in cluster-wide join order and reads what
+   * the join needs, in one atomic step. A member joining again (a re-assert after a store
+   * reconnect, or from the node it reconnected to) keeps its place. `pick` in [0, 1) chooses
+   * the random older member to introduce.
+   */
+  joinGroup(groupId: string, peerId: string, node: string, pick?: number): Promise<GroupJoin>;
+  /**
+   * Removes the member if `node` still holds it, and reads what keeps the mesh connected, in
+   * one atomic step; undefined if it was not a member from that node (nothing changed).
+   */
+  leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined>;
+  /** The oldest `limit` members (at most MAX_MEMBERS_LISTED), in join order. */
+  members(groupId: string, limit?: number): Promise<GroupMember[]>;
+  /** The group's size and members per node (size 0 for a group nobody is in). */
+  group(groupId: string): Promise<GroupInfo>;
+  /** Groups with members, largest first (ties: higher ID first), at most `limit` (MAX_GROUPS_LISTED). */
+  groups(limit?: number): Promise<GroupSummary[]>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */
