@@ -1,3 +1,4 @@
+import { parseAddress } from '../rtmfp/address.ts';
 import { checkNodeId } from './keys.ts';
 
 /**
@@ -95,9 +96,9 @@ export function checkPeerRecord(peer: PeerRecord): PeerRecord {
 }
 
 function checkAddress(what: string, address: unknown): void {
-  if (typeof address !== 'string' || address.length === 0 || address.length > MAX_ADDRESS_LENGTH) {
+  if (typeof address !== 'string' || address.length > MAX_ADDRESS_LENGTH || !parseAddress(address)) {
     throw new Error(
-      `state: ${what} of a peer must be "host:port" of at most ${MAX_ADDRESS_LENGTH} characters, got ${JSON.stringify(address)}`,
+      `state: ${what} of a peer must be "host:port" or "[v6]:port" of at most ${MAX_ADDRESS_LENGTH} characters, got ${JSON.stringify(address)}`,
     );
   }
 }

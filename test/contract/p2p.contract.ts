@@ -55,6 +55,10 @@ function peersContract(name: string, make: MakeState): void {
       const lan = Array.from({ length: 17 }, (_, i) => `10.0.0.${i}:1`);
       await assert.rejects(state().putPeer(peer(1), { ...at('n1'), lan }), /at most 16 LAN addresses/);
       await assert.rejects(state().putPeer(peer(1), { ...at('n1'), address: '' }), /observed address/);
+      await assert.rejects(
+        state().putPeer(peer(1), { ...at('n1'), lan: ['10.0.0.1'] }),
+        /a LAN address of a peer must be "host:port" or "\[v6\]:port" of at most 64 characters, got "10\.0\.0\.1"/,
+      );
       await assert.rejects(state().putPeer(peer(1), at('n:1')), /node id must be non-empty without ':'/);
       assert.equal(await state().peer(peer(1)), undefined);
     });
