@@ -58,7 +58,7 @@ async function showStatus(argv: string[]): Promise<number> {
 
 /** The nodes and groups as of now: tables for people, or one JSON line. */
 async function snapshot(state: State, cluster: string, json: boolean | undefined): Promise<string> {
-  const [nodes, time, groups] = await Promise.all([state.nodes(), state.time(), state.groups()]);
+  const [nodes, time, groups] = await Promise.all([state.nodes(), state.time(), state.p2p.groups()]);
   nodes.sort((a, b) => a.id.localeCompare(b.id));
   if (json) return `${JSON.stringify({ time, nodes, groups })}\n`;
   if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n${groupsTable(groups)}`;

@@ -13,35 +13,37 @@ import {
   MAX_GROUPS_LISTED,
   MAX_MEMBERS_LISTED,
   olderIndex,
+  type P2pStore,
   type PeerRecord,
   RECONNECT_DISTANCE,
 } from './p2p.ts';
 
 /**
- * MemoryState's peers and groups, step for step what redis-p2p.ts does (same contract suite).
- * A group is a Map of peer ID → node: a Map keeps insertion order, and setting an existing
- * member keeps its place, which is the join order a re-assert must not change.
+ * MemoryState's peers and groups (`state.p2p`), step for step what redis-p2p.ts does (same
+ * contract suite). A group is a Map of peer ID → node: a Map keeps insertion order, and
+ * setting an existing member keeps its place, which is the join order a re-assert must not
+ * change.
  */
-export class MemoryP2p {
+export class MemoryP2p implements P2pStore {
   private readonly peers = new Map<string, PeerRecord>();
   private readonly groupsById = new Map<string, Map<string, string>>();
 
-  putPeer(peerId: string, peer: PeerRecord): void {
+  async putPeer(peerId: string, peer: PeerRecord): Promise<void> {
     this.peers.set(checkDigest('peer ID', peerId), checkPeerRecord(peer));
   }
 
-  removePeer(peerId: string, node: string): boolean {
+  async removePeer(peerId: string, node: string): Promise<boolean> {
     const id = checkDigest('peer ID', peerId);
     if (this.peers.get(id)?.node !== node) return false;
     return this.peers.delete(id);
   }
 
-  peer(peerId: string): PeerRecord | undefined {
+  async peer(peerId: string): Promise<PeerRecord | undefined> {
     const peer = this.peers.get(checkDigest('peer ID', peerId));
     return peer && structuredClone(peer);
   }
 
-  joinGroup(groupId: string, peerId: string, node: string, pick: number): GroupJoin {
+  async joinGroup(groupId: string, peerId: string, node: string, pick = Math.random()): Promise<GroupJoin> {
     const g = checkDigest('group ID', groupId);
     const p = checkDigest('peer ID', peerId);
     checkNodeId(node);
@@ -60,7 +62,7 @@ export class MemoryP2p {
     return { position: order.indexOf(p), size: order.length, introduce };
   }
 
-  leaveGroup(groupId: string, peerId: string, node: string): GroupLeave | undefined {
+  async leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined> {
     const g = checkDigest('group ID', groupId);
     const p = checkDigest('peer ID', peerId);
     const members = this.groupsById.get(g);
@@ -79,20 +81,20 @@ export class MemoryP2p {
     return leave;
   }
 
-  members(groupId: string, limit: number): GroupMember[] {
+  async members(groupId: string, limit = MAX_MEMBERS_LISTED): Promise<GroupMember[]> {
     checkLimit('members', limit, MAX_MEMBERS_LISTED);
     const members = this.groupsById.get(checkDigest('group ID', groupId)) ?? new Map<string, string>();
     return [...members].slice(0, limit).map(([peerId, node]) => ({ peerId, node }));
   }
 
-  group(groupId: string): GroupInfo {
+  async group(groupId: string): Promise<GroupInfo> {
     const members = this.groupsById.get(checkDigest('group ID', groupId)) ?? new Map<string, string>();
     const nodes: Record<string, number> = {};
     for (const node of members.values()) nodes[node] = (nodes[node] ?? 0) + 1;
     return { size: members.size, nodes };
   }
 
-  groups(limit: number): GroupSummary[] {
+  async groups(limit = MAX_GROUPS_LISTED): Promise<GroupSummary[]> {
     checkLimit('groups', limit, MAX_GROUPS_LISTED);
     return [...this.groupsById]
       .map(([id, members]) => ({ id, size: members.size }))

@@ -2,16 +2,6 @@ import pino, { type Logger } from 'pino';
 import { MemoryKv } from './memory-kv.ts';
 import { MemoryP2p } from './memory-p2p.ts';
 import {
-  type GroupInfo,
-  type GroupJoin,
-  type GroupLeave,
-  type GroupMember,
-  type GroupSummary,
-  MAX_GROUPS_LISTED,
-  MAX_MEMBERS_LISTED,
-  type PeerRecord,
-} from './p2p.ts';
-import {
   type AppSecrets,
   checkNodeTtl,
   MAX_VERSIONS,
@@ -54,6 +44,7 @@ interface AppHistory {
 export class MemoryState implements State {
   readonly kind = 'memory';
   readonly kv: MemoryKv;
+  readonly p2p = new MemoryP2p();
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly records = new Map<string, LiveNode>();
@@ -63,7 +54,6 @@ export class MemoryState implements State {
   private readonly channels = new Map<string, Set<(message: string) => void>>();
   /** node → client → when its seat lapses (the sorted sets `seats:<node>`). */
   private readonly seatsAt = new Map<string, Map<string, number>>();
-  private readonly p2p = new MemoryP2p();
   private lastTime = 0;
   private secret: string | undefined;
 
@@ -198,38 +188,6 @@ export class MemoryState implements State {
       if (n > 0) counts[node] = n;
     }
     return counts;
-  }
-
-  async putPeer(peerId: string, peer: PeerRecord): Promise<void> {
-    this.p2p.putPeer(peerId, peer);
-  }
-
-  async removePeer(peerId: string, node: string): Promise<boolean> {
-    return this.p2p.removePeer(peerId, node);
-  }
-
-  async peer(peerId: string): Promise<PeerRecord | undefined> {
-    return this.p2p.peer(peerId);
-  }
-
-  async joinGroup(groupId: string, peerId: string, node: string, pick = Math.random()): Promise<GroupJoin> {
-    return this.p2p.joinGroup(groupId, peerId, node, pick);
-  }
-
-  async leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined> {
-    return this.p2p.leaveGroup(groupId, peerId, node);
-  }
-
-  async members(groupId: string, limit = MAX_MEMBERS_LISTED): Promise<GroupMember[]> {
-    return this.p2p.members(groupId, limit);
-  }
-
-  async group(groupId: string): Promise<GroupInfo> {
-    return this.p2p.group(groupId);
-  }
-
-  async groups(limit = MAX_GROUPS_LISTED): Promise<GroupSummary[]> {
-    return this.p2p.groups(limit);
   }
 
   async publish(channel: string, message: string): Promise<void> {

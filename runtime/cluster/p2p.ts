@@ -59,6 +59,45 @@ export interface GroupSummary {
   size: number;
 }
 
+/**
+ * The cluster store's peers and groups (`State.p2p`). Every write is one atomic step and
+ * idempotent; every call is one round trip to the store.
+ */
+export interface P2pStore {
+  /**
+   * Registers a connected client for the rendezvous (RTMFP-NOTES §6), or updates it: the
+   * record replaces the last one (new LAN addresses from setPeerInfo). A client that
+   * reconnected to another node moves there. Idempotent.
+   */
+  putPeer(peerId: string, peer: PeerRecord): Promise<void>;
+  /**
+   * Removes the peer if `node` still holds it (a client that reconnected elsewhere stays);
+   * true if removed.
+   */
+  removePeer(peerId: string, node: string): Promise<boolean>;
+  /** Where a peer is connected and its addresses, in one round trip; undefined if unknown. */
+  peer(peerId: string): Promise<PeerRecord | undefined>;
+
+  /**
+   * Adds the peer (connected to `node`) to the group in cluster-wide join order and reads what
+   * the join needs, in one atomic step. A member joining again (a re-assert after a store
+   * reconnect, or from the node it reconnected to) keeps its place. `pick` in [0, 1) chooses
+   * the random older member to introduce (default: Math.random()).
+   */
+  joinGroup(groupId: string, peerId: string, node: string, pick?: number): Promise<GroupJoin>;
+  /**
+   * Removes the member if `node` still holds it, and reads what keeps the mesh connected, in
+   * one atomic step; undefined if it was not a member from that node (nothing changed).
+   */
+  leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined>;
+  /** The oldest `limit` members (default and most: MAX_MEMBERS_LISTED), in join order. */
+  members(groupId: string, limit?: number): Promise<GroupMember[]>;
+  /** The group's size and members per node (size 0 for a group nobody is in). */
+  group(groupId: string): Promise<GroupInfo>;
+  /** Groups with members, largest first (ties: higher ID first); `limit` as for members (MAX_GROUPS_LISTED). */
+  groups(limit?: number): Promise<GroupSummary[]>;
+}
+
 /** Others a joining member is sent, newest first, before the one random older member. */
 export const INTRODUCE_NEWEST = 5;
 /** On a leave, the successor learns of the member this many places before it. */

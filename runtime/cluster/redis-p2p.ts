@@ -12,6 +12,7 @@ import {
   INTRODUCE_NEWEST,
   MAX_GROUPS_LISTED,
   MAX_MEMBERS_LISTED,
+  type P2pStore,
   type PeerRecord,
   RECONNECT_DISTANCE,
 } from './p2p.ts';
@@ -161,8 +162,8 @@ end
 return out
 `);
 
-/** RedisState's peers and groups: one round trip per call, each write one script. */
-export class RedisP2p {
+/** RedisState's peers and groups (`state.p2p`): one round trip per call, each write one script. */
+export class RedisP2p implements P2pStore {
   private readonly redis: RedisConnection;
   private readonly keys: ClusterKeys;
 
@@ -188,7 +189,7 @@ export class RedisP2p {
     return json === null ? undefined : (JSON.parse(json) as PeerRecord);
   }
 
-  async joinGroup(groupId: string, peerId: string, node: string, pick: number): Promise<GroupJoin> {
+  async joinGroup(groupId: string, peerId: string, node: string, pick = Math.random()): Promise<GroupJoin> {
     const args = [this.keys.prefix, ...this.member(groupId, peerId, node), checkPick(pick)];
     const [position, size, introduce] = (await this.redis.run(JOIN_GROUP, [], args)) as [
       number,
@@ -207,7 +208,7 @@ export class RedisP2p {
     return { size, reconnect: { to: { peerId: successor, node: node_ }, peerId: older } };
   }
 
-  async members(groupId: string, limit: number): Promise<GroupMember[]> {
+  async members(groupId: string, limit = MAX_MEMBERS_LISTED): Promise<GroupMember[]> {
     const g = checkDigest('group ID', groupId);
     checkLimit('members', limit, MAX_MEMBERS_LISTED);
     const [ids, nodes] = (await this.redis.run(MEMBERS, [], [this.keys.prefix, g, limit])) as [
@@ -229,7 +230,7 @@ export class RedisP2p {
     return { size, nodes };
   }
 
-  async groups(limit: number): Promise<GroupSummary[]> {
+  async groups(limit = MAX_GROUPS_LISTED): Promise<GroupSummary[]> {
     checkLimit('groups', limit, MAX_GROUPS_LISTED);
     const key = this.keys.p2p('groups');
     const reply = await this.redis.command((r) => r.zrevrange(key, 0, limit - 1, 'WITHSCORES'));

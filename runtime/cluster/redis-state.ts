@@ -1,15 +1,5 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
-import {
-  type GroupInfo,
-  type GroupJoin,
-  type GroupLeave,
-  type GroupMember,
-  type GroupSummary,
-  MAX_GROUPS_LISTED,
-  MAX_MEMBERS_LISTED,
-  type PeerRecord,
-} from './p2p.ts';
 import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import { p2pLua, RedisP2p } from './redis-p2p.ts';
@@ -213,9 +203,9 @@ export interface RedisStateOptions {
 export class RedisState implements State {
   readonly kind = 'redis';
   readonly kv: RedisKv;
+  readonly p2p: RedisP2p;
   readonly keys: ClusterKeys;
   private readonly redis: RedisConnection;
-  private readonly p2p: RedisP2p;
 
   private constructor(redis: RedisConnection, keys: ClusterKeys) {
     this.redis = redis;
@@ -365,38 +355,6 @@ export class RedisState implements State {
       if (Number(n) > 0) counts[nodes[i]] = Number(n);
     });
     return counts;
-  }
-
-  putPeer(peerId: string, peer: PeerRecord): Promise<void> {
-    return this.p2p.putPeer(peerId, peer);
-  }
-
-  removePeer(peerId: string, node: string): Promise<boolean> {
-    return this.p2p.removePeer(peerId, node);
-  }
-
-  peer(peerId: string): Promise<PeerRecord | undefined> {
-    return this.p2p.peer(peerId);
-  }
-
-  joinGroup(groupId: string, peerId: string, node: string, pick = Math.random()): Promise<GroupJoin> {
-    return this.p2p.joinGroup(groupId, peerId, node, pick);
-  }
-
-  leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined> {
-    return this.p2p.leaveGroup(groupId, peerId, node);
-  }
-
-  members(groupId: string, limit = MAX_MEMBERS_LISTED): Promise<GroupMember[]> {
-    return this.p2p.members(groupId, limit);
-  }
-
-  group(groupId: string): Promise<GroupInfo> {
-    return this.p2p.group(groupId);
-  }
-
-  groups(limit = MAX_GROUPS_LISTED): Promise<GroupSummary[]> {
-    return this.p2p.groups(limit);
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { KvStore } from './kv.ts';
-import type { GroupInfo, GroupJoin, GroupLeave, GroupMember, GroupSummary, PeerRecord } from './p2p.ts';
+import type { P2pStore } from './p2p.ts';
 
 /**
  * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
@@ -104,6 +104,8 @@ export interface State {
   readonly kind: 'memory' | 'redis';
   /** App-scoped key/value store behind `ctx.kv`. */
   readonly kv: KvStore;
+  /** Connected clients by peer ID and NetGroup members (issue 9), reaped with their node. */
+  readonly p2p: P2pStore;
 
   /** The store's clock, ms. */
   time(): Promise<number>;
@@ -176,39 +178,6 @@ export interface State {
     nodes: readonly string[],
     lapsingAfter?: Readonly<Record<string, number>>,
   ): Promise<Record<string, number>>;
-
-  /**
-   * Registers a connected client for the rendezvous (RTMFP-NOTES §6), or updates it: the
-   * record replaces the last one (new LAN addresses from setPeerInfo). A client that
-   * reconnected to another node moves there. Idempotent.
-   */
-  putPeer(peerId: string, peer: PeerRecord): Promise<void>;
-  /**
-   * Removes the peer if `node` still holds it (a client that reconnected elsewhere stays);
-   * true if removed.
-   */
-  removePeer(peerId: string, node: string): Promise<boolean>;
-  /** Where a peer is connected and its addresses, in one round trip; undefined if unknown. */
-  peer(peerId: string): Promise<PeerRecord | undefined>;
-
-  /**
-   * Adds the peer (connected to `node`) to the group in cluster-wide join order and reads what
-   * the join needs, in one atomic step. A member joining again (a re-assert after a store
-   * reconnect, or from the node it reconnected to) keeps its place. `pick` in [0, 1) chooses
-   * the random older member to introduce.
-   */
-  joinGroup(groupId: string, peerId: string, node: string, pick?: number): Promise<GroupJoin>;
-  /**
-   * Removes the member if `node` still holds it, and reads what keeps the mesh connected, in
-   * one atomic step; undefined if it was not a member from that node (nothing changed).
-   */
-  leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined>;
-  /** The oldest `limit` members (at most MAX_MEMBERS_LISTED), in join order. */
-  members(groupId: string, limit?: number): Promise<GroupMember[]>;
-  /** The group's size and members per node (size 0 for a group nobody is in). */
-  group(groupId: string): Promise<GroupInfo>;
-  /** Groups with members, largest first (ties: higher ID first), at most `limit` (MAX_GROUPS_LISTED). */
-  groups(limit?: number): Promise<GroupSummary[]>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls `handler` for each message on `channel` until the returned function is called. */

@@ -268,7 +268,7 @@ export async function startClusterNode(
       servers: cluster?.servers(),
     }),
     cluster: async () => {
-      const groups = await state.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
+      const groups = await state.p2p.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
         log.warn({ err: errorText(err) }, '/cluster.json: could not read the groups from the cluster store');
         return undefined;
       });

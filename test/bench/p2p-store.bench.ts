@@ -25,13 +25,13 @@ export async function p2pStoreFigures(): Promise<Row[]> {
     const group = hex(1, 'a');
     const record = { node: 'n1', address: '203.0.113.1:50000', lan: ['192.168.1.2:50000'] };
     for (let i = 0; i < GROUP_SIZE; i++) {
-      await state.putPeer(hex(i, 'b'), record);
-      await state.joinGroup(group, hex(i, 'b'), i % 2 ? 'n1' : 'n2');
+      await state.p2p.putPeer(hex(i, 'b'), record);
+      await state.p2p.joinGroup(group, hex(i, 'b'), i % 2 ? 'n1' : 'n2');
     }
     // Warm up: scripts loaded (the first EVALSHA of each is NOSCRIPT, then EVAL), code compiled.
-    await state.peer(hex(0, 'b'));
-    await state.leaveGroup(group, hex(0, 'b'), 'n2');
-    await state.joinGroup(group, hex(0, 'b'), 'n2');
+    await state.p2p.peer(hex(0, 'b'));
+    await state.p2p.leaveGroup(group, hex(0, 'b'), 'n2');
+    await state.p2p.joinGroup(group, hex(0, 'b'), 'n2');
     let trips = 0;
     state.onRoundTrip(() => trips++);
     const measure = async (op: (i: number) => Promise<unknown>) => {
@@ -44,9 +44,9 @@ export async function p2pStoreFigures(): Promise<Row[]> {
       return { micros, trips: perCall, commands: ((await commands(counter)) - commandsBefore - 1) / OPS };
     };
     const bare = await measure(() => state.time());
-    const lookup = await measure((i) => state.peer(hex(i % GROUP_SIZE, 'b')));
-    const join = await measure((i) => state.joinGroup(group, hex(i, 'c'), 'n3'));
-    const leave = await measure((i) => state.leaveGroup(group, hex(i, 'c'), 'n3'));
+    const lookup = await measure((i) => state.p2p.peer(hex(i % GROUP_SIZE, 'b')));
+    const join = await measure((i) => state.p2p.joinGroup(group, hex(i, 'c'), 'n3'));
+    const leave = await measure((i) => state.p2p.leaveGroup(group, hex(i, 'c'), 'n3'));
     const row = (name: string, m: typeof bare): Row => ({
       section: 'p',
       name,

@@ -38,8 +38,8 @@ describe('RedisState on a real redis-server', () => {
         await state.putSecret('chat', 'S', 'v');
         await state.kv.set('chat', 'k', 1, 0);
         await state.clusterSecret();
-        await state.putPeer('a'.repeat(64), { node: 'n1', address: '203.0.113.1:1', lan: [] });
-        await state.joinGroup('b'.repeat(64), 'a'.repeat(64), 'n1');
+        await state.p2p.putPeer('a'.repeat(64), { node: 'n1', address: '203.0.113.1:1', lan: [] });
+        await state.p2p.joinGroup('b'.repeat(64), 'a'.repeat(64), 'n1');
         await state.subscribe(CHANNELS.rpc('n1'), () => {});
         const keys = await raw.keys('*tagged*');
         assert.equal(keys.length, 16, keys.join(' '));
@@ -62,9 +62,9 @@ describe('RedisState on a real redis-server', () => {
         const peers = ['1', '2', '3'].map((d) => d.repeat(64));
         const record = { node: 'n1', address: '203.0.113.1:1', lan: ['10.0.0.1:1'] };
         // Warm up: the first call of each script on a server is EVALSHA, NOSCRIPT, then EVAL.
-        await state.putPeer(peers[0], record);
-        await state.joinGroup(group, peers[0], 'n1');
-        await state.leaveGroup(group, peers[0], 'n1');
+        await state.p2p.putPeer(peers[0], record);
+        await state.p2p.joinGroup(group, peers[0], 'n1');
+        await state.p2p.leaveGroup(group, peers[0], 'n1');
         let trips = 0;
         state.onRoundTrip(() => trips++);
         const count = async (op: () => Promise<unknown>) => {
@@ -72,13 +72,13 @@ describe('RedisState on a real redis-server', () => {
           await op();
           return trips - before;
         };
-        for (const p of peers) await state.joinGroup(group, p, 'n1');
+        for (const p of peers) await state.p2p.joinGroup(group, p, 'n1');
         assert.deepEqual(
           [
-            await count(() => state.putPeer(peers[1], record)),
-            await count(() => state.peer(peers[1])),
-            await count(() => state.joinGroup(group, 'd'.repeat(64), 'n1')),
-            await count(() => state.leaveGroup(group, peers[1], 'n1')),
+            await count(() => state.p2p.putPeer(peers[1], record)),
+            await count(() => state.p2p.peer(peers[1])),
+            await count(() => state.p2p.joinGroup(group, 'd'.repeat(64), 'n1')),
+            await count(() => state.p2p.leaveGroup(group, peers[1], 'n1')),
           ],
           [1, 1, 1, 1],
         );

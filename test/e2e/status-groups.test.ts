@@ -32,8 +32,8 @@ after(async () => {
 });
 
 test('fnhost status lists the groups largest first with their member counts, as a table and as JSON', async () => {
-  for (let i = 0; i < 3; i++) await state.joinGroup(group(1), peer(i), 'n1');
-  await state.joinGroup(group(2), peer(0), 'n1');
+  for (let i = 0; i < 3; i++) await state.p2p.joinGroup(group(1), peer(i), 'n1');
+  await state.p2p.joinGroup(group(2), peer(0), 'n1');
 
   const human = await cli(dir, ['status', '--redis', redis.url]);
   assert.equal(human.code, 0, human.err);
@@ -51,7 +51,7 @@ test('fnhost status lists the groups largest first with their member counts, as 
 });
 
 test('fnhost status shows the 20 largest groups and says how many smaller ones it left out', async () => {
-  for (let n = 3; n < 25; n++) await state.joinGroup(group(n), peer(n), 'n1');
+  for (let n = 3; n < 25; n++) await state.p2p.joinGroup(group(n), peer(n), 'n1');
   const human = await cli(dir, ['status', '--redis', redis.url]);
   assert.equal(human.code, 0, human.err);
   assert.equal(human.out.split('\n').filter((l) => /^[0-9a-f]{64} +\d+$/.test(l)).length, 20);

@@ -124,8 +124,8 @@ describe('the dashboard in headless Chromium, against 2 nodes and Redis', () => 
 
     // Members of one group on both nodes, as the nodes register them: the page lists the group.
     const group = 'ab'.repeat(32);
-    await state.joinGroup(group, 'cd'.repeat(32), shown.id);
-    await state.joinGroup(group, 'ef'.repeat(32), other.id);
+    await state.p2p.joinGroup(group, 'cd'.repeat(32), shown.id);
+    await state.p2p.joinGroup(group, 'ef'.repeat(32), other.id);
     const groupItems = () => page.$$eval('#groups li', (items) => items.map((li) => li.textContent));
     const listed = `${group}: 2 members`;
     for (let waited = 0; waited < WAIT_MS && (await groupItems()).join() !== listed; waited += 100) {
