@@ -16,7 +16,7 @@ import {
   type PeerRecord,
   RECONNECT_DISTANCE,
 } from './p2p.ts';
-import { luaScript, type RedisConnection } from './redis-connection.ts';
+import { type LuaScript, luaScript, type RedisConnection } from './redis-connection.ts';
 
 /**
  * Lua for peers and groups (keys.ts P2P_KEYS), given the cluster prefix in ARGV[`prefixArg`].
@@ -175,12 +175,12 @@ export class RedisP2p implements P2pStore {
   async putPeer(peerId: string, peer: PeerRecord): Promise<void> {
     const id = checkDigest('peer ID', peerId);
     const record = checkPeerRecord(peer);
-    await this.redis.run(PUT_PEER, [], [this.keys.prefix, id, JSON.stringify(record), record.node]);
+    await this.run(PUT_PEER, this.keys.p2p('peer', id), [id, JSON.stringify(record), record.node]);
   }
 
   async removePeer(peerId: string, node: string): Promise<boolean> {
     const id = checkDigest('peer ID', peerId);
-    return (await this.redis.run(REMOVE_PEER, [], [this.keys.prefix, id, node])) === 1;
+    return (await this.run(REMOVE_PEER, this.keys.p2p('peer', id), [id, node])) === 1;
   }
 
   async peer(peerId: string): Promise<PeerRecord | undefined> {
@@ -190,18 +190,17 @@ export class RedisP2p implements P2pStore {
   }
 
   async joinGroup(groupId: string, peerId: string, node: string, pick = Math.random()): Promise<GroupJoin> {
-    const args = [this.keys.prefix, ...this.member(groupId, peerId, node), checkPick(pick)];
-    const [position, size, introduce] = (await this.redis.run(JOIN_GROUP, [], args)) as [
-      number,
-      number,
-      string[],
-    ];
+    const member = this.member(groupId, peerId, node);
+    const reply = await this.run(JOIN_GROUP, this.keys.p2p('group', member[0]), [...member, checkPick(pick)]);
+    const [position, size, introduce] = reply as [number, number, string[]];
     return { position, size, introduce };
   }
 
   async leaveGroup(groupId: string, peerId: string, node: string): Promise<GroupLeave | undefined> {
-    const args = [this.keys.prefix, ...this.member(groupId, peerId, node)];
-    const reply = (await this.redis.run(LEAVE_GROUP, [], args)) as [number, string?, string?, string?] | null;
+    const member = this.member(groupId, peerId, node);
+    const reply = (await this.run(LEAVE_GROUP, this.keys.p2p('group', member[0]), member)) as
+      | [number, string?, string?, string?]
+      | null;
     if (reply === null) return undefined;
     const [size, successor, node_, older] = reply;
     if (successor === undefined || node_ === undefined || older === undefined) return { size };
@@ -211,7 +210,7 @@ export class RedisP2p implements P2pStore {
   async members(groupId: string, limit = MAX_MEMBERS_LISTED): Promise<GroupMember[]> {
     const g = checkDigest('group ID', groupId);
     checkLimit('members', limit, MAX_MEMBERS_LISTED);
-    const [ids, nodes] = (await this.redis.run(MEMBERS, [], [this.keys.prefix, g, limit])) as [
+    const [ids, nodes] = (await this.run(MEMBERS, this.keys.p2p('group', g), [g, limit])) as [
       string[],
       (string | null)[],
     ];
@@ -220,7 +219,7 @@ export class RedisP2p implements P2pStore {
 
   async group(groupId: string): Promise<GroupInfo> {
     const g = checkDigest('group ID', groupId);
-    const reply = (await this.redis.run(GROUP, [], [this.keys.prefix, g])) as (string | number)[];
+    const reply = (await this.run(GROUP, this.keys.p2p('group', g), [g])) as (string | number)[];
     const nodes: Record<string, number> = {};
     let size = 0;
     for (let i = 0; i < reply.length; i += 2) {
@@ -237,6 +236,15 @@ export class RedisP2p implements P2pStore {
     const list: GroupSummary[] = [];
     for (let i = 0; i < reply.length; i += 2) list.push({ id: reply[i], size: Number(reply[i + 1]) });
     return list;
+  }
+
+  /**
+   * Runs a script with the cluster prefix as ARGV[1], from which it builds every key. KEYS[1]
+   * is its main key, only to route it: Redis Cluster sends a script to the slot of its keys,
+   * and the `{cluster}` hash tag puts every key of the cluster in that slot.
+   */
+  private run(script: LuaScript, mainKey: string, args: (string | number)[]): Promise<unknown> {
+    return this.redis.run(script, [mainKey], [this.keys.prefix, ...args]);
   }
 
   private member(groupId: string, peerId: string, node: string): [string, string, string] {
