@@ -124,8 +124,8 @@ export interface State {
   nodes(): Promise<NodeEntry[]>;
   /**
    * Removes every node whose record expired, and what it owned (its peers and group
-   * members), in one atomic step; returns
-   * their ids. Safe to run from every node at once: each dead node is returned to one caller.
+   * members), in one atomic step; returns their ids. Safe to run from every node at once:
+   * each dead node is returned to one caller.
    */
   reap(): Promise<string[]>;
 
