@@ -146,6 +146,48 @@ describe('RedisState: Redis going away and coming back', () => {
     }
   });
 
+  it("after Redis restarts empty, nodes re-asserting their peers and memberships restore them, each once and in each node's order", async () => {
+    const redis = await startRedis();
+    const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
+    try {
+      const group = 'e'.repeat(64);
+      const peer = (n: number) => n.toString(16).padStart(64, 'a');
+      /** What each node holds locally, in its join order: its truth. */
+      const local: Record<string, number[]> = { n1: [0, 2, 4], n2: [1, 3] };
+      const reassert = async () => {
+        for (const [node, peers] of Object.entries(local)) {
+          for (const p of peers) {
+            await state.p2p.putPeer(peer(p), { node, address: `203.0.113.${p}:1`, lan: [] });
+            await state.p2p.joinGroup(group, peer(p), node);
+          }
+        }
+      };
+      for (let p = 0; p < 5; p++) {
+        await state.p2p.putPeer(peer(p), { node: p % 2 ? 'n2' : 'n1', address: `203.0.113.${p}:1`, lan: [] });
+        await state.p2p.joinGroup(group, peer(p), p % 2 ? 'n2' : 'n1');
+      }
+      const statuses: string[] = [];
+      state.onStatus((s) => statuses.push(s));
+      await redis.restart();
+      await until(() => statuses.at(-1) === 'up', 'up', 5_000);
+      assert.deepEqual(await state.p2p.groups(), [], 'the restarted Redis is empty');
+      await reassert();
+      const restored = (await state.p2p.members(group)).map((m) => m.peerId);
+      assert.deepEqual(restored, [0, 2, 4, 1, 3].map(peer));
+      await reassert();
+      assert.deepEqual(
+        (await state.p2p.members(group)).map((m) => m.peerId),
+        restored,
+        'a second re-assert changes nothing',
+      );
+      assert.deepEqual(await state.p2p.group(group), { size: 5, nodes: { n1: 3, n2: 2 } });
+      assert.equal((await state.p2p.peer(peer(3)))?.node, 'n2');
+    } finally {
+      await state.close();
+      await redis.stop();
+    }
+  });
+
   it('while Redis is down, commands fail at once instead of queueing, and nothing replays later', async () => {
     const redis = await startRedis();
     const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
