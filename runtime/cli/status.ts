@@ -1,8 +1,9 @@
 /**
  * `fnhost status`: the live nodes of the cluster as the store sees them — addresses, state,
  * load, which version of each app they run (and which failed to load), and how fresh their
- * last heartbeat is, by the store's clock.
+ * last heartbeat is, by the store's clock — then its NetGroups with their sizes.
  */
+import { type GroupSummary, MAX_GROUPS_LISTED } from '../cluster/p2p.ts';
 import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
 import {
   CLUSTER_HELP,
@@ -18,7 +19,7 @@ import { type Command, usageError } from './command.ts';
 export const status: Command = {
   name: 'status',
   synopsis: ['status [--watch] [cluster options]'],
-  about: 'The live nodes: addresses, state, load, app versions, last heartbeat.',
+  about: 'The live nodes (addresses, state, load, app versions, last heartbeat) and the groups.',
   flags: `  --watch   refresh every second until Ctrl-C (in place; with --json, one line per refresh)`,
   shared: CLUSTER_HELP,
   run: showStatus,
@@ -26,6 +27,8 @@ export const status: Command = {
 
 /** How often `--watch` reads the nodes again. */
 const WATCH_MS = 1_000;
+/** Groups a person sees, largest first; `--json` lists as many as the store returns at once. */
+const GROUPS_SHOWN = 20;
 /** Cursor home and clear screen: a terminal redraws the table in place. */
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
@@ -53,12 +56,12 @@ async function showStatus(argv: string[]): Promise<number> {
   });
 }
 
-/** The nodes as of now: a table for people, or one JSON line. */
+/** The nodes and groups as of now: tables for people, or one JSON line. */
 async function snapshot(state: State, cluster: string, json: boolean | undefined): Promise<string> {
-  const [nodes, time] = await Promise.all([state.nodes(), state.time()]);
+  const [nodes, time, groups] = await Promise.all([state.nodes(), state.time(), state.p2p.groups()]);
   nodes.sort((a, b) => a.id.localeCompare(b.id));
-  if (json) return `${JSON.stringify({ time, nodes })}\n`;
-  if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n`;
+  if (json) return `${JSON.stringify({ time, nodes, groups })}\n`;
+  if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n${groupsTable(groups)}`;
   let text = table(
     [
       'ID',
@@ -99,6 +102,23 @@ async function snapshot(state: State, cluster: string, json: boolean | undefined
       const label = `  ${e.id} ${e.app}: `;
       text += `${label}${indentRest(e.error, ' '.repeat(label.length))}\n`;
     }
+  }
+  return text + groupsTable(groups);
+}
+
+/** The largest groups and their member counts across the cluster; nothing when there are none. */
+function groupsTable(groups: GroupSummary[]): string {
+  if (groups.length === 0) return '';
+  const shown = groups.slice(0, GROUPS_SHOWN);
+  let text = `\n${table(
+    ['GROUP', 'MEMBERS'],
+    shown.map((g) => [g.id, String(g.size)]),
+    [1],
+  )}`;
+  const more = groups.length - shown.length;
+  if (more > 0) {
+    const atLeast = groups.length === MAX_GROUPS_LISTED ? ' or more' : '';
+    text += `… and ${more}${atLeast} smaller groups (--json lists up to ${MAX_GROUPS_LISTED})\n`;
   }
   return text;
 }

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorText } from '../error-text.ts';
+import { type ForwardHelloRequest, parseForwardHello } from './forward-hello.ts';
 import type { NodeEntry, NodeRecord, State } from './state.ts';
 
 /** Node-to-node messages older (or further in the future) than this are refused. */
@@ -11,11 +12,12 @@ const PROBE_MS = 2_000;
 /**
  * A message between nodes, as published on `rpc:<nodeId>` (JSON), authenticated by `mac`:
  * `call` is an app's `server.send`, `probe` the pub/sub self-probe, `control` an operator's
- * command to the node (`fnhost pause`, `resume`, `drain`), sent by the CLI.
+ * command to the node (`fnhost pause`, `resume`, `drain`), sent by the CLI, `forward-hello` a
+ * rendezvous across nodes (forward-hello.ts, in `args[0]`).
  */
 interface Envelope {
   v: 1;
-  kind: 'call' | 'probe' | 'control';
+  kind: 'call' | 'probe' | 'control' | 'forward-hello';
   from: string;
   epoch: string;
   to: string;
@@ -36,6 +38,8 @@ export interface ClusterHooks {
   message(from: NodeEntry | undefined, fromId: string, app: string, name: string, args: unknown[]): void;
   /** An operator's command (`pause`, `resume`, `drain`) arrived, authenticated. */
   control?(name: string, args: unknown[]): void;
+  /** Another node asks this one to send a Forwarded IHello to one of its clients, authenticated and checked. */
+  forwardHello?(fromId: string, request: ForwardHelloRequest): void;
 }
 
 /**
@@ -85,8 +89,11 @@ export class ClusterNode {
   readonly id: string;
   readonly epoch = randomBytes(8).toString('hex');
   readonly startedAt = Date.now();
-  /** Messages dropped: forged (bad MAC), replayed (nonce seen), stale (outside the window). */
-  readonly dropped = { forged: 0, replayed: 0, stale: 0 };
+  /**
+   * Messages dropped: forged (bad MAC), replayed (nonce seen), stale (outside the window),
+   * malformed (signed, but a request this node cannot use).
+   */
+  readonly dropped = { forged: 0, replayed: 0, stale: 0, malformed: 0 };
   private readonly o: ClusterOptions;
   private readonly log: Logger;
   private live = new Map<string, NodeEntry>();
@@ -148,9 +155,15 @@ export class ClusterNode {
 
   /** Sends `server.<name>(from, args)` to the app on node `to`. False if that node is not live. */
   async send(to: string, app: string, name: string, args: unknown[]): Promise<boolean> {
-    if (!this.live.has(to)) return false;
-    await this.o.state.publish(`rpc:${to}`, this.seal({ kind: 'call', to, app, name, args }));
-    return true;
+    return this.deliver({ kind: 'call', to, app, name, args });
+  }
+
+  /**
+   * Asks node `to` to send a Forwarded IHello to its client `request.target` (a rendezvous
+   * across nodes). Throws on a request the other node would drop; false if `to` is not live.
+   */
+  async forwardHello(to: string, request: ForwardHelloRequest): Promise<boolean> {
+    return this.deliver({ kind: 'forward-hello', to, app: '', name: '', args: [parseForwardHello(request)] });
   }
 
   /** `server.<name>` on every other live node. */
@@ -209,6 +222,12 @@ export class ClusterNode {
       .catch(() => {});
   }
 
+  private async deliver(m: Pick<Envelope, 'kind' | 'to' | 'app' | 'name' | 'args'>): Promise<boolean> {
+    if (!this.live.has(m.to)) return false;
+    await this.o.state.publish(`rpc:${m.to}`, this.seal(m));
+    return true;
+  }
+
   private seal(m: Pick<Envelope, 'kind' | 'to' | 'app' | 'name' | 'args'>): string {
     return sealMessage(this.o.secret, { ...m, from: this.id, epoch: this.epoch });
   }
@@ -248,7 +267,23 @@ export class ClusterNode {
       this.o.hooks.control?.(e.name, Array.isArray(e.args) ? e.args : []);
       return;
     }
+    if (e.kind === 'forward-hello') {
+      this.onForwardHello(e);
+      return;
+    }
     this.o.hooks.message(this.live.get(e.from), e.from, e.app, e.name, Array.isArray(e.args) ? e.args : []);
+  }
+
+  private onForwardHello(e: Envelope): void {
+    let request: ForwardHelloRequest;
+    try {
+      request = parseForwardHello(Array.isArray(e.args) ? e.args[0] : undefined);
+    } catch (err) {
+      this.dropped.malformed++;
+      this.log.warn({ from: e.from, err: errorText(err) }, 'dropped a forward-hello request');
+      return;
+    }
+    this.o.hooks.forwardHello?.(e.from, request);
   }
 
   /** Nonces are kept as long as a message could still be fresh. */

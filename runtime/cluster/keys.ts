@@ -51,6 +51,8 @@ export interface ClusterKeys {
   seats(node: string): string;
   /** String: a `ctx.kv` value, encoded by value-codec.ts. */
   kv(app: string, key: string): string;
+  /** A P2P key: its segment (P2P_KEYS) and the peer, node or group id that follows it. */
+  p2p(segment: keyof typeof P2P_KEYS, id?: string): string;
   /** Redis channel for a logical channel name (see CHANNELS), scoped to the cluster. */
   channel(name: string): string;
 }
@@ -78,7 +80,33 @@ export function clusterKeys(cluster: string): ClusterKeys {
     // whatever the handler's key holds.
     kv: (app, key) => `${prefix}kv:${checkName('app', app)}:${key}`,
     channel: (name) => prefix + name,
+    p2p: (segment, id = '') => prefix + P2P_KEYS[segment] + id,
   };
+}
+
+/**
+ * What follows `fnhost:{<cluster>}:` in the P2P keys. The Lua scripts (redis-p2p.ts) build these
+ * keys themselves from the ids they read (reap walks a dead node's peers and memberships), so
+ * the segments are defined here once and written into the scripts.
+ */
+export const P2P_KEYS = {
+  /** String: PeerRecord JSON of a connected client. */
+  peer: 'peer:',
+  /** Set: the peer IDs a node registered (what reaping it removes). */
+  nodePeers: 'peers-of:',
+  /** Sorted set: a group's member peer IDs → join sequence (cluster-wide join order). */
+  group: 'group:',
+  /** Hash: a group's member peer ID → the node it is connected to. */
+  groupNodes: 'group-nodes:',
+  /** Set: `<groupId>:<peerId>` of each membership a node holds (what reaping it removes). */
+  nodeMemberships: 'memberships-of:',
+  /** Sorted set: group ID → its size, written from the member count in the same script. */
+  groups: 'groups',
+} as const;
+
+/** A node id as it goes into keys (`peers-of:<node>`), checked like every other key part. */
+export function checkNodeId(id: string): string {
+  return checkName('node id', id);
 }
 
 /**

@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { MemoryKv } from './memory-kv.ts';
+import { MemoryP2p } from './memory-p2p.ts';
 import {
   type AppSecrets,
   checkNodeTtl,
@@ -43,6 +44,7 @@ interface AppHistory {
 export class MemoryState implements State {
   readonly kind = 'memory';
   readonly kv: MemoryKv;
+  readonly p2p = new MemoryP2p();
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly records = new Map<string, LiveNode>();
@@ -241,10 +243,11 @@ export class MemoryState implements State {
     return live;
   }
 
-  /** Also where a node's peers, group memberships and publications go once they are stored here. */
+  /** A node and what it owns; also where its publications go once they are stored here. */
   private removeNode(id: string): void {
     this.records.delete(id);
     this.index.delete(id);
+    this.p2p.removeNode(id);
   }
 
   private history(app: string): AppHistory {

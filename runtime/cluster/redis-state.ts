@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
 import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
+import { p2pLua, RedisP2p } from './redis-p2p.ts';
 import {
   type AppSecrets,
   checkNodeTtl,
@@ -28,15 +29,15 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 /**
- * Removes node `id` and what it owns. The extension point for DESIGN.md's reaping: once peers
- * (`peer:<peerId>`), group members (`group:<groupId>` entries `peerId@node`) and publications
- * (`pub:<app>:<stream>`) are stored, remove the ones this node owns here, e.g. from a per-node
- * index `node:<id>:owned` written alongside them, so leave() and reap() both clean them up.
+ * Removes node `id` and what it owns: its peers and group members (redis-p2p.ts), with the
+ * cluster prefix in ARGV[`prefixArg`]. Publications (`pub:<app>:<stream>`) go here too once
+ * they are stored, so leave() and reap() both clean them up.
  */
-const REMOVE_NODE = `
+const removeNode = (prefixArg: number) => `${p2pLua(prefixArg)}
 local function remove_node(nodes, node_prefix, id)
   redis.call('DEL', node_prefix .. id)
   redis.call('ZREM', nodes, id)
+  remove_node_p2p(id)
 end
 `;
 
@@ -62,11 +63,12 @@ return out
 `);
 
 /**
- * KEYS: nodes. ARGV: node key prefix. Every indexed node whose record has expired is removed
- * and returned; being one script, two reapers can never both get the same id. A full scan of
- * the index: it holds one entry per node, and TTLs differ per node.
+ * KEYS: nodes. ARGV: node key prefix, cluster prefix. Every indexed node whose record has
+ * expired is removed with its peers and members and returned; being one script, two reapers
+ * can never both get the same id. A full scan of the index: it holds one entry per node, and
+ * TTLs differ per node.
  */
-const REAP = luaScript(`${REMOVE_NODE}
+const REAP = luaScript(`${removeNode(2)}
 local dead = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if redis.call('EXISTS', ARGV[1] .. id) == 0 then
@@ -77,8 +79,11 @@ end
 return dead
 `);
 
-/** KEYS: node, nodes. ARGV: epoch, node key prefix, id. Removes the node only if its epoch matches. */
-const LEAVE = luaScript(`${REMOVE_NODE}
+/**
+ * KEYS: node, nodes. ARGV: epoch, node key prefix, id, cluster prefix. Removes the node (and
+ * what it owns) only if its epoch matches.
+ */
+const LEAVE = luaScript(`${removeNode(4)}
 local record = redis.call('GET', KEYS[1])
 if not record then return 0 end
 local ok, node = pcall(cjson.decode, record)
@@ -198,6 +203,7 @@ export interface RedisStateOptions {
 export class RedisState implements State {
   readonly kind = 'redis';
   readonly kv: RedisKv;
+  readonly p2p: RedisP2p;
   readonly keys: ClusterKeys;
   private readonly redis: RedisConnection;
 
@@ -205,6 +211,7 @@ export class RedisState implements State {
     this.redis = redis;
     this.keys = keys;
     this.kv = new RedisKv(redis, keys);
+    this.p2p = new RedisP2p(redis, keys);
   }
 
   /**
@@ -240,7 +247,7 @@ export class RedisState implements State {
 
   async leave(id: string, epoch: string): Promise<void> {
     const k = this.keys;
-    await this.redis.run(LEAVE, [k.node(id), k.nodes], [epoch, k.nodePrefix, id]);
+    await this.redis.run(LEAVE, [k.node(id), k.nodes], [epoch, k.nodePrefix, id, k.prefix]);
   }
 
   async nodes(): Promise<NodeEntry[]> {
@@ -255,7 +262,8 @@ export class RedisState implements State {
   }
 
   async reap(): Promise<string[]> {
-    return strings(await this.redis.run(REAP, [this.keys.nodes], [this.keys.nodePrefix]));
+    const k = this.keys;
+    return strings(await this.redis.run(REAP, [k.nodes], [k.nodePrefix, k.prefix]));
   }
 
   async putBundle(app: string, bundle: StoredBundle): Promise<void> {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { KvStore } from './kv.ts';
+import type { P2pStore } from './p2p.ts';
 
 /**
  * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
@@ -103,6 +104,8 @@ export interface State {
   readonly kind: 'memory' | 'redis';
   /** App-scoped key/value store behind `ctx.kv`. */
   readonly kv: KvStore;
+  /** Connected clients by peer ID and NetGroup members (issue 9), reaped with their node. */
+  readonly p2p: P2pStore;
 
   /** The store's clock, ms. */
   time(): Promise<number>;
@@ -112,13 +115,17 @@ export interface State {
    * the store's clock, in one atomic step. Idempotent; also how a node re-registers.
    */
   heartbeat(record: NodeRecord, ttlMs: number): Promise<void>;
-  /** A clean leave: the node and what it owns are removed now. Only if `epoch` still matches. */
+  /**
+   * A clean leave: the node and what it owns (peers, group members) are removed now, in one
+   * atomic step. Only if `epoch` still matches.
+   */
   leave(id: string, epoch: string): Promise<void>;
   /** Live nodes (record not expired), any order. */
   nodes(): Promise<NodeEntry[]>;
   /**
-   * Removes every node whose record expired, and what it owned, in one atomic step; returns
-   * their ids. Safe to run from every node at once: each dead node is returned to one caller.
+   * Removes every node whose record expired, and what it owned (its peers and group
+   * members), in one atomic step; returns their ids. Safe to run from every node at once:
+   * each dead node is returned to one caller.
    */
   reap(): Promise<string[]>;
 

@@ -11,7 +11,7 @@ import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
 import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
-import { clusterView } from './cluster-view.ts';
+import { clusterView, DASHBOARD_GROUPS } from './cluster-view.ts';
 import { Drain } from './drain.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
@@ -267,7 +267,13 @@ export async function startClusterNode(
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
     }),
-    cluster: () => clusterView(self.id, config.cluster.name, cluster?.servers() ?? [], Date.now()),
+    cluster: async () => {
+      const groups = await state.p2p.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
+        log.warn({ err: errorText(err) }, '/cluster.json: could not read the groups from the cluster store');
+        return undefined;
+      });
+      return clusterView(self.id, config.cluster.name, cluster?.servers() ?? [], groups, Date.now());
+    },
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   };
 

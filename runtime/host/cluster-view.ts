@@ -1,4 +1,8 @@
+import type { GroupSummary } from '../cluster/p2p.ts';
 import type { NodeEntry, NodeLoad, NodeState } from '../cluster/state.ts';
+
+/** Groups the dashboard lists, largest first (it polls every second: keep the answer small). */
+export const DASHBOARD_GROUPS = 50;
 
 /** One node as the dashboard shows it. */
 export interface NodeView {
@@ -24,12 +28,22 @@ export interface ClusterView {
   nodes: NodeView[];
   /** app → the versions running across the cluster → node ids running each. */
   apps: Record<string, Record<string, string[]>>;
-  /** NetGroups and live publications: empty until groups (issue 9) and relays (issue 10) exist. */
-  groups: [];
+  /** The largest NetGroups (at most DASHBOARD_GROUPS), read from the store for this answer. */
+  groups: GroupSummary[];
+  /** Set when the store could not be read: `groups` is empty for that reason, not for lack of groups. */
+  groupsUnavailable?: true;
+  /** Live publications: empty until relays (issue 10) exist. */
   publications: [];
 }
 
-export function clusterView(node: string, cluster: string, servers: NodeEntry[], at: number): ClusterView {
+export function clusterView(
+  node: string,
+  cluster: string,
+  servers: NodeEntry[],
+  /** undefined: the store could not be read. */
+  groups: GroupSummary[] | undefined,
+  at: number,
+): ClusterView {
   const sorted = [...servers].sort((a, b) => a.id.localeCompare(b.id));
   const apps: ClusterView['apps'] = {};
   for (const s of sorted) {
@@ -52,7 +66,8 @@ export function clusterView(node: string, cluster: string, servers: NodeEntry[],
       errors: s.errors,
     })),
     apps,
-    groups: [],
+    groups: groups ?? [],
+    ...(groups ? {} : { groupsUnavailable: true }),
     publications: [],
   };
 }

@@ -165,7 +165,7 @@ const SCRIPT = `
       drawNodes(view);
       drawChart();
       drawApps(view);
-      drawList('groups', view.groups, (g) => g.id + ': ' + g.members + ' members');
+      drawList('groups', view.groups, (g) => g.id + ': ' + g.size + (g.size === 1 ? ' member' : ' members'));
       drawList('publications', view.publications, (p) => p.name + ' from ' + p.origin + ', ' + p.subscribers + ' subscribers');
       document.body.dataset.updated = String(view.at);
     } catch (e) {
@@ -215,7 +215,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section>
     <h2>Groups</h2>
     <ul id="groups"></ul>
-    <p class="empty" id="groups-empty">None: NetGroups are not supported yet.</p>
+    <p class="empty" id="groups-empty">None: no client is in a NetGroup.</p>
   </section>
   <section>
     <h2>Publications</h2>

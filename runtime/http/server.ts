@@ -8,8 +8,8 @@ export interface HttpSources {
   ready(): { ok: boolean; reason?: string };
   /** The node's status as JSON (`/status`). */
   status(): unknown;
-  /** The cluster as the dashboard draws it (`/cluster.json`). */
-  cluster(): unknown;
+  /** The cluster as the dashboard draws it (`/cluster.json`); its groups are read from the store. */
+  cluster(): Promise<unknown>;
   /** `/metrics`: the Prometheus text exposition and its content type. */
   metrics(): Promise<MetricsText>;
   /** `/loadbalancer`: the least-loaded live eligible node's public address, or why there is none. */
@@ -21,7 +21,14 @@ export function waitingSources(why: string): HttpSources {
   return {
     ready: () => ({ ok: false, reason: why }),
     status: () => ({ state: 'starting', waiting: why }),
-    cluster: () => ({ state: 'starting', waiting: why, nodes: [], apps: {}, groups: [], publications: [] }),
+    cluster: async () => ({
+      state: 'starting',
+      waiting: why,
+      nodes: [],
+      apps: {},
+      groups: [],
+      publications: [],
+    }),
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', text: '' }),
     loadbalancer: async () => ({ unavailable: `this node is not serving yet: ${why}` }),
   };
@@ -79,7 +86,13 @@ export async function startHttp(
         sendJson(res, sources.status());
         return;
       case '/cluster.json':
-        sendJson(res, sources.cluster());
+        sources.cluster().then(
+          (view) => sendJson(res, view),
+          (err: unknown) => {
+            log.error({ err }, 'building the cluster view failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end('building the cluster view failed\n');
+          },
+        );
         return;
       case '/metrics':
         sources.metrics().then(

@@ -7,6 +7,7 @@ import { echoRate } from './echo.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
 import { countingCost } from './metrics.bench.ts';
+import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
@@ -141,6 +142,13 @@ const STEPS: Step[] = [
     run: clusterFigures,
   },
   {
+    section: 'p',
+    name: 'cluster store: peer lookup, group join and leave on Redis',
+    unit: 'µs',
+    timeoutMs: 30_000,
+    run: p2pStoreFigures,
+  },
+  {
     section: 'i',
     name: 'balancing: handshake redirect CPU, /loadbalancer requests/s',
     unit: 'µs',
@@ -253,6 +261,7 @@ async function main(): Promise<void> {
         'f: node side, TC event to answer; ratio = with the handler ÷ the echo handler (no sandbox) path.',
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
         'm: in the bench process; ratio vs n++ on a field, which is what the node does per packet (prom-client reads it at scrape).',
+        'p: RedisState in the bench process on its own redis-server, one call at a time; ratio vs a bare round trip (TIME).',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`

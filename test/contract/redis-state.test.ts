@@ -38,9 +38,11 @@ describe('RedisState on a real redis-server', () => {
         await state.putSecret('chat', 'S', 'v');
         await state.kv.set('chat', 'k', 1, 0);
         await state.clusterSecret();
+        await state.p2p.putPeer('a'.repeat(64), { node: 'n1', address: '203.0.113.1:1', lan: [] });
+        await state.p2p.joinGroup('b'.repeat(64), 'a'.repeat(64), 'n1');
         await state.subscribe(CHANNELS.rpc('n1'), () => {});
         const keys = await raw.keys('*tagged*');
-        assert.equal(keys.length, 10, keys.join(' '));
+        assert.equal(keys.length, 16, keys.join(' '));
         for (const key of keys) assert.ok(key.startsWith('fnhost:{tagged}:'), key);
         assert.deepEqual(await raw.pubsub('CHANNELS', '*tagged*'), ['fnhost:{tagged}:rpc:n1']);
         assert.equal(
@@ -49,6 +51,38 @@ describe('RedisState on a real redis-server', () => {
         );
       } finally {
         raw.disconnect();
+        await state.close();
+      }
+    });
+
+    it('a join, a leave, a peer lookup and a peer registration each take one round trip', async () => {
+      const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
+      try {
+        const group = 'c'.repeat(64);
+        const peers = ['1', '2', '3'].map((d) => d.repeat(64));
+        const record = { node: 'n1', address: '203.0.113.1:1', lan: ['10.0.0.1:1'] };
+        // Warm up: the first call of each script on a server is EVALSHA, NOSCRIPT, then EVAL.
+        await state.p2p.putPeer(peers[0], record);
+        await state.p2p.joinGroup(group, peers[0], 'n1');
+        await state.p2p.leaveGroup(group, peers[0], 'n1');
+        let trips = 0;
+        state.onRoundTrip(() => trips++);
+        const count = async (op: () => Promise<unknown>) => {
+          const before = trips;
+          await op();
+          return trips - before;
+        };
+        for (const p of peers) await state.p2p.joinGroup(group, p, 'n1');
+        assert.deepEqual(
+          [
+            await count(() => state.p2p.putPeer(peers[1], record)),
+            await count(() => state.p2p.peer(peers[1])),
+            await count(() => state.p2p.joinGroup(group, 'd'.repeat(64), 'n1')),
+            await count(() => state.p2p.leaveGroup(group, peers[1], 'n1')),
+          ],
+          [1, 1, 1, 1],
+        );
+      } finally {
         await state.close();
       }
     });
@@ -106,6 +140,48 @@ describe('RedisState: Redis going away and coming back', () => {
       await state.publish('deploy', 'after restart');
       await until(() => got.length === 1, 'the resubscribed handler');
       assert.deepEqual(got, ['after restart']);
+    } finally {
+      await state.close();
+      await redis.stop();
+    }
+  });
+
+  it("after Redis restarts empty, nodes re-asserting their peers and memberships restore them, each once and in each node's order", async () => {
+    const redis = await startRedis();
+    const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
+    try {
+      const group = 'e'.repeat(64);
+      const peer = (n: number) => n.toString(16).padStart(64, 'a');
+      /** What each node holds locally, in its join order: its truth. */
+      const local: Record<string, number[]> = { n1: [0, 2, 4], n2: [1, 3] };
+      const reassert = async () => {
+        for (const [node, peers] of Object.entries(local)) {
+          for (const p of peers) {
+            await state.p2p.putPeer(peer(p), { node, address: `203.0.113.${p}:1`, lan: [] });
+            await state.p2p.joinGroup(group, peer(p), node);
+          }
+        }
+      };
+      for (let p = 0; p < 5; p++) {
+        await state.p2p.putPeer(peer(p), { node: p % 2 ? 'n2' : 'n1', address: `203.0.113.${p}:1`, lan: [] });
+        await state.p2p.joinGroup(group, peer(p), p % 2 ? 'n2' : 'n1');
+      }
+      const statuses: string[] = [];
+      state.onStatus((s) => statuses.push(s));
+      await redis.restart();
+      await until(() => statuses.at(-1) === 'up', 'up', 5_000);
+      assert.deepEqual(await state.p2p.groups(), [], 'the restarted Redis is empty');
+      await reassert();
+      const restored = (await state.p2p.members(group)).map((m) => m.peerId);
+      assert.deepEqual(restored, [0, 2, 4, 1, 3].map(peer));
+      await reassert();
+      assert.deepEqual(
+        (await state.p2p.members(group)).map((m) => m.peerId),
+        restored,
+        'a second re-assert changes nothing',
+      );
+      assert.deepEqual(await state.p2p.group(group), { size: 5, nodes: { n1: 3, n2: 2 } });
+      assert.equal((await state.p2p.peer(peer(3)))?.node, 'n2');
     } finally {
       await state.close();
       await redis.stop();

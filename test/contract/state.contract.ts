@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { MAX_VERSIONS, type StoredBundle, type VersionInfo } from '../../runtime/cluster/state.ts';
 import { type MakeState, nodeRecord, sleep, until, useState } from './fixture.ts';
 import { kvContract } from './kv.contract.ts';
+import { p2pContract } from './p2p.contract.ts';
 
 export type { MakeState, StateFixture } from './fixture.ts';
 
@@ -17,6 +18,7 @@ export function stateContract(name: string, make: MakeState): void {
   pubSubContract(name, make);
   seatsContract(name, make);
   kvContract(name, make);
+  p2pContract(name, make);
 }
 
 function seatsContract(name: string, make: MakeState): void {

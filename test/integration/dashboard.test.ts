@@ -122,6 +122,18 @@ describe('the dashboard in headless Chromium, against 2 nodes and Redis', () => 
     for (const empty of ['#groups-empty', '#publications-empty'])
       assert.equal(await page.$eval(empty, (e) => e.hasAttribute('hidden')), false, `${empty} says none`);
 
+    // Members of one group on both nodes, as the nodes register them: the page lists the group.
+    const group = 'ab'.repeat(32);
+    await state.p2p.joinGroup(group, 'cd'.repeat(32), shown.id);
+    await state.p2p.joinGroup(group, 'ef'.repeat(32), other.id);
+    const groupItems = () => page.$$eval('#groups li', (items) => items.map((li) => li.textContent));
+    const listed = `${group}: 2 members`;
+    for (let waited = 0; waited < WAIT_MS && (await groupItems()).join() !== listed; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(await groupItems(), [listed]);
+    assert.equal(await page.$eval('#groups-empty', (e) => e.hasAttribute('hidden')), true);
+
     const screenshot = process.env[SCREENSHOT_ENV];
     if (screenshot) {
       await page.setViewport({ width: 1100, height: 900 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ClusterNode, sealMessage } from '../../runtime/cluster/cluster.ts';
+import type { ForwardHelloRequest } from '../../runtime/cluster/forward-hello.ts';
 import { MemoryState } from '../../runtime/cluster/memory-state.ts';
 import { idleNodeRecord } from '../support/node-records.ts';
 
@@ -11,6 +12,7 @@ describe('node-to-node messages', () => {
   const state = new MemoryState();
   const received: unknown[][] = [];
   const commands: unknown[][] = [];
+  const hellos: unknown[][] = [];
   const make = (id: string, secret = SECRET) =>
     new ClusterNode({
       state,
@@ -24,6 +26,7 @@ describe('node-to-node messages', () => {
         left() {},
         message: (_from, fromId, app, name, args) => received.push([fromId, app, name, args]),
         control: (name, args) => commands.push([name, args]),
+        forwardHello: (fromId, request) => hellos.push([fromId, request]),
       },
     });
   const a = make('a');
@@ -115,5 +118,57 @@ describe('node-to-node messages', () => {
     assert.deepEqual(commands, [['drain', [60_000, 'r1']]]);
     assert.equal(b.dropped.forged, forgedBefore + 1);
     assert.equal(received.filter((r) => r[2] === 'drain').length, 0, 'not an app message');
+  });
+
+  const hello: ForwardHelloRequest = {
+    target: 'ab'.repeat(32),
+    epd: `210f${'ab'.repeat(32)}`,
+    tag: '0123456789abcdef0123456789abcdef',
+    address: '198.51.100.4:50123',
+  };
+
+  test("a forward-hello request reaches the target's node with the initiator's EPD, tag and address", async () => {
+    assert.equal(await a.forwardHello('b', hello), true);
+    assert.equal(await a.forwardHello('b', { ...hello, address: '[2001:db8::4]:50123' }), true);
+    await settle();
+    assert.deepEqual(hellos, [
+      ['a', hello],
+      ['a', { ...hello, address: '[2001:db8::4]:50123' }],
+    ]);
+  });
+
+  test('a forward-hello signed with another secret is dropped as forged, a signed one the node cannot use as malformed', async () => {
+    const count = hellos.length;
+    const { forged, malformed } = b.dropped;
+    const signed = (secret: Buffer, request: unknown) =>
+      sealMessage(secret, {
+        kind: 'forward-hello',
+        from: 'a',
+        epoch: 'e',
+        to: 'b',
+        app: '',
+        name: '',
+        args: [request],
+      });
+    await state.publish('rpc:b', signed(Buffer.alloc(32, 9), hello));
+    await state.publish('rpc:b', signed(SECRET, { ...hello, address: 'attacker.example:1' }));
+    await state.publish('rpc:b', signed(SECRET, { ...hello, target: 'not a peer' }));
+    await state.publish('rpc:b', signed(SECRET, 'nothing'));
+    await settle();
+    assert.equal(hellos.length, count);
+    assert.deepEqual([b.dropped.forged - forged, b.dropped.malformed - malformed], [1, 3]);
+  });
+
+  test('forwardHello refuses a request the other node would drop, and a node that is not live', async () => {
+    await assert.rejects(
+      a.forwardHello('b', { ...hello, tag: 'xyz' }),
+      /forward-hello: tag must be 1 to 64 bytes/,
+    );
+    await assert.rejects(a.forwardHello('b', { ...hello, epd: '' }), /forward-hello: epd must be/);
+    await assert.rejects(
+      a.forwardHello('b', { ...hello, address: '198.51.100.4' }),
+      /forward-hello: address must be an observed "ip:port", got "198\.51\.100\.4"/,
+    );
+    assert.equal(await a.forwardHello('nobody', hello), false);
   });
 });

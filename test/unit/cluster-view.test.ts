@@ -21,6 +21,7 @@ test('the dashboard view sorts nodes, shows a paused serving node as paused and 
     'b',
     'default',
     [entry('c', { state: 'draining', paused: true }), entry('b', { paused: true }), entry('a')],
+    [],
     42,
   );
   assert.deepEqual(
@@ -34,9 +35,9 @@ test('the dashboard view sorts nodes, shows a paused serving node as paused and 
   assert.equal(view.node, 'b');
   assert.equal(view.at, 42);
   assert.deepEqual(
-    [view.groups, view.publications],
-    [[], []],
-    'nothing made up before groups and relays exist',
+    [view.groups, view.publications, view.groupsUnavailable],
+    [[], [], undefined],
+    'nothing made up: no groups, and no relays yet',
   );
 });
 
@@ -49,8 +50,21 @@ test('the dashboard view lists, per app, each running version with the nodes tha
       entry('b', { versions: { chat: 'v1' }, errors: { chat: 'v2: boom' } }),
       entry('c', { versions: { chat: 'v2' } }),
     ],
+    [],
     0,
   );
   assert.deepEqual(view.apps, { chat: { v2: ['a', 'c'], v1: ['b'] }, game: { g1: ['a'] } });
   assert.deepEqual(view.nodes[1].errors, { chat: 'v2: boom' });
+});
+
+test('the dashboard view lists the groups read from the store, and says when the store could not be read', () => {
+  const groups = [
+    { id: 'a'.repeat(64), size: 12 },
+    { id: 'b'.repeat(64), size: 1 },
+  ];
+  const view = clusterView('a', 'default', [entry('a')], groups, 0);
+  assert.deepEqual(view.groups, groups);
+  assert.equal(view.groupsUnavailable, undefined);
+  const down = clusterView('a', 'default', [entry('a')], undefined, 0);
+  assert.deepEqual([down.groups, down.groupsUnavailable], [[], true]);
 });
