@@ -1,3 +1,4 @@
+import { leaveIntroduction, membersToIntroduce } from '../rtmfp/net-group.ts';
 import { checkNodeId } from './keys.ts';
 import {
   checkDigest,
@@ -9,13 +10,11 @@ import {
   type GroupLeave,
   type GroupMember,
   type GroupSummary,
-  INTRODUCE_NEWEST,
   MAX_GROUPS_LISTED,
   MAX_MEMBERS_LISTED,
   olderIndex,
   type P2pStore,
   type PeerRecord,
-  RECONNECT_DISTANCE,
 } from './p2p.ts';
 
 /**
@@ -55,10 +54,11 @@ export class MemoryP2p implements P2pStore {
     }
     members.set(p, node);
     const order = [...members.keys()];
-    const others = order.filter((m) => m !== p);
-    const introduce = others.slice(-INTRODUCE_NEWEST).reverse();
-    const older = others.length - introduce.length;
-    if (older > 0) introduce.push(others[olderIndex(pick, older)]);
+    const introduce = membersToIntroduce(
+      order,
+      (m) => m === p,
+      (n) => olderIndex(pick, n),
+    );
     return { position: order.indexOf(p), size: order.length, introduce };
   }
 
@@ -67,16 +67,13 @@ export class MemoryP2p implements P2pStore {
     const p = checkDigest('peer ID', peerId);
     const members = this.groupsById.get(g);
     if (members?.get(p) !== node) return undefined;
-    const order = [...members.keys()];
-    const at = order.indexOf(p);
+    const reconnect = leaveIntroduction([...members.keys()], (m) => m === p);
     members.delete(p);
     if (members.size === 0) this.groupsById.delete(g);
     const leave: GroupLeave = { size: members.size };
-    // In join order without the leaver, the successor takes the leaver's place `at`.
-    const rest = order.filter((m) => m !== p);
-    const before = at - (RECONNECT_DISTANCE - 1);
-    if (at < rest.length && before >= 0) {
-      leave.reconnect = { to: { peerId: rest[at], node: members.get(rest[at]) ?? '' }, peerId: rest[before] };
+    if (reconnect) {
+      const to = reconnect.successor;
+      leave.reconnect = { to: { peerId: to, node: members.get(to) ?? '' }, peerId: reconnect.introduce };
     }
     return leave;
   }

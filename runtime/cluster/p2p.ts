@@ -1,4 +1,6 @@
 import { parseAddress } from '../rtmfp/address.ts';
+import { JOIN_NEWEST_MEMBERS, LEAVE_LOOKBACK } from '../rtmfp/net-group.ts';
+import { MAX_REPORTED_ADDRESSES } from '../rtmfp/rendezvous.ts';
 import { checkNodeId } from './keys.ts';
 
 /**
@@ -98,12 +100,16 @@ export interface P2pStore {
   groups(limit?: number): Promise<GroupSummary[]>;
 }
 
-/** Others a joining member is sent, newest first, before the one random older member. */
-export const INTRODUCE_NEWEST = 5;
-/** On a leave, the successor learns of the member this many places before it. */
-export const RECONNECT_DISTANCE = 6;
-/** LAN addresses kept per peer: more than any client reports (librtmfp: one per interface). */
-export const MAX_LAN_ADDRESSES = 16;
+/**
+ * The NetGroup rules are the wire side's (runtime/rtmfp/net-group.ts): others a joining member
+ * is sent, newest first, before the one random older member; on a leave, how many places
+ * before the successor the member it learns of is. LAN addresses kept per peer are what
+ * setPeerInfo keeps (runtime/rtmfp/rendezvous.ts).
+ */
+export const INTRODUCE_NEWEST = JOIN_NEWEST_MEMBERS;
+export const RECONNECT_DISTANCE = LEAVE_LOOKBACK;
+export const MAX_LAN_ADDRESSES = MAX_REPORTED_ADDRESSES;
+
 /** `[ipv6]:port` with a zone fits easily. */
 const MAX_ADDRESS_LENGTH = 64;
 /** The most members one `members()` call returns. */
