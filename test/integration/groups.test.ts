@@ -19,7 +19,7 @@ const size = async (nc: NetConnection, group: string) =>
   ((await nc.call('group', group)) as { size: number }).size;
 
 /** A version 1 group specifier as librtmfp builds one: options, then the 00 end marker. */
-const SPECIFIER = 'G:010101210e6e65742d67726f75702d74657374000d';
+const SPECIFIER = 'G:010101210e6e65742d67726f75702d7465737400';
 const GROUP_ID = groupIdOfSpecifier(SPECIFIER).toString('hex');
 
 /** onJoinGroup refuses clients that connected with "deny"; the others are counted in kv. */
