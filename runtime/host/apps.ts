@@ -20,6 +20,7 @@ import {
   type DispatchKind,
   eventName,
   failed,
+  type GroupInfo,
   type GroupView,
   type HandlerFailure,
   handlerName,
@@ -385,7 +386,7 @@ export class AppHost implements TCServerHandler {
       membership.refuse();
       return;
     }
-    const group = { id: membership.groupIdHex };
+    const group: GroupInfo = { id: membership.groupIdHex };
     void this.run(entry.app, sandbox, 'joinGroup', '', entry.info, [group], (outcome) => {
       if (membership.state === 'left') return;
       if (outcome.status === 'failed') {
@@ -405,7 +406,9 @@ export class AppHost implements TCServerHandler {
     const entry = this.clients.get(conn);
     const sandbox = entry && this.apps.get(entry.app);
     if (entry && sandbox)
-      void this.run(entry.app, sandbox, 'unjoinGroup', '', entry.info, [{ id: membership.groupIdHex }]);
+      void this.run(entry.app, sandbox, 'unjoinGroup', '', entry.info, [
+        { id: membership.groupIdHex } satisfies GroupInfo,
+      ]);
   }
 
   /** A malformed join, or one past `[limits] groups_per_client`: its flow was refused. */

@@ -89,6 +89,13 @@ describe('NetGroup across 3 nodes', () => {
     );
   });
 
+  test("each node's /metrics counts the memberships it holds", async () => {
+    for (const node of cluster.nodes) {
+      const text = await (await fetch(`http://${node.http}/metrics`)).text();
+      assert.match(text, /^fnhost_group_memberships 10$/m, `node ${node.id}`);
+    }
+  });
+
   test('fnhost status shows the group and its size', async () => {
     const r = await cli(cluster.dir, ['status', '--redis', cluster.redis.url, '--json']);
     assert.equal(r.code, 0, r.err);
