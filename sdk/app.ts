@@ -116,6 +116,27 @@ export interface Kv {
   incr(key: string, by?: number): Promise<number>;
 }
 
+/** The NetGroup a client joins or leaves (onJoinGroup, onUnjoinGroup). */
+export interface Group {
+  /** The group ID: hex SHA-256 of the group specifier, as every node and `ctx.groups.get` name it. */
+  readonly id: string;
+}
+
+/** A NetGroup across the whole cluster. */
+export interface GroupView {
+  readonly id: string;
+  /** Members on every node. */
+  readonly size: number;
+  /** The oldest members (at most 1,000) in join order, with the node each is connected to. */
+  readonly members: readonly { readonly peerId: string; readonly node: string }[];
+}
+
+/** NetGroups across the cluster. */
+export interface Groups {
+  /** A group by ID (64 hex digits) or specifier ("G:…"); size 0 and no members when nobody is in it. */
+  get(id: string): Promise<GroupView>;
+}
+
 /** Structured logging: lines are tagged with app, event and client, and reach `fnhost tail`. */
 export interface Log {
   debug(message: string, fields?: Record<string, Value>): void;
@@ -129,6 +150,7 @@ export interface Ctx {
   readonly node: NodeInfo;
   readonly servers: Servers;
   readonly clients: Clients;
+  readonly groups: Groups;
   /** `[vars]` from the config, and secrets. */
   readonly env: Readonly<Record<string, string>>;
   readonly log: Log;
@@ -163,6 +185,14 @@ export interface App {
    * message, and so does a result AMF cannot carry (a Map, a bigint, a cycle, …).
    */
   rpc?: Record<string, (client: Client, args: Value[], ctx: Ctx) => Awaitable<Value | Nothing>>;
+  /**
+   * A client joins a NetGroup (its group control flow, RTMFP-NOTES §7), before it is told of
+   * other members: `throw reject(…)` (or any throw) refuses it with a flow exception; the
+   * client's connection stays.
+   */
+  onJoinGroup?(client: Client, group: Group, ctx: Ctx): Awaitable<void>;
+  /** A client that onJoinGroup let in left the group (closed its flow, or disconnected). */
+  onUnjoinGroup?(client: Client, group: Group, ctx: Ctx): Awaitable<void>;
   /** A node joined the cluster. */
   onServerConnection?(server: Server, ctx: Ctx): Awaitable<void>;
   /** A node left the cluster (clean leave, or reaped after missing heartbeats). */

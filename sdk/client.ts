@@ -12,11 +12,15 @@ import { ProtocolError } from '../runtime/rtmfp/errors.ts';
 import { keyInline } from '../runtime/rtmfp/handshake.ts';
 import type { KeyingPolicy } from '../runtime/rtmfp/keying.ts';
 import type { Opening } from '../runtime/rtmfp/opening.ts';
+import type { RecvFlow } from '../runtime/rtmfp/recv-flow.ts';
 import type { Session, SessionConfig } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
+import { GROUP_METADATA, isGroupMetadata } from '../runtime/rtmfp/tc-message.ts';
 import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
+import { groupIdOf, NetGroup, type NetGroupEnd } from './group.ts';
 
-export type { AmfObject, AmfValue };
+export type { AmfObject, AmfValue, NetGroupEnd };
+export { NetGroup };
 
 const DEFAULT_PORT = 1935;
 /** How long a graceful close waits for the server's Close Ack. */
@@ -101,6 +105,8 @@ export class NetConnection extends EventEmitter {
   private sending = 0;
   private closeInfo: AmfValue = null;
   private readonly options: ClientOptions;
+  /** NetGroups joined, by our GC flow's ID (the server's member flow is associated to it). */
+  private readonly netGroups = new Map<number, NetGroup>();
 
   /** Starts the handshake with `target` at once. */
   private constructor(url: string, socket: dgram.Socket, target: Address, options: ClientOptions) {
@@ -120,7 +126,10 @@ export class NetConnection extends EventEmitter {
         opened: (session, how, now) => {
           if (how.role === 'initiator') this.startSession(session, how.farFingerprint, now);
         },
-        flow: (_s, flow) => this.tc?.onFlow(flow),
+        flow: (_s, flow) => {
+          if (isGroupMetadata(flow.metadata)) this.onGroupFlow(flow);
+          else this.tc?.onFlow(flow);
+        },
         closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
         released: () => {
           this.emit('released');
@@ -208,6 +217,24 @@ export class NetConnection extends EventEmitter {
     });
   }
 
+  /**
+   * Joins a NetGroup: `specifier` is a group specifier as librtmfp and Flash build it ("G:…",
+   * hashed to the group ID as librtmfp does) or a group ID (64 hex digits). The returned
+   * NetGroup emits `member` with each peer ID the server introduces, and `close` when it is
+   * left, refused (the app's onJoinGroup threw) or the connection closed.
+   */
+  joinGroup(specifier: string): NetGroup {
+    const id = groupIdOf(specifier);
+    const session = this.session;
+    const main = this.tc?.serverControlFlowId;
+    if (!session || !this.connected || main === undefined)
+      throw new StatusError(this.closeInfo, 'not connected');
+    const group = new NetGroup(id, session.openFlow(GROUP_METADATA, main));
+    this.netGroups.set(group.flowId, group);
+    group.once('close', () => this.netGroups.delete(group.flowId));
+    return group;
+  }
+
   /** Answers the server's calls of `name`. */
   handle(name: string, handler: CallHandler): this {
     this.handlers.set(name, handler);
@@ -281,6 +308,13 @@ export class NetConnection extends EventEmitter {
     session.flush(now);
   }
 
+  /** The server's member flow for one of our NetGroups; any other "GC" flow is refused. */
+  private onGroupFlow(flow: RecvFlow): void {
+    const group = flow.associatedFlowId === undefined ? undefined : this.netGroups.get(flow.associatedFlowId);
+    if (group) group.accept(flow);
+    else flow.reject(0);
+  }
+
   private onServerCall(
     name: string,
     args: AmfValue[],
@@ -314,6 +348,7 @@ export class NetConnection extends EventEmitter {
     this.closed = true;
     this.closeInfo = info;
     this.tc?.failPending(info);
+    for (const group of [...this.netGroups.values()]) group.closed();
     if (this.session?.state !== 'closing') this.teardown();
     this.emit('close', info);
     const redirect = this.options.followRedirects ? redirectOf(info) : undefined;

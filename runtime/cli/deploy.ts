@@ -114,6 +114,7 @@ async function checkBundle(
     clientCall: () => Promise.reject(new Error('no clients are connected during the deploy check')),
     clientClose: () => {},
     select: async () => ({ here: true }),
+    group: async (id) => ({ id, size: 0, members: [] }),
     serverSend: () => {},
     serverBroadcast: () => 0,
   };

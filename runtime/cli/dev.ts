@@ -5,6 +5,7 @@ import { shortHash } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import { AppHost } from '../host/apps.ts';
+import { NodeGroups } from '../host/groups.ts';
 import { RtmfpNode } from '../host/node.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
@@ -51,20 +52,23 @@ async function runDev(argv: string[]): Promise<undefined> {
     id: identity.fingerprint.toString('hex').slice(0, 16),
     publicAddress: config.node.publicAddress ?? '',
   };
+  // The same State contract as a cluster node, in memory (DESIGN.md).
+  const state = new MemoryState();
   const apps = new AppHost({
     logger: log,
     limits: config.limits,
     env: () => config.vars,
-    // The same State contract as a cluster node, in memory (DESIGN.md).
-    kv: new MemoryState().kv,
+    kv: state.kv,
     node: self,
     handshakesPerSecond: config.limits.handshakes,
+    groups: new NodeGroups({ p2p: state.p2p, node: () => self.id, logger: log }),
   });
   await apps.load(config.name, first);
   const node = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
     logger: log,
+    groupsPerClient: config.limits.groupsPerClient,
     ...apps.nodeHooks(),
   });
   const bound = await node.start();

@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { Logger } from 'pino';
 import { errorText } from '../error-text.ts';
 import { type ForwardHelloRequest, parseForwardHello } from './forward-hello.ts';
+import { type GroupIntroduction, parseGroupIntroduction } from './group-introduce.ts';
 import type { NodeEntry, NodeRecord, State } from './state.ts';
 
 /** Node-to-node messages older (or further in the future) than this are refused. */
@@ -13,11 +14,12 @@ const PROBE_MS = 2_000;
  * A message between nodes, as published on `rpc:<nodeId>` (JSON), authenticated by `mac`:
  * `call` is an app's `server.send`, `probe` the pub/sub self-probe, `control` an operator's
  * command to the node (`fnhost pause`, `resume`, `drain`), sent by the CLI, `forward-hello` a
- * rendezvous across nodes (forward-hello.ts, in `args[0]`).
+ * rendezvous across nodes (forward-hello.ts, in `args[0]`), `group-introduce` a NetGroup
+ * member to tell about another after a leave (group-introduce.ts, in `args[0]`).
  */
 interface Envelope {
   v: 1;
-  kind: 'call' | 'probe' | 'control' | 'forward-hello';
+  kind: 'call' | 'probe' | 'control' | 'forward-hello' | 'group-introduce';
   from: string;
   epoch: string;
   to: string;
@@ -40,6 +42,8 @@ export interface ClusterHooks {
   control?(name: string, args: unknown[]): void;
   /** Another node asks this one to send a Forwarded IHello to one of its clients, authenticated and checked. */
   forwardHello?(fromId: string, request: ForwardHelloRequest): void;
+  /** Another node asks this one to tell one of its group members about another member, authenticated and checked. */
+  groupIntroduce?(fromId: string, request: GroupIntroduction): void;
 }
 
 /**
@@ -166,6 +170,20 @@ export class ClusterNode {
     return this.deliver({ kind: 'forward-hello', to, app: '', name: '', args: [parseForwardHello(request)] });
   }
 
+  /**
+   * Asks node `to` to tell its group member `request.to` about `request.peer` (a NetGroup leave
+   * across nodes). Throws on a request the other node would drop; false if `to` is not live.
+   */
+  async groupIntroduce(to: string, request: GroupIntroduction): Promise<boolean> {
+    return this.deliver({
+      kind: 'group-introduce',
+      to,
+      app: '',
+      name: '',
+      args: [parseGroupIntroduction(request)],
+    });
+  }
+
   /** `server.<name>` on every other live node. */
   async broadcast(app: string, name: string, args: unknown[]): Promise<number> {
     const others = [...this.live.keys()].filter((id) => id !== this.id);
@@ -268,22 +286,27 @@ export class ClusterNode {
       return;
     }
     if (e.kind === 'forward-hello') {
-      this.onForwardHello(e);
+      const request = this.checked(e, parseForwardHello);
+      if (request) this.o.hooks.forwardHello?.(e.from, request);
+      return;
+    }
+    if (e.kind === 'group-introduce') {
+      const request = this.checked(e, parseGroupIntroduction);
+      if (request) this.o.hooks.groupIntroduce?.(e.from, request);
       return;
     }
     this.o.hooks.message(this.live.get(e.from), e.from, e.app, e.name, Array.isArray(e.args) ? e.args : []);
   }
 
-  private onForwardHello(e: Envelope): void {
-    let request: ForwardHelloRequest;
+  /** A signed request's `args[0]`, parsed; undefined (dropped, counted, logged) when it is malformed. */
+  private checked<T>(e: Envelope, parse: (value: unknown) => T): T | undefined {
     try {
-      request = parseForwardHello(Array.isArray(e.args) ? e.args[0] : undefined);
+      return parse(Array.isArray(e.args) ? e.args[0] : undefined);
     } catch (err) {
       this.dropped.malformed++;
-      this.log.warn({ from: e.from, err: errorText(err) }, 'dropped a forward-hello request');
-      return;
+      this.log.warn({ from: e.from, err: errorText(err) }, `dropped a ${e.kind} request`);
+      return undefined;
     }
-    this.o.hooks.forwardHello?.(e.from, request);
   }
 
   /** Nonces are kept as long as a message could still be fresh. */

@@ -2,8 +2,11 @@ import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/kv.ts';
 import type { ConfigStrategy } from '../cluster/selection.ts';
 import { shortHash } from '../cluster/state.ts';
+import { errorText } from '../error-text.ts';
 import { type Address, formatAddress, parseAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
+import type { ProtocolError } from '../rtmfp/errors.ts';
+import type { GroupMembership } from '../rtmfp/tc-group.ts';
 import {
   type ConnectRequest,
   redirectInfo,
@@ -17,6 +20,8 @@ import {
   type DispatchKind,
   eventName,
   failed,
+  type GroupInfo,
+  type GroupView,
   type HandlerFailure,
   handlerName,
   type Outcome,
@@ -27,6 +32,7 @@ import {
   type ServerInfo,
 } from '../sandbox/sandbox.ts';
 import type { Balancer } from './balancer.ts';
+import type { NodeGroups } from './groups.ts';
 import {
   callArgumentsProblem,
   connectResultProblem,
@@ -67,6 +73,8 @@ export interface AppHostOptions {
   tap?: (app: string, record: Record<string, unknown>) => void;
   /** Hears each handler call's time and failure (`/metrics`). */
   handlers?: HandlerObserver;
+  /** NetGroups across the cluster; absent: NetGroup joins are refused. */
+  groups?: NodeGroups;
 }
 
 /** Who else is in the cluster, and how to reach their apps (runtime/cluster). */
@@ -125,6 +133,8 @@ export class AppHost implements TCServerHandler {
   private readonly apps = new Map<string, AppSandbox>();
   private readonly clients = new Map<TCServerConnection, Connected>();
   private readonly byId = new Map<string, Connected>();
+  /** Memberships onJoinGroup let in (only those get onUnjoinGroup). */
+  private readonly joined = new Set<GroupMembership>();
   private readonly hostNames = new HostNames();
   private handshakeWindow = 0;
   /** Handshake tag → where its IHellos go, while its client may still be handshaking. */
@@ -292,6 +302,16 @@ export class AppHost implements TCServerHandler {
     return why ?? (resolved as Address[][]).flat().slice(0, MAX_REDIRECT_ADDRESSES);
   }
 
+  /** `ctx.groups.get(id)`: a group across the cluster; a bad ID fails with a message naming it. */
+  private async group(id: string): Promise<GroupView> {
+    if (!this.o.groups) return { id, size: 0, members: [] };
+    try {
+      return await this.o.groups.view(id);
+    } catch (e) {
+      throw new Error(`ctx.groups.get: ${errorText(e).replace(/^state: /, '')}`);
+    }
+  }
+
   /** `ctx.servers.select(request)`: checks what the handler asked, then lets the balancer choose. */
   private async select(raw: unknown): Promise<Selection> {
     const request = selectRequest(raw);
@@ -352,6 +372,48 @@ export class AppHost implements TCServerHandler {
       else if (outcome.status === 'missing') reply?.error(`Method not found: ${name}`);
       else reply?.error(outcome.failure.message);
     });
+  }
+
+  /**
+   * A NetGroup join (RTMFP-NOTES §7): onJoinGroup decides (a throw refuses the membership with a
+   * flow exception), then the cluster store records it and the member hears of others.
+   */
+  groupJoin(conn: TCServerConnection, membership: GroupMembership): void {
+    const entry = this.clients.get(conn);
+    const sandbox = entry && this.apps.get(entry.app);
+    const groups = this.o.groups;
+    if (!entry?.accepted || !sandbox || !groups) {
+      membership.refuse();
+      return;
+    }
+    const group: GroupInfo = { id: membership.groupIdHex };
+    void this.run(entry.app, sandbox, 'joinGroup', '', entry.info, [group], (outcome) => {
+      if (membership.state === 'left') return;
+      if (outcome.status === 'failed') {
+        groups.failed('refused', conn.peerId, outcome.failure.message);
+        membership.refuse();
+        return;
+      }
+      this.joined.add(membership);
+      void groups.join(conn.peerId, membership);
+    });
+  }
+
+  /** A membership onJoinGroup let in ended: out of the store, then onUnjoinGroup. */
+  groupLeave(conn: TCServerConnection, membership: GroupMembership): void {
+    if (!this.joined.delete(membership)) return;
+    void this.o.groups?.leave(conn.peerId, membership);
+    const entry = this.clients.get(conn);
+    const sandbox = entry && this.apps.get(entry.app);
+    if (entry && sandbox)
+      void this.run(entry.app, sandbox, 'unjoinGroup', '', entry.info, [
+        { id: membership.groupIdHex } satisfies GroupInfo,
+      ]);
+  }
+
+  /** A malformed join, or one past `[limits] groups_per_client`: its flow was refused. */
+  groupJoinFailed(conn: TCServerConnection, error: ProtocolError): void {
+    this.o.groups?.failed(error.reason, conn.peerId, error.message);
   }
 
   closed(conn: TCServerConnection): void {
@@ -512,6 +574,7 @@ export class AppHost implements TCServerHandler {
         }),
       clientClose: (id, reason) => this.byId.get(id)?.conn.close(reason || 'Closed by the app.'),
       select: (request) => this.select(request),
+      group: (id) => this.group(id),
     };
   }
 }

@@ -13,6 +13,7 @@ import { AppHost } from './apps.ts';
 import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
 import { clusterView, DASHBOARD_GROUPS } from './cluster-view.ts';
 import { Drain } from './drain.ts';
+import { NodeGroups } from './groups.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
@@ -85,6 +86,12 @@ export async function startClusterNode(
     logger: log,
   });
 
+  const groups = new NodeGroups({
+    p2p: state.p2p,
+    node: () => self.id,
+    logger: log,
+    introduce: (to, request) => cluster?.groupIntroduce(to, request) ?? Promise.resolve(false),
+  });
   const apps = new AppHost({
     logger: log,
     limits: config.limits,
@@ -96,6 +103,7 @@ export async function startClusterNode(
     strategy: config.balance.strategy,
     tap: (app, record) => tap.tap(app, record),
     handlers: metrics,
+    groups,
     directory: {
       servers: () => cluster?.servers().map(serverInfo) ?? [],
       send: (to, app, name, args) => void cluster?.send(to, app, name, args).catch(() => {}),
@@ -121,6 +129,7 @@ export async function startClusterNode(
     handler: hooks.handler,
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
+    groupsPerClient: config.limits.groupsPerClient,
   });
   metrics.readFrom(() => ({
     sessions: rtmfp.sessions.size,
@@ -136,6 +145,8 @@ export async function startClusterNode(
     drops: rtmfp.drops.snapshot(),
     handshakesOverBound: apps.handshakesOverBound,
     heap: apps.heapBytes(),
+    groupMemberships: groups.memberships,
+    groupJoinsFailed: groups.joinsFailed,
   }));
   const bound = (await rtmfp.start()).map(formatAddress);
   const load = new LoadMeter(() => {
@@ -179,6 +190,7 @@ export async function startClusterNode(
           args,
         ),
       control: (name, args) => void operatorCommand(name, args),
+      groupIntroduce: (_from, request) => void groups.introduced(request),
     },
   });
   self.id = cluster.id;
@@ -247,6 +259,8 @@ export async function startClusterNode(
   nodeState = 'serving';
   await cluster.start();
   state.onStatus((status) => {
+    // The store may have restarted empty or reaped this node: its memberships go back (DESIGN.md).
+    if (status === 'up') void groups.reassert();
     // Deploys published while the store was down were missed: catch up.
     if (status === 'up')
       void state

@@ -39,6 +39,10 @@ export interface NodeCounts {
   handshakesOverBound: number;
   /** Isolate heap bytes per loaded app. */
   heap: Record<string, number>;
+  /** NetGroup memberships held on this node. */
+  groupMemberships: number;
+  /** NetGroup joins refused, by reason (`bad-group-join`, `groups-per-client`, `refused`). */
+  groupJoinsFailed: Record<string, number>;
 }
 
 /**
@@ -180,7 +184,18 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
       'onHandshake calls skipped past [limits] handshakes (the IHello was accepted here).',
       (c) => c.handshakesOverBound,
     );
+    gauge('fnhost_group_memberships', 'NetGroup memberships held on this node.', (c) => c.groupMemberships);
     const counts = () => this.counts();
+    new Counter({
+      name: 'fnhost_group_joins_failed_total',
+      help: 'NetGroup joins refused: bad-group-join (malformed), groups-per-client, refused (onJoinGroup).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(counts()?.groupJoinsFailed ?? {})) this.inc({ reason }, n);
+      },
+    });
     new Counter({
       name: 'fnhost_packets_dropped_total',
       help: 'Datagrams dropped, by reason.',

@@ -53,6 +53,8 @@ export interface NodeOptions {
   identity?: ServerIdentity;
   /** Hears each handshake's time (`/metrics`). */
   handshakes?: HandshakeObserver;
+  /** NetGroups one client may be in at once (`[limits] groups_per_client`). */
+  groupsPerClient?: number;
 }
 
 /**
@@ -257,7 +259,9 @@ export class RtmfpNode {
   /** A keyed session is up: its NetConnection starts. */
   private opened(session: Session, how: Opened): void {
     if (how.role !== 'responder') return;
-    const conn = new TCServerConnection(session, how.peerId, this.options.handler);
+    const conn = new TCServerConnection(session, how.peerId, this.options.handler, {
+      groupsPerClient: this.options.groupsPerClient,
+    });
     session.context = { conn } satisfies SessionEntry;
     this.connections.add(conn);
     this.options.handshakes?.opened(how.keyingMs / 1000);

@@ -37,6 +37,8 @@ export class TCClientConnection {
   readonly session: Session;
   private readonly handler: TCClientHandler;
   private control: SendFlow | undefined;
+  /** The server's control flow (its return flow to ours): NetGroup flows are associated to it. */
+  serverControlFlowId: number | undefined;
   private nextTransactionId = 1;
   private readonly pending = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private connected = false;
@@ -71,6 +73,7 @@ export class TCClientConnection {
       flow.reject(0);
       return;
     }
+    if (tc.streamId === 0) this.serverControlFlowId ??= flow.id;
     flow.onMessage = tc.streamId === 0 ? (m) => this.onMessage(m) : () => {};
   }
 

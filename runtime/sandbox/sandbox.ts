@@ -8,6 +8,8 @@ import {
   type DispatchKind,
   type DispatchResult,
   eventName,
+  type GroupInfo,
+  type GroupView,
   type HandlerFailure,
   handlerName,
   type IsolateApi,
@@ -21,7 +23,17 @@ import {
 } from './isolate/protocol.ts';
 import { authorStack, isolateRuntime, loadedIsolateRuntime, RUNTIME_NAME, SCRIPT_NAME } from './scripts.ts';
 
-export type { ClientInfo, DispatchKind, HandlerFailure, LogLevel, SandboxLimit, Selection, ServerInfo };
+export type {
+  ClientInfo,
+  DispatchKind,
+  GroupInfo,
+  GroupView,
+  HandlerFailure,
+  LogLevel,
+  SandboxLimit,
+  Selection,
+  ServerInfo,
+};
 export { CHOSE_HERE, eventName, handlerName };
 
 /** Per-app limits (config `[limits]`). */
@@ -43,6 +55,8 @@ export interface SandboxServices {
   clientCall(clientId: string, name: string, args: unknown[]): Promise<unknown>;
   /** `ctx.servers.select(request)`: where a new client goes (the request is unchecked). */
   select(request: unknown): Promise<Selection>;
+  /** `ctx.groups.get(id)`: a NetGroup across the cluster (the ID is unchecked). */
+  group(id: string): Promise<GroupView>;
   clientClose(clientId: string, reason: string): void;
   /** Sends `server.<name>` to node `to` (fire and forget). */
   serverSend(to: string, name: string, args: unknown[]): void;
@@ -326,7 +340,9 @@ export class AppSandbox {
         ? this.services.clientCall(String(args[0]), String(args[1]), (args[2] as unknown[]) ?? [])
         : op === 'servers.select'
           ? this.services.select(args[0])
-          : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
+          : op === 'groups.get'
+            ? this.services.group(String(args[0]))
+            : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
     work.then(
       (value) => this.resume(opId, true, value),
       (e: unknown) => this.resume(opId, false, errorText(e)),

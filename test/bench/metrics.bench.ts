@@ -59,6 +59,8 @@ export async function countingCost(): Promise<Row[]> {
     drops: { short: 1, 'unknown-session': 2, 'bad-checksum': 3 },
     handshakesOverBound: 0,
     heap: { chat: 1 << 20 },
+    groupMemberships: 0,
+    groupJoinsFailed: {},
   }));
   for (let i = 0; i < 100; i++) metrics.handled('chat', `rpc.m${i % 10}`, 0.001, undefined);
   const start = process.hrtime.bigint();

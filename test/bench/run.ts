@@ -4,6 +4,7 @@ import { balanceFigures } from './balance.bench.ts';
 import { type BenchContext, since } from './clients.ts';
 import { clusterFigures } from './cluster.bench.ts';
 import { echoRate } from './echo.bench.ts';
+import { groupFigures } from './groups.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
 import { countingCost } from './metrics.bench.ts';
@@ -149,6 +150,13 @@ const STEPS: Step[] = [
     run: p2pStoreFigures,
   },
   {
+    section: 'n',
+    name: 'NetGroup: join to member ID, same node and across nodes',
+    unit: 'ms',
+    timeoutMs: 60_000,
+    run: groupFigures,
+  },
+  {
     section: 'i',
     name: 'balancing: handshake redirect CPU, /loadbalancer requests/s',
     unit: 'µs',
@@ -262,6 +270,7 @@ async function main(): Promise<void> {
         'g: 3 node processes + redis-server; deploy ratio = whole CLI run ÷ publish-to-converged.',
         'm: in the bench process; ratio vs n++ on a field, which is what the node does per packet (prom-client reads it at scrape).',
         'p: RedisState in the bench process on its own redis-server, one call at a time; ratio vs a bare round trip (TIME).',
+        'n: 2 node processes + redis-server, sdk clients in the bench process; one join at a time, each to a fresh group of one member.',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`

@@ -2,8 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { MemoryKv } from '../../runtime/cluster/memory-kv.ts';
+import { MemoryState } from '../../runtime/cluster/memory-state.ts';
 import { AppHost } from '../../runtime/host/apps.ts';
+import { NodeGroups } from '../../runtime/host/groups.ts';
 import { RtmfpNode } from '../../runtime/host/node.ts';
 import { formatAddress } from '../../runtime/rtmfp/address.ts';
 import { makeServerIdentity } from '../../runtime/rtmfp/handshake.ts';
@@ -27,6 +28,8 @@ export interface TestAppNode {
   port: number;
   apps: AppHost;
   node: RtmfpNode;
+  /** The node's NetGroups (in a memory store). */
+  groups: NodeGroups;
   /** The app folder (a temp dir unless `{ dir }` was given). */
   dir: string;
   /** Writes `files` over the app folder, rebundles and loads the new version (rejects as `apps.load` does). */
@@ -47,6 +50,7 @@ export async function startAppNode(o: {
   limits?: Partial<SandboxLimits>;
   vars?: Record<string, string>;
   handshakesPerSecond?: number;
+  groupsPerClient?: number;
 }): Promise<TestAppNode> {
   const name = o.name ?? 'app';
   const ownDir = !('dir' in o.files && typeof o.files.dir === 'string');
@@ -58,13 +62,16 @@ export async function startAppNode(o: {
   );
   const identity = makeServerIdentity();
   const self = { id: identity.fingerprint.toString('hex').slice(0, 16), publicAddress: '' };
+  const state = new MemoryState();
+  const groups = new NodeGroups({ p2p: state.p2p, node: () => self.id, logger });
   const apps = new AppHost({
     logger,
     limits: { ...TEST_LIMITS, ...o.limits },
     env: () => o.vars ?? {},
-    kv: new MemoryKv(),
+    kv: state.kv,
     node: self,
     handshakesPerSecond: o.handshakesPerSecond ?? 1000,
+    groups,
   });
   const node = new RtmfpNode({
     listen: [{ host: '127.0.0.1', port: 0 }],
@@ -73,6 +80,7 @@ export async function startAppNode(o: {
     handshake: (request, now) => apps.handshake(request, now),
     logger,
     cryptoWorkers: 1,
+    groupsPerClient: o.groupsPerClient,
   });
   let stopped = false;
   const stop = async () => {
@@ -92,6 +100,7 @@ export async function startAppNode(o: {
       port: bound.port,
       apps,
       node,
+      groups,
       dir,
       reload: async (files) => {
         writeFiles(dir, files);

@@ -13,6 +13,7 @@ describe('node-to-node messages', () => {
   const received: unknown[][] = [];
   const commands: unknown[][] = [];
   const hellos: unknown[][] = [];
+  const introductions: unknown[][] = [];
   const make = (id: string, secret = SECRET) =>
     new ClusterNode({
       state,
@@ -27,6 +28,7 @@ describe('node-to-node messages', () => {
         message: (_from, fromId, app, name, args) => received.push([fromId, app, name, args]),
         control: (name, args) => commands.push([name, args]),
         forwardHello: (fromId, request) => hellos.push([fromId, request]),
+        groupIntroduce: (fromId, request) => introductions.push([fromId, request]),
       },
     });
   const a = make('a');
@@ -48,6 +50,12 @@ describe('node-to-node messages', () => {
   });
 
   const settle = () => new Promise((r) => setTimeout(r, 10));
+  /** A request from a to b as a node would seal it, with `secret`. */
+  const signedRequest = (
+    kind: 'forward-hello' | 'group-introduce',
+    request: unknown,
+    secret: Buffer = SECRET,
+  ) => sealMessage(secret, { kind, from: 'a', epoch: 'e', to: 'b', app: '', name: '', args: [request] });
 
   test('a signed message reaches the addressed node with its app, name and arguments', async () => {
     assert.equal(await a.send('b', 'chat', 'ping', [1, 'two']), true);
@@ -140,16 +148,7 @@ describe('node-to-node messages', () => {
   test('a forward-hello signed with another secret is dropped as forged, a signed one the node cannot use as malformed', async () => {
     const count = hellos.length;
     const { forged, malformed } = b.dropped;
-    const signed = (secret: Buffer, request: unknown) =>
-      sealMessage(secret, {
-        kind: 'forward-hello',
-        from: 'a',
-        epoch: 'e',
-        to: 'b',
-        app: '',
-        name: '',
-        args: [request],
-      });
+    const signed = (secret: Buffer, request: unknown) => signedRequest('forward-hello', request, secret);
     await state.publish('rpc:b', signed(Buffer.alloc(32, 9), hello));
     await state.publish('rpc:b', signed(SECRET, { ...hello, address: 'attacker.example:1' }));
     await state.publish('rpc:b', signed(SECRET, { ...hello, target: 'not a peer' }));
@@ -170,5 +169,23 @@ describe('node-to-node messages', () => {
       /forward-hello: address must be an observed "ip:port", got "198\.51\.100\.4"/,
     );
     assert.equal(await a.forwardHello('nobody', hello), false);
+  });
+
+  const introduction = { group: 'a1'.repeat(32), to: 'b2'.repeat(32), peer: 'c3'.repeat(32) };
+
+  test('a group-introduce request reaches the node of the member to tell; one the node cannot use is dropped as malformed', async () => {
+    assert.equal(await a.groupIntroduce('b', introduction), true);
+    const { malformed } = b.dropped;
+    const signed = (request: unknown) => signedRequest('group-introduce', request);
+    await state.publish('rpc:b', signed({ ...introduction, peer: 'C3'.repeat(32) }));
+    await state.publish('rpc:b', signed({ group: introduction.group, to: introduction.to }));
+    await settle();
+    assert.deepEqual(introductions, [['a', introduction]]);
+    assert.equal(b.dropped.malformed - malformed, 2);
+    await assert.rejects(
+      a.groupIntroduce('b', { ...introduction, to: 'x' }),
+      /group-introduce: to must be 64 lowercase hex digits/,
+    );
+    assert.equal(await a.groupIntroduce('nobody', introduction), false);
   });
 });

@@ -23,7 +23,10 @@ export type DispatchKind =
   | 'server'
   /** onServerConnection / onServerDisconnection: args[0] is the server. */
   | 'serverJoined'
-  | 'serverLeft';
+  | 'serverLeft'
+  /** onJoinGroup / onUnjoinGroup(client, group, ctx): args[0] is the GroupInfo. */
+  | 'joinGroup'
+  | 'unjoinGroup';
 
 /**
  * The handler each event runs, by the name an app exports it under (`rpc` and `server` are
@@ -40,6 +43,8 @@ export const HANDLERS: Readonly<Record<DispatchKind, { export: string; result: b
   server: { export: 'server', result: false },
   serverJoined: { export: 'onServerConnection', result: false },
   serverLeft: { export: 'onServerDisconnection', result: false },
+  joinGroup: { export: 'onJoinGroup', result: false },
+  unjoinGroup: { export: 'onUnjoinGroup', result: false },
 };
 
 /** How log lines tag an event: its kind, or `rpc.NAME` / `server.NAME`. */
@@ -83,7 +88,29 @@ export type DispatchResult = { v: unknown } | { p: number } | { e: HandlerFailur
 export type Settlement = { v: unknown } | { e: HandlerFailure };
 
 /** Asynchronous operations the isolate asks of the node; answered through `resume`. */
-export type AsyncOp = 'kv.get' | 'kv.set' | 'kv.delete' | 'kv.incr' | 'client.call' | 'servers.select';
+export type AsyncOp =
+  | 'kv.get'
+  | 'kv.set'
+  | 'kv.delete'
+  | 'kv.incr'
+  | 'client.call'
+  | 'servers.select'
+  | 'groups.get';
+
+/** The NetGroup a client joins or leaves, as onJoinGroup / onUnjoinGroup see it. */
+export interface GroupInfo {
+  /** The group ID: hex SHA-256 of the group specifier (RTMFP-NOTES §7). */
+  id: string;
+}
+
+/** What `ctx.groups.get(id)` resolves to: the group across the cluster. */
+export interface GroupView {
+  id: string;
+  /** Members in the whole cluster. */
+  size: number;
+  /** The oldest members (at most 1,000), in join order, each with the node it is connected to. */
+  members: { peerId: string; node: string }[];
+}
 
 /**
  * What `ctx.servers.select()` resolves to: accept here, send to these public addresses, or

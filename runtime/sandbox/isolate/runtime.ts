@@ -133,6 +133,10 @@ function handshakeServers(chose: { here: boolean }) {
   });
 }
 
+const groups = {
+  get: (id: string) => op('groups.get', [String(id)]),
+};
+
 const clientsView = {
   get count() {
     return clients.size;
@@ -148,6 +152,7 @@ function makeCtx(event: string, clientId: string | undefined, chose?: { here: bo
     },
     servers: chose ? handshakeServers(chose) : servers,
     clients: clientsView,
+    groups,
     env: host.env,
     log: makeLog(event, clientId),
     kv,
@@ -206,6 +211,7 @@ const api: IsolateApi = {
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
     else if (kind === 'serverJoined' || kind === 'serverLeft')
       callArgs = [makeServer(args[0] as ServerInfo), ctx];
+    else if (client && (kind === 'joinGroup' || kind === 'unjoinGroup')) callArgs = [client, args[0], ctx];
     else if (client) callArgs = kind === 'disconnect' ? [client, ctx] : [client, args, ctx];
     else callArgs = [ctx];
     let result: unknown;
