@@ -121,6 +121,12 @@ export async function startClusterNode(
     handler: hooks.handler,
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
+    peers: {
+      nodeId: () => self.id,
+      p2p: state.p2p,
+      live: (id) => cluster?.servers().some((s) => s.id === id) ?? false,
+      forward: (to, request) => cluster?.forwardHello(to, request) ?? Promise.resolve(false),
+    },
   });
   metrics.readFrom(() => ({
     sessions: rtmfp.sessions.size,
@@ -179,9 +185,12 @@ export async function startClusterNode(
           args,
         ),
       control: (name, args) => void operatorCommand(name, args),
+      forwardHello: (fromId, request) => rtmfp.rendezvous.forward(fromId, request),
     },
   });
   self.id = cluster.id;
+  // Clients that connected before the node had its ID are registered now.
+  rtmfp.rendezvous.reassert();
 
   /** One load at a time per app, so two quick deploys cannot land out of order. */
   const following = new Map<string, Promise<void>>();
@@ -247,6 +256,8 @@ export async function startClusterNode(
   nodeState = 'serving';
   await cluster.start();
   state.onStatus((status) => {
+    // Local state is the truth (DESIGN.md): the store may have lost our peers.
+    if (status === 'up') rtmfp.rendezvous.reassert();
     // Deploys published while the store was down were missed: catch up.
     if (status === 'up')
       void state
