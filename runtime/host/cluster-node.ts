@@ -126,6 +126,7 @@ export async function startClusterNode(
       p2p: state.p2p,
       live: (id) => cluster?.servers().some((s) => s.id === id) ?? false,
       forward: (to, request) => cluster?.forwardHello(to, request) ?? Promise.resolve(false),
+      unknown: (peerId, from) => apps.rendezvousUnknown(peerId, from),
     },
   });
   metrics.readFrom(() => ({

@@ -33,8 +33,8 @@ export interface PeerDirectory {
   live(id: string): boolean;
   /** Asks node `to` to send the Forwarded IHello to its client. */
   forward(to: string, request: ForwardHelloRequest): Promise<boolean>;
-  /** The app's onRendezVousUnknown: addresses to redirect the initiator to, or none. */
-  unknown?(peerId: string): Promise<Address[] | undefined>;
+  /** The apps' onRendezVousUnknown: addresses to redirect the initiator at `from` to, or none. */
+  unknown?(peerId: string, from: Address): Promise<Address[] | undefined>;
 }
 
 export interface RendezvousOptions {
@@ -185,7 +185,7 @@ export class Rendezvous {
     // Our own stale record (the client left) or a dead node's: never introduced.
     if (!record || !observed || record.node === d.nodeId() || !d.live(record.node)) {
       this.stats.unknown++;
-      const addresses = await d.unknown?.(peerId);
+      const addresses = await d.unknown?.(peerId, from);
       if (addresses && addresses.length > 0)
         this.o.redirect(
           tag,

@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { connect } from '../../sdk/client.ts';
 import { silentLogger, until } from '../support/node.ts';
 import { exchange, twoClients } from '../support/peers.ts';
 import { endProcess } from '../support/processes.ts';
 import { startTestCluster, TEST_HEARTBEAT_MS, type TestCluster } from '../support/test-cluster.ts';
 
-const APP = `
+/** Sends initiators looking for a peer no node knows to `elsewhere` (another rendezvous). */
+const app = (elsewhere: string) => `
 import { defineApp } from 'fnhost/sdk';
-export default defineApp({});
+export default defineApp({
+  onRendezVousUnknown(peerId) {
+    return peerId.startsWith('ee') ? '${elsewhere}' : undefined;
+  },
+});
 `;
 
 describe('P2P rendezvous across two nodes (real redis-server, node processes)', () => {
@@ -24,8 +31,15 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
     lastSeen.set(peerId, 'unread');
   };
 
+  /** Stands for another rendezvous: counts the IHellos it gets. */
+  let elsewhere: dgram.Socket;
+  let hellosElsewhere = 0;
+
   before(async () => {
-    cluster = await startTestCluster({ nodes: 2, app: APP });
+    elsewhere = dgram.createSocket('udp4');
+    elsewhere.on('message', () => hellosElsewhere++);
+    await new Promise<void>((r) => elsewhere.bind(0, '127.0.0.1', r));
+    cluster = await startTestCluster({ nodes: 2, app: app(`127.0.0.1:${elsewhere.address().port}`) });
     state = await RedisState.connect(cluster.redis.url, { cluster: 'default', logger: silentLogger });
     poller = setInterval(() => {
       for (const id of lastSeen.keys())
@@ -37,6 +51,7 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
   });
   after(async () => {
     clearInterval(poller);
+    elsewhere?.close();
     await state?.close();
     await cluster?.stop();
   });
@@ -52,13 +67,26 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
     }
   });
 
+  test('onRendezVousUnknown sends an initiator looking for an unknown peer elsewhere; without it, no answer', async () => {
+    const a = await connect(url(0));
+    try {
+      await assert.rejects(a.connectPeer('ee'.repeat(32), { timeoutMs: 1_000 }), /did not answer/);
+      assert.ok(hellosElsewhere > 0, 'the initiator was redirected to the other rendezvous');
+      const before = hellosElsewhere;
+      await assert.rejects(a.connectPeer('dd'.repeat(32), { timeoutMs: 1_000 }), /did not answer/);
+      assert.equal(hellosElsewhere, before);
+    } finally {
+      await a.abort();
+    }
+  });
+
   test("a killed node's peers leave the store within 3 heartbeats and are not introduced after", async () => {
     const [a, b] = await twoClients(url(0), url(1));
     let killed = false;
     try {
       watch(b.peerId);
       await registered(b.peerId, cluster.nodes[1].id);
-      await b.abort({ tellPeer: false });
+      // b stays up and answers any IHello that reaches it: only the rendezvous can keep a from it.
       const start = Date.now();
       await endProcess(cluster.nodes[1].child, 'SIGKILL');
       killed = true;

@@ -23,7 +23,9 @@ export type DispatchKind =
   | 'server'
   /** onServerConnection / onServerDisconnection: args[0] is the server. */
   | 'serverJoined'
-  | 'serverLeft';
+  | 'serverLeft'
+  /** onRendezVousUnknown(peerId, ctx): args[0] is the peer ID. */
+  | 'rendezvousUnknown';
 
 /**
  * The handler each event runs, by the name an app exports it under (`rpc` and `server` are
@@ -40,6 +42,7 @@ export const HANDLERS: Readonly<Record<DispatchKind, { export: string; result: b
   server: { export: 'server', result: false },
   serverJoined: { export: 'onServerConnection', result: false },
   serverLeft: { export: 'onServerDisconnection', result: false },
+  rendezvousUnknown: { export: 'onRendezVousUnknown', result: true },
 };
 
 /** How log lines tag an event: its kind, or `rpc.NAME` / `server.NAME`. */
