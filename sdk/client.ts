@@ -316,12 +316,13 @@ export class NetConnection extends EventEmitter {
     await socketClosed;
   }
 
-  /** A peer opened a session to us: it gets our NetConnection's handlers, and `peer` tells the user. */
+  /**
+   * A peer opened a session to us: it gets our NetConnection's handlers, and `peer` tells the
+   * user once its NetConnection is accepted (so calls on it can go at once).
+   */
   private acceptPeer(session: Session, peerId: string): void {
-    this.emit(
-      'peer',
-      this.addPeer(PeerConnection.accepted(session, peerId, (name) => this.handlers.get(name))),
-    );
+    const peer = this.addPeer(PeerConnection.accepted(session, peerId, (name) => this.handlers.get(name)));
+    peer.once('connected', () => this.emit('peer', peer));
   }
 
   private addPeer(peer: PeerConnection): PeerConnection {

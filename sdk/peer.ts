@@ -36,12 +36,12 @@ export class PeerConnection extends EventEmitter {
   private readonly server: TCServerConnection | undefined;
   private closed = false;
 
-  /** Opened by us: `connected` settles once the peer accepted our NetConnection. */
+  /** Opened by us: emits `connected` (ok, info) once the peer answered our NetConnection. */
   static opened(session: Session, peerId: string, fallback: HandlerLookup): PeerConnection {
     return new PeerConnection(session, peerId, 'initiator', fallback);
   }
 
-  /** Opened by the peer: its NetConnection is accepted as soon as it asks. */
+  /** Opened by the peer: its NetConnection is accepted as soon as it asks (then `connected`). */
   static accepted(session: Session, peerId: string, fallback: HandlerLookup): PeerConnection {
     return new PeerConnection(session, peerId, 'responder', fallback);
   }
@@ -67,7 +67,10 @@ export class PeerConnection extends EventEmitter {
       session.flush(performance.now());
     } else {
       this.server = new TCServerConnection(session, peerId, {
-        connect: (conn) => conn.accept(),
+        connect: (conn) => {
+          conn.accept();
+          this.emit('connected', true, null);
+        },
         call: (_conn, name, args, reply) =>
           this.answer(
             name,
