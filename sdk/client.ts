@@ -3,7 +3,6 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { errorText } from '../runtime/error-text.ts';
 import { EndpointClock } from '../runtime/host/endpoint-clock.ts';
 import type { Address } from '../runtime/rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
@@ -17,9 +16,10 @@ import type { Opening } from '../runtime/rtmfp/opening.ts';
 import type { Session, SessionConfig } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
 import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
+import { answerCall, type CallHandler } from './call-handler.ts';
 import { PeerConnection } from './peer.ts';
 
-export type { AmfObject, AmfValue };
+export type { AmfObject, AmfValue, CallHandler };
 export { PeerConnection };
 
 const DEFAULT_PORT = 1935;
@@ -74,9 +74,6 @@ export class StatusError extends Error {
     this.info = info;
   }
 }
-
-/** Handler for a server-to-client call: its return value (or promise) is the `_result`. */
-export type CallHandler = (...args: AmfValue[]) => AmfValue | Promise<AmfValue>;
 
 /**
  * A NetConnection to an fnhost node (or any RFC 7425 server) over RTMFP.
@@ -370,7 +367,7 @@ export class NetConnection extends EventEmitter {
         if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
         this.emit('status', info);
       },
-      call: (name, args, reply) => this.onServerCall(name, args, reply),
+      call: (name, args, reply) => void answerCall(this.handlers.get(name), name, args, reply),
     });
     this.session = session;
     this.tc = tc;
@@ -381,33 +378,6 @@ export class NetConnection extends EventEmitter {
       commandObject: this.options.commandObject,
     });
     session.flush(now);
-  }
-
-  private onServerCall(
-    name: string,
-    args: AmfValue[],
-    reply: ((ok: boolean, value: AmfValue) => void) | undefined,
-  ): void {
-    const handler = this.handlers.get(name);
-    if (!handler) {
-      reply?.(false, {
-        level: 'error',
-        code: 'NetConnection.Call.Failed',
-        description: `no handler for ${name}`,
-      });
-      return;
-    }
-    Promise.resolve()
-      .then(() => handler(...args))
-      .then(
-        (value) => reply?.(true, value ?? null),
-        (e: unknown) =>
-          reply?.(false, {
-            level: 'error',
-            code: 'NetConnection.Call.Failed',
-            description: errorText(e),
-          }),
-      );
   }
 
   /** The connection is over for the user; the socket stays until the session is released. */

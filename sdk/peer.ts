@@ -1,17 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { errorText } from '../runtime/error-text.ts';
 import type { AmfValue } from '../runtime/rtmfp/amf-value.ts';
 import type { RecvFlow } from '../runtime/rtmfp/recv-flow.ts';
 import type { Session } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
 import { type CallReply, TCServerConnection } from '../runtime/rtmfp/tc-server.ts';
-
-/** Handler for a call from the other side: its return value (or promise) is the `_result`. */
-export type PeerCallHandler = (...args: AmfValue[]) => AmfValue | Promise<AmfValue>;
+import { answerCall, type CallHandler, type CallReplyFn } from './call-handler.ts';
 
 /** What a peer connection asks its NetConnection for: handlers set there (`nc.handle`). */
-export type HandlerLookup = (name: string) => PeerCallHandler | undefined;
+export type HandlerLookup = (name: string) => CallHandler | undefined;
 
 /** `tcUrl` of the NetConnection one peer opens on a P2P session (peers ignore it). */
 const PEER_TC_URL = 'rtmfp:';
@@ -30,7 +27,7 @@ export class PeerConnection extends EventEmitter {
   /** Whether we opened it (`connectPeer`) or the peer did. */
   readonly role: 'initiator' | 'responder';
   readonly session: Session;
-  private readonly handlers = new Map<string, PeerCallHandler>();
+  private readonly handlers = new Map<string, CallHandler>();
   private readonly fallback: HandlerLookup;
   private readonly client: TCClientConnection | undefined;
   private readonly server: TCServerConnection | undefined;
@@ -100,7 +97,7 @@ export class PeerConnection extends EventEmitter {
   }
 
   /** Answers the peer's calls of `name` on this connection. */
-  handle(name: string, handler: PeerCallHandler): this {
+  handle(name: string, handler: CallHandler): this {
     this.handlers.set(name, handler);
     return this;
   }
@@ -126,28 +123,10 @@ export class PeerConnection extends EventEmitter {
     this.emit('close');
   }
 
-  private answer(
-    name: string,
-    args: AmfValue[],
-    reply: ((ok: boolean, value: AmfValue) => void) | undefined,
-  ) {
+  private answer(name: string, args: AmfValue[], reply: CallReplyFn): void {
     const handler = this.handlers.get(name) ?? this.fallback(name);
-    if (!handler) {
-      reply?.(false, failed(`no handler for ${name}`));
-      return;
-    }
-    Promise.resolve()
-      .then(() => handler(...args))
-      .then(
-        (value) => reply?.(true, value ?? null),
-        (e: unknown) => reply?.(false, failed(errorText(e))),
-      )
-      .finally(() => this.session.flush(performance.now()));
+    void answerCall(handler, name, args, reply).finally(() => this.session.flush(performance.now()));
   }
-}
-
-function failed(description: string): AmfValue {
-  return { level: 'error', code: 'NetConnection.Call.Failed', description };
 }
 
 function replyError(reply: CallReply, info: AmfValue): void {

@@ -10,7 +10,7 @@ import {
   type OriginAddress,
   parseAddress,
 } from '../rtmfp/address.ts';
-import type { EPD } from '../rtmfp/certificate.ts';
+import { type EPD, makeEPD } from '../rtmfp/certificate.ts';
 import { forwardedIHello, introduce, type RendezvousPeer, redirectAddresses } from '../rtmfp/rendezvous.ts';
 import type { TCServerConnection } from '../rtmfp/tc-server.ts';
 
@@ -199,7 +199,7 @@ export class Rendezvous {
     this.stats.remote++;
     const request: ForwardHelloRequest = {
       target: peerId,
-      epd: `210f${peerId}`,
+      epd: makeEPD({ fingerprint: Buffer.from(peerId, 'hex') }).toString('hex'),
       tag: tag.toString('hex'),
       address: formatAddress(from),
     };
