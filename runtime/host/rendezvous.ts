@@ -15,12 +15,18 @@ import { forwardedIHello, introduce, type RendezvousPeer, redirectAddresses } fr
 import type { TCServerConnection } from '../rtmfp/tc-server.ts';
 
 /**
- * Store lookups one source address may cause per second for peers not on this node. Flash
- * retries an IHello every 1.5 s or so, so a real initiator stays far below it; a flood of
- * IHellos for random peer IDs from one address costs at most this many round trips a second.
+ * Store lookups one source (IP and port: one endpoint) may cause per second for peers not on
+ * this node. Flash retries an IHello every 1.5 s or so, so a real initiator stays far below
+ * it; a flood of IHellos for random peer IDs from one socket costs at most this many round
+ * trips a second.
  */
 export const RENDEZVOUS_LOOKUPS_PER_SOURCE = 10;
-/** Sources tracked for that bound in one second; past it, lookups wait for the next second. */
+/**
+ * The same for one IP whatever its ports: a host flooding from many sockets. High, because
+ * many real clients share one public IP behind a NAT (and every test client shares 127.0.0.1).
+ */
+export const RENDEZVOUS_LOOKUPS_PER_IP = 1_000;
+/** Sources tracked for those bounds in one second; past it, lookups wait for the next second. */
 const MAX_TRACKED_SOURCES = 10_000;
 const WINDOW_MS = 1_000;
 
@@ -73,7 +79,9 @@ export class Rendezvous {
   private readonly peers = new Map<string, TCServerConnection>();
   /** The same clients by the address their session had when it opened (`addressKey`). */
   private readonly byAddress = new Map<string, TCServerConnection>();
+  /** Lookups in this second by `addressKey` of the source, and by its IP. */
   private readonly lookupsBySource = new Map<string, number>();
+  private readonly lookupsByIp = new Map<string, number>();
   private windowStart = 0;
 
   constructor(o: RendezvousOptions) {
@@ -215,14 +223,18 @@ export class Rendezvous {
     if (now - this.windowStart >= WINDOW_MS) {
       this.windowStart = now;
       this.lookupsBySource.clear();
+      this.lookupsByIp.clear();
     }
-    const key = from.address;
-    const n = this.lookupsBySource.get(key) ?? 0;
-    if (n >= RENDEZVOUS_LOOKUPS_PER_SOURCE || (n === 0 && this.lookupsBySource.size >= MAX_TRACKED_SOURCES)) {
+    const source = addressKey(from);
+    const bySource = this.lookupsBySource.get(source) ?? 0;
+    const byIp = this.lookupsByIp.get(from.address) ?? 0;
+    const full = bySource === 0 && this.lookupsBySource.size >= MAX_TRACKED_SOURCES;
+    if (full || bySource >= RENDEZVOUS_LOOKUPS_PER_SOURCE || byIp >= RENDEZVOUS_LOOKUPS_PER_IP) {
       this.stats.limited++;
       return false;
     }
-    this.lookupsBySource.set(key, n + 1);
+    this.lookupsBySource.set(source, bySource + 1);
+    this.lookupsByIp.set(from.address, byIp + 1);
     return true;
   }
 

@@ -10,6 +10,7 @@ import { countingCost } from './metrics.bench.ts';
 import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
+import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
@@ -147,6 +148,13 @@ const STEPS: Step[] = [
     unit: 'µs',
     timeoutMs: 30_000,
     run: p2pStoreFigures,
+  },
+  {
+    section: 'r',
+    name: 'P2P rendezvous: connectPeer on one node and across two',
+    unit: 'ms',
+    timeoutMs: 60_000,
+    run: rendezvousFigures,
   },
   {
     section: 'i',
