@@ -80,6 +80,25 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
     }
   });
 
+  test('after Redis restarts empty, each node registers its connected clients again', async () => {
+    const [a, b] = await twoClients(url(0), url(1));
+    try {
+      watch(a.peerId);
+      watch(b.peerId);
+      await registered(a.peerId, cluster.nodes[0].id);
+      await registered(b.peerId, cluster.nodes[1].id);
+      await cluster.redis.restart();
+      // Forget what was read before: only a registration after the restart shows now.
+      watch(a.peerId);
+      watch(b.peerId);
+      await registered(a.peerId, cluster.nodes[0].id);
+      await registered(b.peerId, cluster.nodes[1].id);
+      await exchange(a, b);
+    } finally {
+      await Promise.all([a.abort(), b.abort()]);
+    }
+  });
+
   test("a killed node's peers leave the store within 3 heartbeats and are not introduced after", async () => {
     const [a, b] = await twoClients(url(0), url(1));
     let killed = false;
