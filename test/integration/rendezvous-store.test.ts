@@ -10,6 +10,7 @@ import { Initiator } from '../../runtime/rtmfp/handshake-initiator.ts';
 import { connect } from '../../sdk/client.ts';
 import { echoApp } from '../support/echo-app.ts';
 import { silentLogger, until } from '../support/node.ts';
+import { exchange, twoClients } from '../support/peers.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const NODE_ID = 'n1';
@@ -118,5 +119,60 @@ describe('rendezvous lookups in the cluster store', () => {
     );
     assert.ok(lookups <= 2 * RENDEZVOUS_LOOKUPS_PER_SOURCE, `${lookups} lookups`);
     assert.ok(node.rendezvous.stats.limited - limitedBefore >= RENDEZVOUS_LOOKUPS_PER_SOURCE);
+  });
+});
+
+describe('rendezvous across two nodes in this process', () => {
+  let redis: TestRedis;
+  let state: RedisState;
+  const nodes: RtmfpNode[] = [];
+  const ports: number[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    state = await RedisState.connect(redis.url, { cluster: 'rdv2', logger: silentLogger });
+    // The store gives a wrong observed address (a port nobody listens on): only the Forwarded
+    // IHello, sent by the target's node, can make the target answer the initiator.
+    const p2p: P2pStore = Object.create(state.p2p);
+    p2p.peer = async (id) => {
+      const record = await state.p2p.peer(id);
+      return record && { ...record, address: '127.0.0.1:9' };
+    };
+    for (const id of ['n1', 'n2']) {
+      const node: RtmfpNode = new RtmfpNode({
+        listen: [{ host: '127.0.0.1', port: 0 }],
+        handler: echoApp(silentLogger),
+        logger: silentLogger,
+        peers: {
+          nodeId: () => id,
+          p2p,
+          live: () => true,
+          forward: async (to, request) => {
+            nodes[to === 'n1' ? 0 : 1].rendezvous.forward(id, request);
+            return true;
+          },
+        },
+      });
+      nodes.push(node);
+      ports.push((await node.start())[0].port);
+    }
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await state?.close();
+    await redis?.stop();
+  });
+
+  test("the target's node forwards the IHello and the target answers the initiator itself", async () => {
+    const [a, b] = await twoClients(`rtmfp://127.0.0.1:${ports[0]}/app`, `rtmfp://127.0.0.1:${ports[1]}/app`);
+    try {
+      for (let i = 0; i < 100 && !(await state.p2p.peer(b.peerId)); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      await exchange(a, b);
+      assert.ok(nodes[0].rendezvous.stats.remote >= 1, 'node 1 answered the initiator');
+      assert.ok(nodes[1].rendezvous.stats.forwarded >= 1, 'node 2 forwarded the IHello');
+    } finally {
+      await Promise.all([a.abort(), b.abort()]);
+    }
   });
 });
