@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { P2pStore, PeerRecord } from '../../runtime/cluster/p2p.ts';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { RtmfpNode } from '../../runtime/host/node.ts';
-import { RENDEZVOUS_LOOKUPS_PER_SOURCE } from '../../runtime/host/rendezvous.ts';
+import { type PeerDirectory, RENDEZVOUS_LOOKUPS_PER_SOURCE } from '../../runtime/host/rendezvous.ts';
 import { Initiator } from '../../runtime/rtmfp/handshake-initiator.ts';
 import { connect } from '../../sdk/client.ts';
 import { echoApp } from '../support/echo-app.ts';
@@ -14,6 +14,18 @@ import { exchange, twoClients } from '../support/peers.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
 const NODE_ID = 'n1';
+
+/** A node of this process (echo app) on a free port whose rendezvous uses `peers`. */
+async function startPeerNode(peers: PeerDirectory): Promise<{ node: RtmfpNode; port: number }> {
+  const node = new RtmfpNode({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    handler: echoApp(silentLogger),
+    logger: silentLogger,
+    peers,
+  });
+  const [{ port }] = await node.start();
+  return { node, port };
+}
 
 /**
  * A node in this process whose rendezvous uses a real redis-server, with the store's peer
@@ -52,18 +64,12 @@ describe('rendezvous lookups in the cluster store', () => {
       lookups++;
       return state.p2p.peer(id);
     };
-    node = new RtmfpNode({
-      listen: [{ host: '127.0.0.1', port: 0 }],
-      handler: echoApp(silentLogger),
-      logger: silentLogger,
-      peers: {
-        nodeId: () => NODE_ID,
-        p2p,
-        live: (id) => id === NODE_ID,
-        forward: async () => true,
-      },
-    });
-    [{ port }] = await node.start();
+    ({ node, port } = await startPeerNode({
+      nodeId: () => NODE_ID,
+      p2p,
+      live: (id) => id === NODE_ID,
+      forward: async () => true,
+    }));
     socket = dgram.createSocket('udp4');
     socket.on('message', (m) => answers.push(m));
     await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
@@ -139,22 +145,17 @@ describe('rendezvous across two nodes in this process', () => {
       return record && { ...record, address: '127.0.0.1:9' };
     };
     for (const id of ['n1', 'n2']) {
-      const node: RtmfpNode = new RtmfpNode({
-        listen: [{ host: '127.0.0.1', port: 0 }],
-        handler: echoApp(silentLogger),
-        logger: silentLogger,
-        peers: {
-          nodeId: () => id,
-          p2p,
-          live: () => true,
-          forward: async (to, request) => {
-            nodes[to === 'n1' ? 0 : 1].rendezvous.forward(id, request);
-            return true;
-          },
+      const { node, port } = await startPeerNode({
+        nodeId: () => id,
+        p2p,
+        live: () => true,
+        forward: async (to, request) => {
+          nodes[to === 'n1' ? 0 : 1].rendezvous.forward(id, request);
+          return true;
         },
       });
       nodes.push(node);
-      ports.push((await node.start())[0].port);
+      ports.push(port);
     }
   });
   after(async () => {
