@@ -193,6 +193,13 @@ export interface App {
   onJoinGroup?(client: Client, group: Group, ctx: Ctx): Awaitable<void>;
   /** A client that onJoinGroup let in left the group (closed its flow, or disconnected). */
   onUnjoinGroup?(client: Client, group: Group, ctx: Ctx): Awaitable<void>;
+  /**
+   * An IHello asked for a peer ID no node of the cluster has connected (a P2P initiator looking
+   * for a peer, RTMFP-NOTES §6): return up to 7 addresses `host:port` to redirect the initiator
+   * to (e.g. another cluster's rendezvous), or nothing to leave it unanswered. Anything else is
+   * logged and leaves it unanswered.
+   */
+  onRendezVousUnknown?(peerId: string, ctx: Ctx): Awaitable<string | string[] | Nothing>;
   /** A node joined the cluster. */
   onServerConnection?(server: Server, ctx: Ctx): Awaitable<void>;
   /** A node left the cluster (clean leave, or reaped after missing heartbeats). */

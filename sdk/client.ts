@@ -3,13 +3,14 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { errorText } from '../runtime/error-text.ts';
 import { EndpointClock } from '../runtime/host/endpoint-clock.ts';
 import type { Address } from '../runtime/rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
+import { parseEPD } from '../runtime/rtmfp/certificate.ts';
+import type { ForwardedIHello } from '../runtime/rtmfp/chunks.ts';
 import { Endpoint } from '../runtime/rtmfp/endpoint.ts';
 import { ProtocolError } from '../runtime/rtmfp/errors.ts';
-import { keyInline } from '../runtime/rtmfp/handshake.ts';
+import { keyInline, makeServerIdentity, type ServerIdentity } from '../runtime/rtmfp/handshake.ts';
 import type { KeyingPolicy } from '../runtime/rtmfp/keying.ts';
 import type { Opening } from '../runtime/rtmfp/opening.ts';
 import type { RecvFlow } from '../runtime/rtmfp/recv-flow.ts';
@@ -17,16 +18,21 @@ import type { Session, SessionConfig } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
 import { GROUP_METADATA, isGroupMetadata } from '../runtime/rtmfp/tc-message.ts';
 import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
+import { answerCall, type CallHandler } from './call-handler.ts';
 import { groupIdOf, NetGroup, type NetGroupEnd } from './group.ts';
+import { PeerConnection } from './peer.ts';
 
-export type { AmfObject, AmfValue, NetGroupEnd };
-export { NetGroup };
+export type { AmfObject, AmfValue, CallHandler, NetGroupEnd };
+export { NetGroup, PeerConnection };
 
 const DEFAULT_PORT = 1935;
 /** How long a graceful close waits for the server's Close Ack. */
 const CLOSE_WAIT_MS = 2_000;
 /** Redirects (`ex.code` 302) a connect follows at most, so two servers cannot bounce it forever. */
 const MAX_REDIRECTS = 5;
+/** How long `connectPeer` waits for the peer by default (ms). */
+const PEER_TIMEOUT_MS = 10_000;
+const PEER_ID = /^[0-9a-f]{64}$/;
 
 export interface ClientOptions {
   /** Arguments after the command object of `connect`. */
@@ -72,12 +78,10 @@ export class StatusError extends Error {
   }
 }
 
-/** Handler for a server-to-client call: its return value (or promise) is the `_result`. */
-export type CallHandler = (...args: AmfValue[]) => AmfValue | Promise<AmfValue>;
-
 /**
  * A NetConnection to an fnhost node (or any RFC 7425 server) over RTMFP.
- * Events: `close` (info object), `status` (onStatus info); with `followRedirects`, `redirect`
+ * Events: `close` (info object), `status` (onStatus info), `peer` (a PeerConnection another
+ * client opened to us through the server's rendezvous); with `followRedirects`, `redirect`
  * (the new NetConnection) and `redirectFailed` (the error).
  */
 export class NetConnection extends EventEmitter {
@@ -94,6 +98,12 @@ export class NetConnection extends EventEmitter {
   private readonly endpoint: Endpoint;
   private readonly clock: EndpointClock;
   private readonly opening: Opening;
+  /** Our certificate, as initiator to the server and to peers and as responder to peers. */
+  private readonly identity: ServerIdentity;
+  private readonly server: Address;
+  /** `connectPeer`s under way, by their opening. */
+  private readonly peerOpenings = new Map<Opening, (session: Session) => void>();
+  private readonly peers = new Set<PeerConnection>();
   private session: Session | undefined;
   private tc: TCClientConnection | undefined;
   /** Settles `open`: the connect's answer. */
@@ -114,7 +124,10 @@ export class NetConnection extends EventEmitter {
     this.url = url;
     this.socket = socket;
     this.options = options;
+    this.server = target;
+    this.identity = makeServerIdentity(undefined, options.groups);
     this.endpoint = new Endpoint({
+      identity: this.identity,
       session: options.session,
       platform: {
         send: (datagram, to) => this.send(datagram, to),
@@ -123,15 +136,25 @@ export class NetConnection extends EventEmitter {
         keying: keyInline,
       },
       events: {
+        // RFC 7425 §4.4.4: after the server's Redirect, an initiator sends its IHello here.
+        hello: (tag, _uri, from, now) => this.endpoint.rHello(tag, from, now),
+        forwardedHello: (session, hello, now) => this.onForwardedHello(session, hello, now),
         opened: (session, how, now) => {
-          if (how.role === 'initiator') this.startSession(session, how.farFingerprint, now);
+          if (how.role === 'responder') this.acceptPeer(session, how.peerId);
+          else if (how.opening === this.opening) this.startSession(session, how.farFingerprint, now);
+          else this.peerOpenings.get(how.opening)?.(session);
         },
-        flow: (_s, flow) => {
-          if (isGroupMetadata(flow.metadata)) this.onGroupFlow(flow);
+        flow: (s, flow) => {
+          if (s !== this.session) peerOf(s)?.onFlow(flow);
+          else if (isGroupMetadata(flow.metadata)) this.onGroupFlow(flow);
           else this.tc?.onFlow(flow);
         },
-        closed: () => this.finish(this.closeInfo ?? closedInfo('Connection closed.')),
-        released: () => {
+        closed: (s) => {
+          if (s === this.session) this.finish(this.closeInfo ?? closedInfo('Connection closed.'));
+          else peerOf(s)?.onClosed();
+        },
+        released: (s) => {
+          if (s !== this.session) return;
           this.emit('released');
           this.teardown();
         },
@@ -150,6 +173,7 @@ export class NetConnection extends EventEmitter {
     this.opening = this.endpoint.open(
       {
         uri: url,
+        certificate: this.identity.certificate,
         targets: [target],
         groups: options.groups,
         policy: options.policy,
@@ -235,10 +259,58 @@ export class NetConnection extends EventEmitter {
     return group;
   }
 
-  /** Answers the server's calls of `name`. */
+  /** Answers the server's calls of `name`, and peers' calls their PeerConnection does not handle. */
   handle(name: string, handler: CallHandler): this {
     this.handlers.set(name, handler);
     return this;
+  }
+
+  /**
+   * Opens a direct session to the client whose peer ID is `peerId`, through the server's
+   * rendezvous (RFC 7425 §4.4.4; RTMFP-NOTES §6): an IHello naming the peer goes to the server,
+   * which redirects us to the peer's addresses and forwards our IHello to it; the handshake
+   * then runs with the peer itself, whose certificate must have that fingerprint. Resolves once
+   * the peer accepted our NetConnection on that session; rejects after `timeoutMs` (default
+   * 10 s), e.g. for a peer no node knows.
+   */
+  connectPeer(peerId: string, o: { timeoutMs?: number } = {}): Promise<PeerConnection> {
+    const id = typeof peerId === 'string' ? peerId.toLowerCase() : '';
+    if (!PEER_ID.test(id))
+      return Promise.reject(
+        new TypeError(`connectPeer: a peer ID is 64 hex digits, got ${JSON.stringify(peerId)}`),
+      );
+    if (!this.connected) return Promise.reject(new StatusError(this.closeInfo, 'not connected'));
+    const timeoutMs = o.timeoutMs ?? PEER_TIMEOUT_MS;
+    const opening = this.endpoint.open(
+      {
+        peerId: Buffer.from(id, 'hex'),
+        certificate: this.identity.certificate,
+        targets: [this.server],
+        groups: this.options.groups,
+        policy: this.options.policy,
+      },
+      performance.now(),
+    );
+    return new Promise((resolvePromise, reject) => {
+      const timeout = setTimeout(() => {
+        this.peerOpenings.delete(opening);
+        this.endpoint.cancel(opening);
+        reject(new Error(`connectPeer: peer ${id.slice(0, 8)}… did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.peerOpenings.set(opening, (session) => {
+        this.peerOpenings.delete(opening);
+        const peer = this.addPeer(PeerConnection.opened(session, id, (name) => this.handlers.get(name)));
+        peer.once('connected', (ok: boolean, info: AmfValue) => {
+          clearTimeout(timeout);
+          if (ok) resolvePromise(peer);
+          else reject(new StatusError(info, 'the peer refused the connection'));
+        });
+        peer.once('close', () => {
+          clearTimeout(timeout);
+          reject(new Error('connectPeer: the peer closed the session'));
+        });
+      });
+    });
   }
 
   /** Graceful close: the server sees the session end; resolves once it acknowledged (or after 2 s). */
@@ -268,6 +340,33 @@ export class NetConnection extends EventEmitter {
     await socketClosed;
   }
 
+  /**
+   * A peer opened a session to us: it gets our NetConnection's handlers, and `peer` tells the
+   * user once its NetConnection is accepted (so calls on it can go at once).
+   */
+  private acceptPeer(session: Session, peerId: string): void {
+    const peer = this.addPeer(PeerConnection.accepted(session, peerId, (name) => this.handlers.get(name)));
+    peer.once('connected', () => this.emit('peer', peer));
+  }
+
+  private addPeer(peer: PeerConnection): PeerConnection {
+    peer.session.context = peer;
+    this.peers.add(peer);
+    peer.once('close', () => this.peers.delete(peer));
+    return peer;
+  }
+
+  /**
+   * The server relayed an IHello naming us (RFC 7016 §3.5.1.5): our RHello goes to the address
+   * it gives, so the initiator's handshake continues with us (and its NAT lets us in).
+   */
+  private onForwardedHello(session: Session, hello: ForwardedIHello, now: number): void {
+    if (session !== this.session || this.torndown) return;
+    const named = parseEPD(hello.epd).fingerprint;
+    if (!named?.equals(this.identity.fingerprint)) return;
+    this.endpoint.rHello(hello.tag, hello.replyAddress, now);
+  }
+
   /** Resolves once the server accepted the connect; rejects when refused or after `timeoutMs`. */
   private handshake(options: ClientOptions): Promise<void> {
     return new Promise((resolvePromise, reject) => {
@@ -295,7 +394,7 @@ export class NetConnection extends EventEmitter {
         if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
         this.emit('status', info);
       },
-      call: (name, args, reply) => this.onServerCall(name, args, reply),
+      call: (name, args, reply) => void answerCall(this.handlers.get(name), name, args, reply),
     });
     this.session = session;
     this.tc = tc;
@@ -313,33 +412,6 @@ export class NetConnection extends EventEmitter {
     const group = flow.associatedFlowId === undefined ? undefined : this.netGroups.get(flow.associatedFlowId);
     if (group) group.accept(flow);
     else flow.reject(0);
-  }
-
-  private onServerCall(
-    name: string,
-    args: AmfValue[],
-    reply: ((ok: boolean, value: AmfValue) => void) | undefined,
-  ): void {
-    const handler = this.handlers.get(name);
-    if (!handler) {
-      reply?.(false, {
-        level: 'error',
-        code: 'NetConnection.Call.Failed',
-        description: `no handler for ${name}`,
-      });
-      return;
-    }
-    Promise.resolve()
-      .then(() => handler(...args))
-      .then(
-        (value) => reply?.(true, value ?? null),
-        (e: unknown) =>
-          reply?.(false, {
-            level: 'error',
-            code: 'NetConnection.Call.Failed',
-            description: errorText(e),
-          }),
-      );
   }
 
   /** The connection is over for the user; the socket stays until the session is released. */
@@ -374,6 +446,11 @@ export class NetConnection extends EventEmitter {
     this.torndown = true;
     this.clock.stop();
     this.endpoint.cancel(this.opening);
+    for (const opening of this.peerOpenings.keys()) this.endpoint.cancel(opening);
+    for (const peer of [...this.peers]) {
+      peer.session.abort();
+      peer.onClosed();
+    }
     this.session?.abort();
     const close = () => {
       this.socket.close();
@@ -396,6 +473,10 @@ async function resolve(url: string): Promise<Address> {
   const port = m[2] ? Number(m[2]) : DEFAULT_PORT;
   const { address } = await lookup(host);
   return { address, port };
+}
+
+function peerOf(session: Session): PeerConnection | undefined {
+  return session.context instanceof PeerConnection ? session.context : undefined;
 }
 
 function closedInfo(description: string): AmfObject {

@@ -236,6 +236,33 @@ export class AppHost implements TCServerHandler {
   }
 
   /**
+   * onRendezVousUnknown of each app that has it (in name order; an IHello naming a peer carries
+   * no app) until one names addresses: where to redirect an initiator looking for a peer no
+   * node knows, resolved to IP addresses, or undefined. A wrong result is logged and counts as
+   * none. Never rejects.
+   */
+  async rendezvousUnknown(peerId: string, from: Address): Promise<Address[] | undefined> {
+    for (const app of [...this.apps.keys()].sort()) {
+      const sandbox = this.apps.get(app);
+      if (!sandbox?.has('onRendezVousUnknown')) continue;
+      const start = performance.now();
+      const outcome = await sandbox.dispatch('rendezvousUnknown', '', undefined, [peerId]);
+      this.observe(app, 'rendezvousUnknown', '', start, outcome);
+      const named = outcome.status === 'ok' ? redirectTargets(outcome.value) : [];
+      if (typeof named === 'string') {
+        this.report(app, 'rendezvousUnknown', '', undefined, failed(named));
+        continue;
+      }
+      this.report(app, 'rendezvousUnknown', '', undefined, outcome);
+      if (named.length === 0) continue;
+      const resolved = await this.resolve(named, from);
+      if (typeof resolved !== 'string') return resolved;
+      this.report(app, 'rendezvousUnknown', '', undefined, failed(resolved));
+    }
+    return undefined;
+  }
+
+  /**
    * Keeps an IHello's decision for its tag: a client re-sends its IHello to every address it
    * has (RFC 7016 §3.5.1.1.1), so the node that redirected it hears it again and must answer
    * the same, not take a fresh turn. A client left unanswered is decided afresh.

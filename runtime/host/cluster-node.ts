@@ -130,6 +130,13 @@ export async function startClusterNode(
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
+    peers: {
+      nodeId: () => self.id,
+      p2p: state.p2p,
+      live: (id) => cluster?.servers().some((s) => s.id === id) ?? false,
+      forward: (to, request) => cluster?.forwardHello(to, request) ?? Promise.resolve(false),
+      unknown: (peerId, from) => apps.rendezvousUnknown(peerId, from),
+    },
   });
   metrics.readFrom(() => ({
     sessions: rtmfp.sessions.size,
@@ -191,9 +198,12 @@ export async function startClusterNode(
         ),
       control: (name, args) => void operatorCommand(name, args),
       groupIntroduce: (_from, request) => void groups.introduced(request),
+      forwardHello: (fromId, request) => rtmfp.rendezvous.forward(fromId, request),
     },
   });
   self.id = cluster.id;
+  // Clients that connected before the node had its ID are registered now.
+  rtmfp.rendezvous.reassert();
 
   /** One load at a time per app, so two quick deploys cannot land out of order. */
   const following = new Map<string, Promise<void>>();
@@ -259,8 +269,12 @@ export async function startClusterNode(
   nodeState = 'serving';
   await cluster.start();
   state.onStatus((status) => {
-    // The store may have restarted empty or reaped this node: its memberships go back (DESIGN.md).
-    if (status === 'up') void groups.reassert();
+    // Local state is the truth (DESIGN.md): the store may have restarted empty or reaped this
+    // node, so its memberships and peers go back.
+    if (status === 'up') {
+      void groups.reassert();
+      rtmfp.rendezvous.reassert();
+    }
     // Deploys published while the store was down were missed: catch up.
     if (status === 'up')
       void state

@@ -14,6 +14,7 @@ import { DropCounter } from './drops.ts';
 import { EndpointClock } from './endpoint-clock.ts';
 import { type HandshakeHook, UNANSWERED } from './handshake-hook.ts';
 import type { HandshakeObserver } from './node-metrics.ts';
+import { type PeerDirectory, Rendezvous } from './rendezvous.ts';
 
 /** Kernel receive buffer asked for, so a burst of IHellos queues instead of being dropped. */
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -55,6 +56,8 @@ export interface NodeOptions {
   handshakes?: HandshakeObserver;
   /** NetGroups one client may be in at once (`[limits] groups_per_client`). */
   groupsPerClient?: number;
+  /** The cluster's peers, for rendezvous across nodes; absent: this node's clients only. */
+  peers?: PeerDirectory;
 }
 
 /**
@@ -91,6 +94,8 @@ export class RtmfpNode {
   private socket6: dgram.Socket | undefined;
   private readonly connections = new Set<TCServerConnection>();
   private readonly attempts = new Map<string, number>();
+  /** Introduces peers (RTMFP-NOTES §6): this node's clients, and the cluster's through the store. */
+  readonly rendezvous: Rendezvous;
   private stopped = false;
   /** IHellos received, and those answered with a Redirect. */
   hellos = 0;
@@ -107,6 +112,13 @@ export class RtmfpNode {
     this.log = options.logger;
     this.identity = options.identity ?? makeServerIdentity();
     this.pool = new CryptoPool(options.cryptoWorkers);
+    this.rendezvous = new Rendezvous({
+      log: this.log,
+      directory: options.peers,
+      redirect: (tag, to, addresses) => {
+        if (!this.stopped) this.endpoint.redirect(tag, to, addresses, performance.now());
+      },
+    });
     this.endpoint = new Endpoint({
       identity: this.identity,
       session: options.session,
@@ -118,6 +130,8 @@ export class RtmfpNode {
       },
       events: {
         hello: (tag, uri, from, now) => this.onIHello(tag, uri, from, now),
+        rendezvous: (epd, tag, from, now) =>
+          this.rendezvous.hello(epd, tag, from, this.countAttempt(tag) - 1, now),
         opened: (session, how) => this.opened(session, how),
         // No context: opening its connection failed (`fault`), and the session is aborted.
         flow: (session, flow) => (session.context as SessionEntry | undefined)?.conn?.onFlow(flow),
@@ -128,6 +142,7 @@ export class RtmfpNode {
           // What lingers until release is the Session alone (it answers a repeated Close Request).
           entry.conn = undefined;
           this.connections.delete(conn);
+          this.rendezvous.remove(conn);
           conn.onSessionClosed();
         },
         dropped: (reason, failure) => {
@@ -261,9 +276,11 @@ export class RtmfpNode {
     if (how.role !== 'responder') return;
     const conn = new TCServerConnection(session, how.peerId, this.options.handler, {
       groupsPerClient: this.options.groupsPerClient,
+      peerInfo: (c) => this.rendezvous.update(c),
     });
     session.context = { conn } satisfies SessionEntry;
     this.connections.add(conn);
+    this.rendezvous.add(conn);
     this.options.handshakes?.opened(how.keyingMs / 1000);
   }
 

@@ -1,6 +1,7 @@
 import { hash, randomInt } from 'node:crypto';
 import { type Address, addressKey, type OriginAddress } from './address.ts';
 import type { EPD } from './certificate.ts';
+import type { ForwardedIHello } from './chunks.ts';
 import { CookieJar } from './cookie.ts';
 import { DeadlineSlots } from './deadline-slots.ts';
 import {
@@ -57,6 +58,12 @@ export interface EndpointEvents {
   hello?(tag: Buffer, uri: string, from: Address, now: number): void;
   /** An IHello naming another peer (RFC 7425 §4.4). Absent: dropped as 'unknown-peer'. */
   rendezvous?(epd: EPD, tag: Buffer, from: Address, now: number): void;
+  /**
+   * A server we have a session with relayed an IHello naming us (RFC 7016 §3.5.1.5): answer
+   * with `rHello(hello.tag, hello.replyAddress)` to let the initiator open a session to us.
+   * Absent: dropped as 'forwarded-ihello'.
+   */
+  forwardedHello?(session: Session, hello: ForwardedIHello, now: number): void;
   /** A session opened, either way. */
   opened(session: Session, how: Opened, now: number): void;
   /** The peer opened a flow; set `flow.onMessage` or `flow.reject(code)`. */
@@ -169,6 +176,10 @@ export class Endpoint {
       },
       rescheduled: (session: Session) => this.schedule(session as EndpointSession),
       dropped: (_session: Session, reason: string) => this.events.dropped(reason),
+      forwardedHello: (session: Session, hello: ForwardedIHello, now: number) => {
+        if (this.events.forwardedHello) this.events.forwardedHello(session, hello, now);
+        else this.events.dropped('forwarded-ihello');
+      },
     };
   }
 

@@ -30,7 +30,14 @@ const TAG_LENGTH = 16;
 
 export interface InitiatorOptions {
   /** The rtmfp:// URI, sent as ancillary data in the EPD (RFC 7425 §4.4.2). */
-  uri: string;
+  uri?: string;
+  /**
+   * A peer to open to instead (RFC 7425 §4.4.4): the EPD names its fingerprint, and only an
+   * RHello carrying a certificate with that fingerprint is answered.
+   */
+  peerId?: Buffer;
+  /** Our certificate (default: a fresh one); a client reuses its own so its peer ID stays one. */
+  certificate?: Buffer;
   /** DH groups in our order of preference; the first the responder offers is used. */
   groups?: readonly number[];
   /** HMAC / sequence-number policy; default like tcconn: both required. */
@@ -63,6 +70,7 @@ export class Initiator {
   readonly localId: number;
   readonly certificate: Buffer;
   private readonly epd: Buffer;
+  private readonly peer: Buffer | undefined;
   private readonly groups: readonly number[];
   private readonly policy: KeyingPolicy;
   private readonly writer = PacketWriter.forStartup();
@@ -74,12 +82,15 @@ export class Initiator {
   private done = false;
 
   constructor(o: InitiatorOptions) {
-    this.epd = makeEPD({ ancillaryData: o.uri });
+    if (o.peerId === undefined && o.uri === undefined)
+      throw new RangeError('an initiator needs a URI or a peer ID to open to');
+    this.peer = o.peerId;
+    this.epd = o.peerId ? makeEPD({ fingerprint: o.peerId }) : makeEPD({ ancillaryData: o.uri });
     this.groups = o.groups ?? SUPPORTED_DH_GROUPS;
     this.policy = o.policy ?? CLIENT_POLICY;
     this.localId = o.localId ?? randomInt(1, 0xffffffff);
     // An ephemeral certificate: our fingerprint (peer ID) comes from its 64 random bytes.
-    this.certificate = makeServerCertificate({ groups: this.groups });
+    this.certificate = o.certificate ?? makeServerCertificate({ groups: this.groups });
   }
 
   get peerId(): string {
@@ -132,6 +143,9 @@ export class Initiator {
 
   private onRHello(cookie: Buffer, certificate: Buffer, now: number): InitiatorStep {
     const cert = parseCertificate(certificate);
+    // RFC 7425 §4.4.4: a peer is who its certificate's fingerprint says; another endpoint
+    // answering for it (a stale address, a spoofer) is not the peer asked for.
+    if (this.peer && !cert.fingerprint.equals(this.peer)) return { kind: 'ignore', reason: 'wrong-peer' };
     const group = this.groups.find((g) => cert.ephemeralGroups.includes(g));
     if (group === undefined)
       throw new ProtocolError('negotiation', 'responder offers no DH group we support');

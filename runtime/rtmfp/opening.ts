@@ -10,7 +10,12 @@ const MAX_OPENING_TARGETS = 24;
 
 /** A session we open: where, and as whom (the EPD's URI). */
 export interface OpenOptions {
-  uri: string;
+  /** The server's rtmfp:// URI (RFC 7425 §4.4.2); or `peerId` to open to a peer. */
+  uri?: string;
+  /** A peer's ID (its certificate's SHA-256): the EPD names it and its RHello must match it. */
+  peerId?: Buffer;
+  /** Our certificate (default: a fresh one). */
+  certificate?: Buffer;
   /** Where the IHello goes first (RHello narrows it to the answering address, Redirect adds). */
   targets: Address[];
   /** DH groups in our order of preference. */
@@ -35,7 +40,14 @@ export class Opening {
   constructor(o: OpenOptions, localId: number) {
     this.localId = localId;
     this.targets = o.targets;
-    this.initiator = new Initiator({ uri: o.uri, groups: o.groups, policy: o.policy, localId });
+    this.initiator = new Initiator({
+      uri: o.uri,
+      peerId: o.peerId,
+      certificate: o.certificate,
+      groups: o.groups,
+      policy: o.policy,
+      localId,
+    });
   }
 
   /** Our peer ID (hex SHA-256 of the certificate the IIKeying carries). */

@@ -10,6 +10,7 @@ import {
   readAckBitmap,
   readAckRanges,
   readFlowException,
+  readForwardedIHello,
   readUserData,
   type UserData,
   writeAckRanges,
@@ -82,6 +83,8 @@ export interface SessionHooks {
   rescheduled?(session: Session): void;
   /** Part of a packet was refused (e.g. 'flow-limit'); the host counts it. */
   dropped?(session: Session, reason: string): void;
+  /** The peer (a rendezvous server) relayed an IHello for us (RFC 7016 §2.3.3, §3.5.1.5). */
+  forwardedHello?(session: Session, hello: ForwardedIHello, now: number): void;
 }
 
 export interface SessionOptions {
@@ -250,6 +253,9 @@ export class Session {
           if (this.state === 'open') this.sendControl(ChunkType.closeAck, undefined, from, now);
           this.finish(this.state === 'closing' ? 'closed' : 'closed-by-peer', now);
           return;
+        case ChunkType.forwardedIHello:
+          this.hooks.forwardedHello?.(this, readForwardedIHello(r), now);
+          break;
         default:
           break; // RFC 7016 §2.3: unknown chunks are ignored
       }

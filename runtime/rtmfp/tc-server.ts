@@ -53,6 +53,8 @@ export interface TCServerHandler {
 export interface TCServerOptions {
   /** NetGroups one client may be in at once; a join past it refuses that flow. */
   groupsPerClient?: number;
+  /** The client reported its LAN addresses (`setPeerInfo`, RFC 7425 §5.3): `peerAddresses` changed. */
+  peerInfo?(conn: TCServerConnection): void;
 }
 
 export interface CallReply {
@@ -88,11 +90,13 @@ export class TCServerConnection {
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private readonly netGroups: GroupFlows;
+  private readonly onPeerInfo: ((conn: TCServerConnection) => void) | undefined;
 
   constructor(session: Session, peerId: string, handler: TCServerHandler, options: TCServerOptions = {}) {
     this.session = session;
     this.peerId = peerId;
     this.handler = handler;
+    this.onPeerInfo = options.peerInfo;
     this.netGroups = new GroupFlows(session, options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT, {
       join: (m) => handler.groupJoin?.(this, m),
       leave: (m) => handler.groupLeave?.(this, m),
@@ -251,6 +255,7 @@ export class TCServerConnection {
       }
       case 'setPeerInfo':
         this.peerAddresses = parsePeerInfo(args);
+        this.onPeerInfo?.(this);
         return;
       case 'createStream': {
         const id = this.allocateStream();

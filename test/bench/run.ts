@@ -11,6 +11,7 @@ import { countingCost } from './metrics.bench.ts';
 import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
+import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
@@ -155,6 +156,13 @@ const STEPS: Step[] = [
     unit: 'ms',
     timeoutMs: 60_000,
     run: groupFigures,
+  },
+  {
+    section: 'r',
+    name: 'P2P rendezvous: connectPeer on one node and across two',
+    unit: 'ms',
+    timeoutMs: 60_000,
+    run: rendezvousFigures,
   },
   {
     section: 'i',

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Address, addressKey, sameAddress } from '../../runtime/rtmfp/address.ts';
-import { ChunkType } from '../../runtime/rtmfp/chunks.ts';
+import { type Address, AddressOrigin, addressKey, sameAddress } from '../../runtime/rtmfp/address.ts';
+import { makeEPD } from '../../runtime/rtmfp/certificate.ts';
+import { ChunkType, type ForwardedIHello } from '../../runtime/rtmfp/chunks.ts';
 import { Endpoint } from '../../runtime/rtmfp/endpoint.ts';
 import { type KeyingAdapter, keyInline } from '../../runtime/rtmfp/handshake.ts';
 import type { Opening } from '../../runtime/rtmfp/opening.ts';
@@ -28,6 +29,7 @@ interface Peer {
   closed: { session: Session; reason: CloseReason }[];
   messages: string[];
   drops: string[];
+  forwarded: ForwardedIHello[];
   woken: boolean;
 }
 
@@ -39,10 +41,25 @@ class Net {
 
   peer(
     port: number,
-    o: { accepts?: boolean; keying?: KeyingAdapter; session?: SessionConfig; failOpen?: boolean } = {},
+    o: {
+      accepts?: boolean;
+      keying?: KeyingAdapter;
+      session?: SessionConfig;
+      failOpen?: boolean;
+      /** Answers IHellos naming another peer with its own RHello (a rendezvous that lies). */
+      impersonates?: boolean;
+    } = {},
   ): Peer {
     const address = { address: '127.0.0.1', port };
-    const p = { address, opened: [], closed: [], messages: [], drops: [], woken: false } as unknown as Peer;
+    const p = {
+      address,
+      opened: [],
+      closed: [],
+      messages: [],
+      drops: [],
+      forwarded: [],
+      woken: false,
+    } as unknown as Peer;
     p.endpoint = new Endpoint({
       session: o.session,
       platform: {
@@ -56,6 +73,8 @@ class Net {
       },
       events: {
         hello: o.accepts ? (tag, _uri, from, now) => p.endpoint.rHello(tag, from, now) : undefined,
+        rendezvous: o.impersonates ? (_epd, tag, from, now) => p.endpoint.rHello(tag, from, now) : undefined,
+        forwardedHello: (_session, hello) => p.forwarded.push(hello),
         opened: (session, how) => {
           if (o.failOpen) throw new Error('the host failed');
           const peerId = how.role === 'responder' ? how.peerId : how.farFingerprint.toString('hex');
@@ -330,5 +349,40 @@ describe('one RTMFP endpoint, initiator and responder (RFC 7016 §3.5)', () => {
     const stray = Buffer.alloc(36, 7);
     closed.endpoint.receive(stray, client.address, net.now);
     assert.equal(closed.drops.at(-1), 'unknown-session');
+  });
+
+  test('an opening to a peer ID keys only with an endpoint whose certificate has that fingerprint', () => {
+    const net = new Net();
+    const peer = net.peer(40_000, { accepts: true });
+    const liar = net.peer(1935, { impersonates: true });
+    const client = net.peer(50_000);
+    const peerId = peer.endpoint.identity.fingerprint;
+    client.endpoint.open({ peerId, targets: [liar.address], groups: GROUPS }, net.now);
+    net.run();
+    assert.equal(client.opened.length, 0);
+    assert.deepEqual(client.drops, ['opening-wrong-peer']);
+    client.endpoint.open({ peerId, targets: [peer.address], groups: GROUPS }, net.now);
+    net.run();
+    assert.equal(client.opened.length, 1);
+    assert.equal(client.opened[0].peerId, peerId.toString('hex'));
+  });
+
+  test('a Forwarded IHello inside a session reaches the host (RFC 7016 §2.3.3)', () => {
+    const net = new Net();
+    const server = net.peer(1935, { accepts: true });
+    const client = net.peer(50_000);
+    open(net, client, server);
+    net.run();
+    const forwarded: ForwardedIHello = {
+      epd: makeEPD({ fingerprint: Buffer.alloc(32, 7) }),
+      replyAddress: { address: '127.0.0.1', port: 40_000, origin: AddressOrigin.observed },
+      tag: Buffer.alloc(16, 1),
+    };
+    server.opened[0].session.forwardIHello(forwarded);
+    net.run();
+    assert.equal(client.forwarded.length, 1);
+    assert.deepEqual(client.forwarded[0].epd, forwarded.epd);
+    assert.deepEqual(client.forwarded[0].tag, forwarded.tag);
+    assert.equal(client.forwarded[0].replyAddress.port, 40_000);
   });
 });

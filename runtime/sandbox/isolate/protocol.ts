@@ -26,7 +26,9 @@ export type DispatchKind =
   | 'serverLeft'
   /** onJoinGroup / onUnjoinGroup(client, group, ctx): args[0] is the GroupInfo. */
   | 'joinGroup'
-  | 'unjoinGroup';
+  | 'unjoinGroup'
+  /** onRendezVousUnknown(peerId, ctx): args[0] is the peer ID. */
+  | 'rendezvousUnknown';
 
 /**
  * The handler each event runs, by the name an app exports it under (`rpc` and `server` are
@@ -45,6 +47,7 @@ export const HANDLERS: Readonly<Record<DispatchKind, { export: string; result: b
   serverLeft: { export: 'onServerDisconnection', result: false },
   joinGroup: { export: 'onJoinGroup', result: false },
   unjoinGroup: { export: 'onUnjoinGroup', result: false },
+  rendezvousUnknown: { export: 'onRendezVousUnknown', result: true },
 };
 
 /** How log lines tag an event: its kind, or `rpc.NAME` / `server.NAME`. */

@@ -207,7 +207,7 @@ const api: IsolateApi = {
     // A helper that chose this node returns nothing, like a handler with no opinion: tell them apart.
     const answer = (v: unknown) => (chose?.here && v == null ? CHOSE_HERE : v);
     let callArgs: unknown[];
-    if (kind === 'handshake') callArgs = [args[0], ctx];
+    if (kind === 'handshake' || kind === 'rendezvousUnknown') callArgs = [args[0], ctx];
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
     else if (kind === 'serverJoined' || kind === 'serverLeft')
       callArgs = [makeServer(args[0] as ServerInfo), ctx];
