@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { EndpointClock } from '../runtime/host/endpoint-clock.ts';
+import { EndpointClock } from '../runtime/endpoint-clock.ts';
 import type { Address } from '../runtime/rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../runtime/rtmfp/amf-value.ts';
 import { parseEPD } from '../runtime/rtmfp/certificate.ts';

@@ -52,7 +52,7 @@ describe('rendezvous lookups in the cluster store', () => {
 
   /** One IHello naming `peerId` from our socket. */
   const hello = (peerId: Buffer) => {
-    const datagram = new Initiator({ peerId }).current(performance.now());
+    const datagram = new Initiator({ peerId }).current(Date.now());
     socket.send(datagram, port, '127.0.0.1');
   };
 

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Endpoint } from '../rtmfp/endpoint.ts';
+import type { Endpoint } from './rtmfp/endpoint.ts';
 
 /**
  * Runs an Endpoint's deadlines and flushes on Node's timers, for the node and the client alike:
