@@ -16,11 +16,14 @@ import type { TCServerConnection } from '../rtmfp/tc-server.ts';
 
 /**
  * Store lookups one source (IP and port: one endpoint) may cause per second for peers not on
- * this node. Flash retries an IHello every 1.5 s or so, so a real initiator stays far below
- * it; a flood of IHellos for random peer IDs from one socket costs at most this many round
- * trips a second.
+ * this node. A repeated IHello (same tag: a retry, or the one an initiator sends the server
+ * again after its Redirect) reuses its lookup and counts once, so a real initiator needs one
+ * per peer it opens to — a NetGroup joiner opens to its 6 introduced members at once, and more
+ * as members arrive. A flood of IHellos for random peer IDs from one socket costs at most this
+ * many round trips a second. (At 10, a busy initiator's retries were refused, and each refusal
+ * cost it a 500 ms IHello retransmission: bench r went from ~0.6 ms more across nodes to ~7 ms.)
  */
-export const RENDEZVOUS_LOOKUPS_PER_SOURCE = 10;
+export const RENDEZVOUS_LOOKUPS_PER_SOURCE = 30;
 /**
  * The same for one IP whatever its ports: a host flooding from many sockets. High, because
  * many real clients share one public IP behind a NAT (and every test client shares 127.0.0.1).
@@ -29,6 +32,10 @@ export const RENDEZVOUS_LOOKUPS_PER_IP = 1_000;
 /** Sources tracked for those bounds in one second; past it, lookups wait for the next second. */
 const MAX_TRACKED_SOURCES = 10_000;
 const WINDOW_MS = 1_000;
+/** How long an IHello's lookup answers the repeats of its tag (Flash retries every ~1.5 s). */
+const TAG_LOOKUP_MS = 3_000;
+/** Tags whose lookups are kept; the oldest go first. */
+const MAX_TRACKED_TAGS = 10_000;
 
 /** The cluster as the rendezvous needs it (runtime/host/cluster-node.ts wires it). */
 export interface PeerDirectory {
@@ -83,6 +90,11 @@ export class Rendezvous {
   private readonly lookupsBySource = new Map<string, number>();
   private readonly lookupsByIp = new Map<string, number>();
   private windowStart = 0;
+  /** Recent lookups by the IHello tag (hex) that caused them, in the order they were made. */
+  private readonly lookupsByTag = new Map<
+    string,
+    { until: number; record: Promise<PeerRecord | undefined> }
+  >();
 
   constructor(o: RendezvousOptions) {
     this.o = o;
@@ -131,14 +143,41 @@ export class Rendezvous {
       return;
     }
     const d = this.o.directory;
-    if (!d || !this.allowLookup(from, now)) return;
+    if (!d) return;
+    const record = this.lookup(d, peerId, tag, from, now);
+    if (!record) return;
     const copy = Buffer.from(tag);
-    this.stats.lookups++;
-    d.p2p.peer(peerId).then(
-      (record) => this.introduceRemote(d, peerId, record, copy, from, attempt),
+    record.then(
+      (r) => this.introduceRemote(d, peerId, r, copy, from, attempt),
       (err: unknown) =>
         this.o.log.warn({ peerId, err: errorText(err) }, 'rendezvous lookup failed; IHello unanswered'),
     );
+  }
+
+  /**
+   * The store's record of `peerId`: the lookup a recent IHello with this tag made, else a new
+   * one if `from` is within its bounds (undefined when it is not).
+   */
+  private lookup(
+    d: PeerDirectory,
+    peerId: string,
+    tag: Buffer,
+    from: Address,
+    now: number,
+  ): Promise<PeerRecord | undefined> | undefined {
+    const key = `${tag.toString('hex')}|${peerId}`;
+    const recent = this.lookupsByTag.get(key);
+    if (recent && recent.until > now) return recent.record;
+    if (!this.allowLookup(from, now)) return undefined;
+    this.stats.lookups++;
+    const record = d.p2p.peer(peerId);
+    // A failed lookup is not kept: the next retry asks again.
+    record.catch(() => this.lookupsByTag.delete(key));
+    this.lookupsByTag.delete(key);
+    this.lookupsByTag.set(key, { until: now + TAG_LOOKUP_MS, record });
+    if (this.lookupsByTag.size > MAX_TRACKED_TAGS)
+      this.lookupsByTag.delete(this.lookupsByTag.keys().next().value!);
+    return record;
   }
 
   /** Another node asks us to forward an IHello to our client `request.target`. */

@@ -304,6 +304,8 @@ export class Endpoint {
     switch (step.kind) {
       case 'not-mine':
         return false;
+      case 'taken':
+        return true;
       case 'drop':
         this.events.dropped(`opening-${step.reason}`);
         return true;

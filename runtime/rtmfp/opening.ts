@@ -73,6 +73,9 @@ export class Opening {
         return { kind: 'resend' };
       case 'redirect': {
         const next = step.addresses.filter((a) => !this.targets.some((t) => sameAddress(t, a)));
+        // Nothing new: the IHellos go on at their retry time. Re-sending on every Redirect would
+        // be a storm with a server that answers every IHello with one (the server is a target too).
+        if (next.length === 0) return { kind: 'taken' };
         this.targets = [...this.targets, ...next].slice(-MAX_OPENING_TARGETS);
         return { kind: 'resend' };
       }
@@ -86,6 +89,8 @@ export type OpeningStep =
   /** Another opening's (its tag is not ours). */
   | { kind: 'not-mine' }
   | { kind: 'drop'; reason: string }
+  /** Ours, and it changes nothing now (a Redirect naming only addresses already tried). */
+  | { kind: 'taken' }
   /** Send the startup datagram again now (to the answering address, or redirected ones too). */
   | { kind: 'resend' }
   | Extract<InitiatorStep, { kind: 'established' }>;

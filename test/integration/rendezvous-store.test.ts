@@ -50,10 +50,9 @@ describe('rendezvous lookups in the cluster store', () => {
     throw new Error(`the store ${holds ? 'never held' : 'still holds'} peer ${peerId.slice(0, 8)}`);
   };
 
-  /** One IHello naming `peerId` from our socket. */
-  const hello = (peerId: Buffer) => {
-    const datagram = new Initiator({ peerId }).current(Date.now());
-    socket.send(datagram, port, '127.0.0.1');
+  /** One IHello naming `peerId` from our socket (a given initiator's again: the same tag). */
+  const hello = (peerId: Buffer, initiator = new Initiator({ peerId })) => {
+    socket.send(initiator.current(Date.now()), port, '127.0.0.1');
   };
 
   before(async () => {
@@ -99,6 +98,21 @@ describe('rendezvous lookups in the cluster store', () => {
     assert.equal(lookups, 1);
     assert.equal(answers.length, 0);
     assert.equal(node.rendezvous.stats.unknown, 1);
+  });
+
+  test('IHellos repeating a tag (retries, the re-send after a Redirect) share one store lookup', async () => {
+    const peerId = randomBytes(32);
+    const initiator = new Initiator({ peerId });
+    lookups = 0;
+    const limitedBefore = node.rendezvous.stats.limited;
+    for (let i = 0; i < 5; i++) {
+      hello(peerId, initiator);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(() => lookups === 1, 2_000, 'the lookup');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(lookups, 1);
+    assert.equal(node.rendezvous.stats.limited, limitedBefore, 'repeats do not count against the bound');
   });
 
   test('a peer whose node is not live is never introduced', async () => {
