@@ -109,6 +109,11 @@ export function checkNodeId(id: string): string {
   return checkName('node id', id);
 }
 
+/** An app name as a part of keys (`kv:<app>:…`, `pub:<app>:…`). */
+export function checkAppName(app: string): string {
+  return checkName('app', app);
+}
+
 /**
  * Cluster names, app names and node ids are parts of keys: a ':' would make `kv:<app>:<key>`
  * ambiguous and a brace would break the hash tag. Config already restricts app and cluster

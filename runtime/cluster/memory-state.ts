@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { MemoryKv } from './memory-kv.ts';
 import { MemoryP2p } from './memory-p2p.ts';
+import { MemoryPublications } from './memory-publications.ts';
 import {
   type AppSecrets,
   checkNodeTtl,
@@ -45,6 +46,7 @@ export class MemoryState implements State {
   readonly kind = 'memory';
   readonly kv: MemoryKv;
   readonly p2p = new MemoryP2p();
+  readonly publications: MemoryPublications;
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly records = new Map<string, LiveNode>();
@@ -61,6 +63,7 @@ export class MemoryState implements State {
     this.now = o.now ?? Date.now;
     this.logger = o.logger ?? pino({ name: 'fnhost-state' });
     this.kv = new MemoryKv(this.now);
+    this.publications = new MemoryPublications(() => (this.lastTime = Math.max(this.lastTime, this.now())));
   }
 
   async time(): Promise<number> {
@@ -243,11 +246,12 @@ export class MemoryState implements State {
     return live;
   }
 
-  /** A node and what it owns; also where its publications go once they are stored here. */
+  /** A node and what it owns: peers, group members, publications and player counts. */
   private removeNode(id: string): void {
     this.records.delete(id);
     this.index.delete(id);
     this.p2p.removeNode(id);
+    this.publications.removeNode(id);
   }
 
   private history(app: string): AppHistory {

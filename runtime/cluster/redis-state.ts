@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
+import type { PublicationStore } from './publications.ts';
 import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import { p2pLua, RedisP2p } from './redis-p2p.ts';
@@ -204,6 +205,8 @@ export class RedisState implements State {
   readonly kind = 'redis';
   readonly kv: RedisKv;
   readonly p2p: RedisP2p;
+  /** Issue 10, being built: the Redis registry replaces this within the session that added it. */
+  readonly publications: PublicationStore = unbuiltPublications();
   readonly keys: ClusterKeys;
   private readonly redis: RedisConnection;
 
@@ -381,4 +384,11 @@ export class RedisState implements State {
 function strings(reply: unknown): string[] {
   if (!Array.isArray(reply)) throw new Error('state: unexpected reply from a Redis script');
   return reply.map(String);
+}
+
+function unbuiltPublications(): PublicationStore {
+  const no = async (): Promise<never> => {
+    throw new Error('state: publications in Redis are not built yet');
+  };
+  return { claim: no, release: no, get: no, setSubscribers: no, list: no };
 }

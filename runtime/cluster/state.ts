@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KvStore } from './kv.ts';
 import type { P2pStore } from './p2p.ts';
+import type { PublicationStore } from './publications.ts';
 
 /**
  * Everything cluster-wide goes through this one interface (DESIGN.md "Cluster state"), with
@@ -106,6 +107,8 @@ export interface State {
   readonly kv: KvStore;
   /** Connected clients by peer ID and NetGroup members (issue 9), reaped with their node. */
   readonly p2p: P2pStore;
+  /** Live publications, one publisher per (app, stream) cluster-wide, and players per node (issue 10). */
+  readonly publications: PublicationStore;
 
   /** The store's clock, ms. */
   time(): Promise<number>;
@@ -123,8 +126,8 @@ export interface State {
   /** Live nodes (record not expired), any order. */
   nodes(): Promise<NodeEntry[]>;
   /**
-   * Removes every node whose record expired, and what it owned (its peers and group
-   * members), in one atomic step; returns their ids. Safe to run from every node at once:
+   * Removes every node whose record expired, and what it owned (its peers, group members,
+   * publications and player counts), in one atomic step; returns their ids. Safe to run from every node at once:
    * each dead node is returned to one caller.
    */
   reap(): Promise<string[]>;
