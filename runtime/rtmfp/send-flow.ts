@@ -422,7 +422,11 @@ function isAcked(seq: number, ack: AckRanges): boolean {
   return false;
 }
 
-/** RFC 7016 §2.3.11: an abandoned fragment is sent with ABN and no data (FIN kept). */
+/**
+ * An abandoned fragment goes out with ABN and no data, FIN kept (RFC 7016 §2.3.11 flags), as
+ * rtmfp-cpp's `SendFlow::assembleData` does: moving the FSN alone (§3.6.2.3) would leave the
+ * receiver waiting whenever nothing follows on the flow.
+ */
 function emptyOut(f: Fragment): void {
   f.flags = DataFlags.abandon | (f.flags & DataFlags.final);
   f.data = EMPTY;
