@@ -158,6 +158,10 @@ describe('the dashboard in headless Chromium, against 2 nodes and Redis', () => 
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(await publicationRows(), expected);
+    const json = (await (await fetch(`http://${shown.http}/cluster.json`)).json()) as {
+      publications: unknown;
+    };
+    assert.deepEqual(json.publications, await state.publications.list(), '/cluster.json carries them whole');
     assert.equal(await page.$eval('#publications-empty', (e) => e.hasAttribute('hidden')), true);
 
     const screenshot = process.env[SCREENSHOT_ENV];
