@@ -19,7 +19,8 @@ import { LUA_NOW_MS, type LuaScript, luaScript, type RedisConnection } from './r
  * `remove_node_publications` for each dead node in the same script. A publication is in three
  * places, always changed together: its `pub:` hash, the index (what list reads) and its node's
  * `pubs-of:` set (what reaping it removes); a player count is in its `players:` hash and its
- * node's `players-of:` set. `info` answers {id, node, publisher, since, {node, players, …}}.
+ * node's `players-of:` set. `info` builds a PublicationInfo, which the scripts answer as JSON:
+ * one string crosses the wire and JSON.parse reads it, much cheaper than nested replies.
  */
 export function publicationsLua(prefixArg: number): string {
   return `
@@ -36,7 +37,23 @@ local function players_of_key(n) return P .. '${PUBLICATION_KEYS.nodePlayers}' .
 local function info(id)
   local held = redis.call('HMGET', pub_key(id), 'node', 'publisher', 'since')
   if not held[1] then return false end
-  return {id, held[1], held[2], held[3], redis.call('HGETALL', players_key(id))}
+  local at = string.find(id, '\\0', 1, true)
+  local nodes, subscribers = {}, 0
+  local players = redis.call('HGETALL', players_key(id))
+  for i = 1, #players, 2 do
+    local n = tonumber(players[i + 1])
+    nodes[players[i]] = n
+    subscribers = subscribers + n
+  end
+  return {
+    app = string.sub(id, 1, at - 1),
+    name = string.sub(id, at + 1),
+    node = held[1],
+    publisher = held[2],
+    since = tonumber(held[3]),
+    subscribers = subscribers,
+    nodes = nodes,
+  }
 end
 local function remove_node_publications(node)
   for _, id in ipairs(redis.call('SMEMBERS', pubs_of_key(node))) do
@@ -55,20 +72,20 @@ end
 }
 
 /**
- * ARGV: prefix, id, node, publisher. {1} when the name is (now or still) held by this publisher
- * on this node, `since` kept on a re-claim; {0, holder info} when someone else holds it. A
+ * ARGV: prefix, id, node, publisher. 1 when the name is (now or still) held by this publisher
+ * on this node, `since` kept on a re-claim; the holder's info as JSON when someone else holds it. A
  * re-claim also restores the index entries, as a re-assert after a store restart must.
  */
 const CLAIM = luaScript(`${publicationsLua(1)}${LUA_NOW_MS}
 local id, node, publisher = ARGV[2], ARGV[3], ARGV[4]
 local held = redis.call('HMGET', pub_key(id), 'node', 'publisher')
-if held[1] and (held[1] ~= node or held[2] ~= publisher) then return {0, info(id)} end
+if held[1] and (held[1] ~= node or held[2] ~= publisher) then return cjson.encode(info(id)) end
 if not held[1] then
   redis.call('HSET', pub_key(id), 'node', node, 'publisher', publisher, 'since', now)
 end
 redis.call('SADD', pubs_of_key(node), id)
 redis.call('ZADD', INDEX, 0, id)
-return {1}
+return 1
 `);
 
 /** ARGV: prefix, id, node, publisher. 1 if that publisher on that node held it (now released). */
@@ -82,9 +99,11 @@ redis.call('SREM', pubs_of_key(node), id)
 return 1
 `);
 
-/** ARGV: prefix, id. The publication's info, or nil. */
+/** ARGV: prefix, id. The publication's info as JSON, or nil. */
 const GET = luaScript(`${publicationsLua(1)}
-return info(ARGV[2])
+local found = info(ARGV[2])
+if not found then return false end
+return cjson.encode(found)
 `);
 
 /** ARGV: prefix, id, node, count. Sets the node's count; 0 removes it. */
@@ -101,8 +120,8 @@ return 1
 `);
 
 /**
- * ARGV: prefix, app ('' for every app), limit. The infos of the first `limit` publications in
- * id order: a range of the index (ids are `<app>` NUL `<stream>`, so one app is one range).
+ * ARGV: prefix, app ('' for every app), limit. A JSON array of the infos of the first `limit`
+ * publications in id order (cjson would write an empty table as {}): a range of the index (ids are `<app>` NUL `<stream>`, so one app is one range).
  */
 const LIST = luaScript(`${publicationsLua(1)}
 local app, limit = ARGV[2], tonumber(ARGV[3])
@@ -115,13 +134,10 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local found = info(id)
-  if found then out[#out + 1] = found end
+  if found then out[#out + 1] = cjson.encode(found) end
 end
-return out
+return '[' .. table.concat(out, ',') .. ']'
 `);
-
-/** What `info` answers: id, node, publisher, since, then node/players pairs. */
-type InfoReply = [string, string, string, string, string[]];
 
 /** RedisState's publication registry (`state.publications`): one round trip per call, each write one script. */
 export class RedisPublications implements PublicationStore {
@@ -135,10 +151,8 @@ export class RedisPublications implements PublicationStore {
 
   async claim(claim: PublicationClaim): Promise<ClaimResult> {
     const c = checkClaim(claim);
-    const reply = (await this.run(CLAIM, c.app, c.name, [c.node, c.publisher])) as [number, InfoReply?];
-    if (reply[0] === 1) return { ok: true };
-    if (!reply[1]) throw new Error('state: unexpected reply from the claim script');
-    return { ok: false, holder: infoOf(reply[1]) };
+    const reply = await this.run(CLAIM, c.app, c.name, [c.node, c.publisher]);
+    return reply === 1 ? { ok: true } : { ok: false, holder: infoOf(reply) };
   }
 
   async release(app: string, name: string, node: string, publisher: string): Promise<boolean> {
@@ -148,7 +162,7 @@ export class RedisPublications implements PublicationStore {
   }
 
   async get(app: string, name: string): Promise<PublicationInfo | undefined> {
-    const reply = (await this.run(GET, checkAppName(app), checkStreamName(name), [])) as InfoReply | null;
+    const reply = await this.run(GET, checkAppName(app), checkStreamName(name), []);
     return reply === null ? undefined : infoOf(reply);
   }
 
@@ -161,8 +175,8 @@ export class RedisPublications implements PublicationStore {
     checkLimit('publications', limit, MAX_PUBLICATIONS_LISTED);
     const only = app === undefined ? '' : checkAppName(app);
     const key = this.keys.publication('index');
-    const reply = (await this.redis.run(LIST, [key], [this.keys.prefix, only, limit])) as InfoReply[];
-    return reply.map(infoOf);
+    const reply = await this.redis.run(LIST, [key], [this.keys.prefix, only, limit]);
+    return JSON.parse(String(reply)) as PublicationInfo[];
   }
 
   /**
@@ -175,21 +189,8 @@ export class RedisPublications implements PublicationStore {
   }
 }
 
-function infoOf([id, node, publisher, since, players]: InfoReply): PublicationInfo {
-  const at = id.indexOf('\u0000');
-  const nodes: Record<string, number> = {};
-  let subscribers = 0;
-  for (let i = 0; i < players.length; i += 2) {
-    nodes[players[i]] = Number(players[i + 1]);
-    subscribers += Number(players[i + 1]);
-  }
-  return {
-    app: id.slice(0, at),
-    name: id.slice(at + 1),
-    node,
-    publisher,
-    since: Number(since),
-    subscribers,
-    nodes,
-  };
+/** The info a script wrote as JSON (only these scripts write it: its shape is PublicationInfo). */
+function infoOf(reply: unknown): PublicationInfo {
+  if (typeof reply !== 'string') throw new Error('state: unexpected reply from a publication script');
+  return JSON.parse(reply) as PublicationInfo;
 }
