@@ -188,11 +188,12 @@ export class Rendezvous {
       this.o.log.debug({ fromNode, target: request.target }, 'forward-hello for a peer not here');
       return;
     }
+    // The same reply address a single node would pick: both nodes count attempts alike.
     conn.session.forwardIHello(
       forwardedIHello({
         tag: Buffer.from(request.tag, 'hex'),
-        attempt: 0,
-        initiator: { observed: initiator, reported: [] },
+        attempt: request.attempt,
+        initiator: { observed: initiator, reported: parseAddresses(request.reported) },
         targetPeerId: Buffer.from(request.target, 'hex'),
         target: peerOf(conn),
       }),
@@ -241,14 +242,19 @@ export class Rendezvous {
         );
       return;
     }
-    const reported = record.lan.map(parseAddress).filter((a): a is Address => a !== undefined);
-    this.o.redirect(tag, from, redirectAddresses({ observed, reported }, attempt));
+    this.o.redirect(
+      tag,
+      from,
+      redirectAddresses({ observed, reported: parseAddresses(record.lan) }, attempt),
+    );
     this.stats.remote++;
     const request: ForwardHelloRequest = {
       target: peerId,
       epd: makeEPD({ fingerprint: Buffer.from(peerId, 'hex') }).toString('hex'),
       tag: tag.toString('hex'),
       address: formatAddress(from),
+      attempt,
+      reported: (this.byAddress.get(addressKey(from))?.peerAddresses ?? []).map(formatAddress),
     };
     await d.forward(record.node, request).catch((err: unknown) => {
       this.o.log.warn(
@@ -290,6 +296,10 @@ export class Rendezvous {
       this.o.log.warn({ peerId: conn.peerId, err: errorText(err) }, 'could not register a peer in the store');
     });
   }
+}
+
+function parseAddresses(texts: readonly string[]): Address[] {
+  return texts.map(parseAddress).filter((a): a is Address => a !== undefined);
 }
 
 function peerOf(conn: TCServerConnection): RendezvousPeer {

@@ -67,6 +67,36 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
     }
   });
 
+  test("a target on another node answers the initiator's reported LAN address too, as one on the same node does", async () => {
+    // Stands for the initiator's LAN side: every datagram it gets is a target's RHello.
+    const lan = dgram.createSocket('udp4');
+    const rHellosFrom: number[] = [];
+    lan.on('message', (_m, rinfo) => rHellosFrom.push(rinfo.port));
+    await new Promise<void>((r) => lan.bind(0, '127.0.0.1', r));
+    const a = await connect(url(0));
+    const [near, far] = await twoClients(url(0), url(1));
+    try {
+      const reported = `127.0.0.1:${lan.address().port}`;
+      a.call('setPeerInfo', reported).catch(() => {}); // the node answers setPeerInfo with nothing
+      const deadline = Date.now() + 5_000;
+      while (!(await state.p2p.peer(a.peerId))?.lan.includes(reported)) {
+        assert.ok(Date.now() < deadline, 'the store holds the reported address');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      watch(far.peerId);
+      await registered(far.peerId, cluster.nodes[1].id);
+      // Both peers share one public IP (127.0.0.1), so the target's first RHello goes to the
+      // initiator's reported address, its next to the observed one (RTMFP-NOTES §6 step 2).
+      for (const target of [near, far]) {
+        await (await a.connectPeer(target.peerId, { timeoutMs: 5_000 })).close();
+        await until(() => rHellosFrom.includes(target.localPort), 5_000, 'an RHello at the reported address');
+      }
+    } finally {
+      lan.close();
+      await Promise.all([a.abort(), near.abort(), far.abort()]);
+    }
+  });
+
   test('onRendezVousUnknown sends an initiator looking for an unknown peer elsewhere; without it, no answer', async () => {
     const a = await connect(url(0));
     try {
