@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { connect } from '../../sdk/client.ts';
 import { silentLogger, until } from '../support/node.ts';
-import { exchange, twoClients } from '../support/peers.ts';
+import { exchange, openAtOnce, twoClients } from '../support/peers.ts';
 import { endProcess } from '../support/processes.ts';
 import { startTestCluster, TEST_HEARTBEAT_MS, type TestCluster } from '../support/test-cluster.ts';
 
@@ -62,6 +62,19 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
       watch(b.peerId);
       await registered(b.peerId, cluster.nodes[1].id);
       await exchange(a, b);
+    } finally {
+      await Promise.all([a.abort(), b.abort()]);
+    }
+  });
+
+  test('two clients on different nodes calling connectPeer to each other at once get one session', async () => {
+    const [a, b] = await twoClients(url(0), url(1));
+    try {
+      watch(a.peerId);
+      watch(b.peerId);
+      await registered(a.peerId, cluster.nodes[0].id);
+      await registered(b.peerId, cluster.nodes[1].id);
+      for (let i = 0; i < 3; i++) await openAtOnce(a, b);
     } finally {
       await Promise.all([a.abort(), b.abort()]);
     }
