@@ -248,13 +248,19 @@ export class Rendezvous {
       redirectAddresses({ observed, reported: parseAddresses(record.lan) }, attempt),
     );
     this.stats.remote++;
+    const reported = this.byAddress.get(addressKey(from))?.peerAddresses ?? [];
+    // The Redirect is what the initiator waits for; Node puts a datagram on the wire a tick
+    // later (dgram resolves even an IP literal on process.nextTick), so sealing the request
+    // (JSON, HMAC) and writing it to Redis in this tick would hold the Redirect back. The
+    // target hears one turn of the event loop later, a few microseconds.
+    await new Promise<void>((r) => setImmediate(r));
     const request: ForwardHelloRequest = {
       target: peerId,
       epd: makeEPD({ fingerprint: Buffer.from(peerId, 'hex') }).toString('hex'),
       tag: tag.toString('hex'),
       address: formatAddress(from),
       attempt,
-      reported: (this.byAddress.get(addressKey(from))?.peerAddresses ?? []).map(formatAddress),
+      reported: reported.map(formatAddress),
     };
     await d.forward(record.node, request).catch((err: unknown) => {
       this.o.log.warn(
