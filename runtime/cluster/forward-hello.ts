@@ -36,7 +36,9 @@ const MAX_TAG_BYTES = 64;
 /** A request as it arrived from another node, checked; throws naming the field that is wrong. */
 export function parseForwardHello(value: unknown): ForwardHelloRequest {
   if (typeof value !== 'object' || value === null) throw new Error('forward-hello: not an object');
-  const { target, epd, tag, address, attempt, reported } = value as Record<string, unknown>;
+  // A node from before attempts and reported addresses sends neither: it meant the first
+  // attempt and none (what it forwarded then), so a rolling upgrade keeps introducing.
+  const { target, epd, tag, address, attempt = 0, reported = [] } = value as Record<string, unknown>;
   if (typeof target !== 'string' || !/^[0-9a-f]{64}$/.test(target)) {
     throw new Error('forward-hello: target must be a peer ID, 64 lowercase hex digits');
   }

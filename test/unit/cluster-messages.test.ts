@@ -155,13 +155,19 @@ describe('node-to-node messages', () => {
     await state.publish('rpc:b', signed(SECRET, { ...hello, address: 'attacker.example:1' }));
     await state.publish('rpc:b', signed(SECRET, { ...hello, target: 'not a peer' }));
     await state.publish('rpc:b', signed(SECRET, 'nothing'));
-    // From a node that predates attempts and reported addresses: refused, not guessed.
-    const { attempt: _a, reported: _r, ...older } = hello;
-    await state.publish('rpc:b', signed(SECRET, older));
     await state.publish('rpc:b', signed(SECRET, { ...hello, reported: ['lan.example:1'] }));
+    await state.publish('rpc:b', signed(SECRET, { ...hello, attempt: -1 }));
     await settle();
     assert.equal(hellos.length, count);
     assert.deepEqual([b.dropped.forged - forged, b.dropped.malformed - malformed], [1, 5]);
+  });
+
+  test('a forward-hello from a node that predates attempts and reported addresses is taken as a first attempt with none', async () => {
+    const count = hellos.length;
+    const { attempt: _a, reported: _r, ...older } = hello;
+    await state.publish('rpc:b', signedRequest('forward-hello', older));
+    await settle();
+    assert.deepEqual(hellos.slice(count), [['a', { ...older, attempt: 0, reported: [] }]]);
   });
 
   test('forwardHello refuses a request the other node would drop, and a node that is not live', async () => {
@@ -174,7 +180,7 @@ describe('node-to-node messages', () => {
       a.forwardHello('b', { ...hello, address: '198.51.100.4' }),
       /forward-hello: address must be an observed "ip:port", got "198\.51\.100\.4"/,
     );
-    for (const attempt of [-1, 1.5, '1', undefined]) {
+    for (const attempt of [-1, 1.5, '1', null]) {
       await assert.rejects(
         a.forwardHello('b', { ...hello, attempt: attempt as number }),
         /forward-hello: attempt must be a non-negative integer/,
