@@ -36,18 +36,6 @@ const WINDOW_MS = 1_000;
 const TAG_LOOKUP_MS = 3_000;
 /** Tags whose lookups are kept; the oldest go first. */
 const MAX_TRACKED_TAGS = 10_000;
-/**
- * How long a peer found on another node is introduced from memory, to any initiator, without
- * a store lookup: the Redirect then leaves at once, as for a peer of this node (bench r: the
- * lookup was the one round trip a cross-node introduction waited for). Short, because a peer
- * that left its node meanwhile is still named for this long (its node's liveness is checked
- * at every use, so a dead node's peers are not): its initiators find nobody at its address,
- * as they would find nobody at all. A peer that registers anew (reconnecting elsewhere) is
- * reached after at most this long.
- */
-export const PEER_RECORD_MS = 1_000;
-/** Peers whose records are kept; the oldest go first. */
-const MAX_TRACKED_PEERS = 10_000;
 
 /** The cluster as the rendezvous needs it (runtime/host/cluster-node.ts wires it). */
 export interface PeerDirectory {
@@ -108,9 +96,6 @@ export class Rendezvous {
     { until: number; record: Promise<PeerRecord | undefined> }
   >();
 
-  /** Other nodes' peers found in the store lately, by peer ID, in the order they were found. */
-  private readonly records = new Map<string, { until: number; record: PeerRecord }>();
-
   constructor(o: RendezvousOptions) {
     this.o = o;
   }
@@ -159,19 +144,11 @@ export class Rendezvous {
     }
     const d = this.o.directory;
     if (!d) return;
-    const known = this.records.get(peerId);
-    if (known && known.until > now) {
-      void this.introduceRemote(d, peerId, known.record, Buffer.from(tag), from, attempt);
-      return;
-    }
     const record = this.lookup(d, peerId, tag, from, now);
     if (!record) return;
     const copy = Buffer.from(tag);
     record.then(
-      (r) => {
-        if (r) this.remember(peerId, r, now);
-        return this.introduceRemote(d, peerId, r, copy, from, attempt);
-      },
+      (r) => this.introduceRemote(d, peerId, r, copy, from, attempt),
       (err: unknown) =>
         this.o.log.warn({ peerId, err: errorText(err) }, 'rendezvous lookup failed; IHello unanswered'),
     );
@@ -255,7 +232,6 @@ export class Rendezvous {
     const observed = record && parseAddress(record.address);
     // Our own stale record (the client left) or a dead node's: never introduced.
     if (!record || !observed || record.node === d.nodeId() || !d.live(record.node)) {
-      this.records.delete(peerId);
       this.stats.unknown++;
       const addresses = await d.unknown?.(peerId, from);
       if (addresses && addresses.length > 0)
@@ -272,31 +248,26 @@ export class Rendezvous {
       redirectAddresses({ observed, reported: parseAddresses(record.lan) }, attempt),
     );
     this.stats.remote++;
+    const reported = this.byAddress.get(addressKey(from))?.peerAddresses ?? [];
+    // The Redirect is what the initiator waits for; Node puts a datagram on the wire a tick
+    // later (dgram resolves even an IP literal on process.nextTick), so sealing the request
+    // (JSON, HMAC) and writing it to Redis in this tick would hold the Redirect back. The
+    // target hears one turn of the event loop later, a few microseconds.
+    await new Promise<void>((r) => setImmediate(r));
     const request: ForwardHelloRequest = {
       target: peerId,
       epd: makeEPD({ fingerprint: Buffer.from(peerId, 'hex') }).toString('hex'),
       tag: tag.toString('hex'),
       address: formatAddress(from),
       attempt,
-      reported: (this.byAddress.get(addressKey(from))?.peerAddresses ?? []).map(formatAddress),
+      reported: reported.map(formatAddress),
     };
-    // The Redirect is what the initiator waits for; Node puts a datagram on the wire a tick
-    // later (dgram resolves even an IP literal on process.nextTick), so sealing the request
-    // (JSON, HMAC) and writing it to Redis in this tick would hold the Redirect back. The
-    // target hears one turn of the event loop later, a few microseconds.
-    await new Promise<void>((r) => setImmediate(r));
     await d.forward(record.node, request).catch((err: unknown) => {
       this.o.log.warn(
         { peerId, node: record.node, err: errorText(err) },
         'could not ask for a forwarded IHello',
       );
     });
-  }
-
-  private remember(peerId: string, record: PeerRecord, now: number): void {
-    this.records.delete(peerId);
-    this.records.set(peerId, { until: now + PEER_RECORD_MS, record });
-    if (this.records.size > MAX_TRACKED_PEERS) this.records.delete(this.records.keys().next().value!);
   }
 
   private allowLookup(from: Address, now: number): boolean {
