@@ -49,6 +49,8 @@ export interface StreamEvents {
   dropped(stream: NetStream, reason: string): void;
 }
 
+type StreamFlow = 'data' | 'audio' | 'video';
+
 export type NetStreamState =
   | 'idle'
   | 'publish-pending'
@@ -78,9 +80,8 @@ export class NetStream {
   private readonly control: (message: Buffer) => void;
   /** The publish or play waiting for the node's answer. */
   private pending: PublishRequest | PlayRequest | undefined;
-  private dataFlow: SendFlow | undefined;
-  private audioFlow: SendFlow | undefined;
-  private videoFlow: SendFlow | undefined;
+  /** Our flows for this stream, opened on first use: statuses and data, audio, video (tcserver). */
+  private readonly flows: Partial<Record<StreamFlow, SendFlow>> = {};
 
   constructor(options: {
     id: number;
@@ -139,7 +140,7 @@ export class NetStream {
     if (this.state !== 'play-pending' || this.pending !== request) return undefined;
     this.pending = undefined;
     this.state = 'playing';
-    const flow = (which: 'data' | 'audio' | 'video'): MediaFlow => mediaFlow(this.flow(which));
+    const flow = (which: StreamFlow): MediaFlow => mediaFlow(this.flow(which));
     const out: PlayerOutput = {
       control: this.control,
       data: flow('data'),
@@ -165,18 +166,19 @@ export class NetStream {
     this.end(false);
     this.state = 'deleted';
     if (this.session.state !== 'open') return;
-    for (const f of [this.dataFlow, this.audioFlow, this.videoFlow]) f?.close();
+    for (const f of Object.values(this.flows)) f.close();
   }
 
   private status(info: AmfObject): void {
     this.flow('data').write(encodeOnStatus(info));
   }
 
-  private flow(which: 'data' | 'audio' | 'video'): SendFlow {
-    const open = () => this.session.openFlow(encodeTCMetadata({ streamId: this.id }), this.controlFlowId);
-    if (which === 'data') return (this.dataFlow ??= open());
-    if (which === 'audio') return (this.audioFlow ??= open());
-    return (this.videoFlow ??= open());
+  private flow(which: StreamFlow): SendFlow {
+    const known = this.flows[which];
+    if (known) return known;
+    const flow = this.session.openFlow(encodeTCMetadata({ streamId: this.id }), this.controlFlowId);
+    this.flows[which] = flow;
+    return flow;
   }
 
   private onMessage(buf: Buffer): void {
