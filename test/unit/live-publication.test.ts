@@ -89,9 +89,8 @@ describe('live publication fan-out', () => {
     assert.equal(a.out.video.writes.length, 4);
     assert.equal(a.out.audio.writes.length, 3);
     for (const kind of ['audio', 'video'] as const) {
-      a.out[kind].writes.forEach((w, i) =>
-        assert.equal(w.message, b.out[kind].writes[i].message, 'encoded once'),
-      );
+      for (const [i, w] of a.out[kind].writes.entries())
+        assert.equal(w.message, b.out[kind].writes[i].message, 'encoded once');
     }
     assert.deepEqual(bodies(a.out.video), ['170000000001', '170100000001', '270100000001', '270100000002']);
     assert.deepEqual(stamps(a.out.video), [0, 0, 40, 80]);
