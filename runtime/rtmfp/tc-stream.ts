@@ -101,6 +101,11 @@ export class NetStream {
     this.events = options.events;
   }
 
+  /** The session's clock: the `now` of the last event it was given. */
+  get now(): number {
+    return this.session.now;
+  }
+
   /** A flow of the client's with this stream ID. */
   accept(flow: RecvFlow): void {
     flow.onMessage = (m) => this.onMessage(m);
