@@ -300,7 +300,9 @@ export class SendFlow {
       while (i < this.queue.length && this.queue[i].abandoned) i++;
       this.fsn = (this.queue[i]?.seq ?? this.nextSeq) - 1;
     }
-    return seq - this.fsn;
+    // An abandoned fragment still going out (empty, ABN) may lie below the FSN the queue gives:
+    // the FSN it carries is its own sequence number, as everything up to it is given up.
+    return Math.max(0, seq - this.fsn);
   }
 
   /** Bytes of this flow that are in flight (for the peer's receive window). */
