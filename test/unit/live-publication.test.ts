@@ -141,6 +141,18 @@ describe('live publication fan-out', () => {
     ]);
   });
 
+  test("audio from before the last keyframe that arrives after it (its own flow) is not in the keyframe's GOP", () => {
+    const pub = new LivePublication('cam');
+    pub.start();
+    pub.ingest(KEY(0, 1), 0);
+    pub.ingest(KEY(1000, 2), 0);
+    pub.ingest(AAC(500, 5), 0);
+    pub.ingest(AAC(1003, 6), 0);
+    const late = player();
+    pub.subscribe(late.p, 0);
+    assert.deepEqual(bodies(late.out.audio), ['af0106']);
+  });
+
   test('a player sees no video before a keyframe', () => {
     const pub = new LivePublication('cam');
     pub.start();
