@@ -187,6 +187,7 @@ export class LivePublication {
       case 'audio':
         if (this.gop.length > 0 && timestamp >= this.gopStart) this.keepInGop(kind, message);
         return;
+      case 'video-end':
       case 'data':
         return;
     }

@@ -211,6 +211,20 @@ describe('live publication fan-out', () => {
     assert.ok(p.out.data.writes.every((w) => w.lifetimeMs === undefined));
   });
 
+  test('an end of sequence reaches players without lifetime and neither expires nor restarts the GOP', () => {
+    const pub = new LivePublication('cam');
+    const p = player();
+    pub.subscribe(p.p, 0);
+    pub.start();
+    pub.ingest(KEY(0), 0);
+    pub.ingest(media(TCMessageType.video, 40, 0x17, 0x02, 0, 0, 0), 0);
+    assert.equal(p.out.video.expired, 1);
+    assert.equal(p.out.video.writes.at(-1)?.lifetimeMs, undefined);
+    const late = player();
+    pub.subscribe(late.p, 0);
+    assert.deepEqual(bodies(late.out.video), ['170100000001']);
+  });
+
   test('a keyframe expires what is left of the previous GOP', () => {
     const pub = new LivePublication('cam');
     const p = player();
