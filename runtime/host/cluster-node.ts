@@ -164,7 +164,7 @@ export async function startClusterNode(
     groupMemberships: groups.memberships,
     groupJoinsFailed: groups.joinsFailed,
     ...streams.counts,
-    streamDrops: streams.drops.snapshot(),
+    streamDrops: streams.dropSnapshot(),
     streamsRefused: streams.refused,
   }));
   const bound = (await rtmfp.start()).map(formatAddress);
