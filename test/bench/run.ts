@@ -10,10 +10,11 @@ import { memoryPerSession } from './memory.bench.ts';
 import { countingCost } from './metrics.bench.ts';
 import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
+import { publicationsStoreFigures } from './publications-store.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
-import { sealAndSendCost } from './send.bench.ts';
+import { lifetimeCost, sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
 import { burstRate, sessionCpu } from './sessions.bench.ts';
 import { TCLOAD_ENV, tcloadFigures } from './tcload.bench.ts';
@@ -116,6 +117,13 @@ const STEPS: Step[] = [
     run: async () => [await sealAndSendCost(2_000)],
   },
   {
+    section: 'd',
+    name: 'write+send+ack per media message, with and without a lifetime',
+    unit: 'µs',
+    timeoutMs: 20_000,
+    run: async () => [lifetimeCost()],
+  },
+  {
     section: 'e',
     name: 'server memory per idle session',
     unit: 'kB',
@@ -149,6 +157,13 @@ const STEPS: Step[] = [
     unit: 'µs',
     timeoutMs: 30_000,
     run: p2pStoreFigures,
+  },
+  {
+    section: 'p',
+    name: 'cluster store: publication claim, release, get, player count and list on Redis',
+    unit: 'µs',
+    timeoutMs: 60_000,
+    run: publicationsStoreFigures,
   },
   {
     section: 'n',
