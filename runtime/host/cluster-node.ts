@@ -17,6 +17,7 @@ import { NodeGroups } from './groups.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
+import { NodeStreams } from './streams.ts';
 
 export interface RunningNode {
   cluster: ClusterNode;
@@ -104,6 +105,7 @@ export async function startClusterNode(
     tap: (app, record) => tap.tap(app, record),
     handlers: metrics,
     groups,
+    publications: state.publications,
     directory: {
       servers: () => cluster?.servers().map(serverInfo) ?? [],
       send: (to, app, name, args) => void cluster?.send(to, app, name, args).catch(() => {}),
@@ -112,6 +114,12 @@ export async function startClusterNode(
         return (cluster?.servers().length ?? 1) - 1;
       },
     },
+  });
+  const streams = new NodeStreams({
+    publications: state.publications,
+    node: () => self.id,
+    apps,
+    logger: log,
   });
   const drain: Drain = new Drain({
     log,
@@ -130,6 +138,7 @@ export async function startClusterNode(
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
+    streams,
     peers: {
       nodeId: () => self.id,
       p2p: state.p2p,
@@ -154,6 +163,9 @@ export async function startClusterNode(
     heap: apps.heapBytes(),
     groupMemberships: groups.memberships,
     groupJoinsFailed: groups.joinsFailed,
+    ...streams.counts,
+    streamDrops: streams.drops.snapshot(),
+    streamsRefused: streams.refused,
   }));
   const bound = (await rtmfp.start()).map(formatAddress);
   const load = new LoadMeter(() => {
@@ -273,6 +285,7 @@ export async function startClusterNode(
     // node, so its memberships and peers go back.
     if (status === 'up') {
       void groups.reassert();
+      void streams.reassert();
       rtmfp.rendezvous.reassert();
     }
     // Deploys published while the store was down were missed: catch up.
@@ -346,6 +359,7 @@ export async function startClusterNode(
         })(),
         (async () => {
           await rtmfp.stop();
+          streams.close();
           await apps.stop();
         })(),
       ]);

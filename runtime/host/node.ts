@@ -10,6 +10,7 @@ import { ProtocolError } from '../rtmfp/errors.ts';
 import { makeServerIdentity, type ServerIdentity } from '../rtmfp/handshake.ts';
 import type { Session, SessionConfig } from '../rtmfp/session.ts';
 import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { StreamEvents } from '../rtmfp/tc-stream.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DropCounter } from './drops.ts';
 import { type HandshakeHook, UNANSWERED } from './handshake-hook.ts';
@@ -58,6 +59,8 @@ export interface NodeOptions {
   groupsPerClient?: number;
   /** The cluster's peers, for rendezvous across nodes; absent: this node's clients only. */
   peers?: PeerDirectory;
+  /** Live streams (NodeStreams); absent: publish and play are refused. */
+  streams?: StreamEvents;
 }
 
 /**
@@ -277,6 +280,7 @@ export class RtmfpNode {
     const conn = new TCServerConnection(session, how.peerId, this.options.handler, {
       groupsPerClient: this.options.groupsPerClient,
       peerInfo: (c) => this.rendezvous.update(c),
+      streams: this.options.streams,
     });
     session.context = { conn } satisfies SessionEntry;
     this.connections.add(conn);
