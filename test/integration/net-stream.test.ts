@@ -211,6 +211,27 @@ describe('NetStream publish and play in the client', () => {
     assert.equal(player.closed, true);
   });
 
+  test('every NetStream of a connection ends when it closes, however many there are', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const nc = await NetConnection.open(server.url());
+      const players = await Promise.all(Array.from({ length: 20 }, (_, i) => nc.play(`many-${i}`)));
+      const publisher = await nc.publish('many-out');
+      await nc.close();
+      assert.ok(players.every((p) => p.closed));
+      assert.equal(publisher.closed, true);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   test('breaking out of the loop closes the play on the server', async () => {
     const pubNc = await open();
     const playNc = await open();
