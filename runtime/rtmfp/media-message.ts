@@ -29,11 +29,11 @@ export function decodeMediaMessage(msg: Buffer | TCMessage): MediaMessage | unde
 }
 
 /**
- * Whether a player needs this message to decode what follows, so it is never dropped: data
- * messages (metadata) and codec configuration (RTMFP-NOTES §8.1).
+ * Whether a player must not lose this message to a full buffer: data messages (metadata), codec
+ * configuration and an end of sequence, which tcserver never drops either (RTMFP-NOTES §8.1).
  */
 export function isConfigMedia(m: MediaMessage): boolean {
   if (m.type === 'data') return true;
   const kind = classifyMedia(m.type === 'audio' ? TCMessageType.audio : TCMessageType.video, m.body);
-  return kind === 'audio-config' || kind === 'video-config';
+  return kind === 'audio-config' || kind === 'video-config' || kind === 'video-end';
 }

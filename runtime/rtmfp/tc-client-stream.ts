@@ -97,13 +97,15 @@ export class TCClientStream {
 
   /**
    * A video message (FLV video tag body). With `lifetimes`, as tcpublish sends it: abandoned if
-   * not delivered within 2 s, except codec configuration; a keyframe starts a new GOP, so what
-   * is left of the previous one is abandoned at once.
+   * not delivered within 2 s, except codec configuration and end of sequence; a keyframe starts
+   * a new GOP, so what is left of the previous one is abandoned at once.
    */
   video(timestamp: number, body: Buffer, lifetimes = true): void {
     const kind = classifyMedia(TCMessageType.video, body);
     if (lifetimes && kind === 'keyframe') this.flows.video?.expireAll();
-    const lifetime = lifetimes && kind !== 'video-config' ? VIDEO_LIFETIME : undefined;
+    // Sequence headers and ends are "special" to tcpublish: sent reliably (Message::isVideoSequenceSpecial).
+    const special = kind === 'video-config' || kind === 'video-end';
+    const lifetime = lifetimes && !special ? VIDEO_LIFETIME : undefined;
     this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body), lifetime);
   }
 

@@ -219,6 +219,20 @@ describe('client NetStream partial reliability (tcpublish)', () => {
     assert.deepEqual(delivered(s).sort(), ['audio@43', 'video@40']);
   });
 
+  test('an end of sequence is sent reliably and does not abandon the GOP it ends', () => {
+    const endOfSequence = Buffer.from('1702000000', 'hex');
+    const s = withStream();
+    s.stream.video(40, frame(1));
+    s.stream.video(80, endOfSequence);
+    s.pump();
+    assert.deepEqual(delivered(s), ['video@40', 'video@80']);
+    const lossy = withStream();
+    lossy.stream.video(80, endOfSequence);
+    lossy.run(2_500, { lose: true });
+    lossy.run(10_000);
+    assert.deepEqual(delivered(lossy), ['video@80']);
+  });
+
   test('a keyframe abandons what is unsent of the previous GOP, not the configuration', () => {
     const s = withStream();
     s.stream.video(0, AVC_CONFIG);
@@ -242,7 +256,7 @@ describe('media messages', () => {
     assert.equal(decodeMediaMessage(encodeUserControl(UserControlEvent.streamBegin, 1)), undefined);
   });
 
-  test('metadata and codec configuration are config; coded frames are not', () => {
+  test('metadata, codec configuration and end of sequence are kept; coded frames are not', () => {
     const m = (type: MediaMessage['type'], hex: string): MediaMessage => ({
       type,
       timestamp: 0,
@@ -251,6 +265,7 @@ describe('media messages', () => {
     const config = [
       m('video', '1700000000'), // AVC sequence header
       m('video', '9068766331'), // Enhanced RTMP SequenceStart, 'hvc1'
+      m('video', '1702000000'), // AVC end of sequence
       m('audio', 'af00'), // AAC sequence header
       m('audio', '904f707573'), // Enhanced RTMP audio SequenceStart, 'Opus'
       m('data', '02000a6f6e4d65746144617461'),
