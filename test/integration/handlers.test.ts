@@ -401,8 +401,13 @@ describe('onHandshake', () => {
       handshakesPerSecond: 1,
     });
     try {
-      const first = await connect(bounded.url());
+      // The second IHello must fall in the second the first handshake opened: it is sent as soon
+      // as onHandshake has run for the first, not after the first's whole handshake (which a
+      // loaded machine can stretch past a second).
+      const firstConnect = connect(bounded.url());
+      await until(() => bounded.logs.some((r) => r.msg === 'handshake'), 5_000, 'the first onHandshake');
       const over = await connect(bounded.url('?go=away'));
+      const first = await firstConnect;
       try {
         assert.equal(over.serverFingerprint, bounded.node.fingerprint);
         assert.equal(bounded.apps.handshakesOverBound, 1);
