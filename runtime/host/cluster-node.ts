@@ -14,9 +14,11 @@ import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
 import { clusterView, DASHBOARD_GROUPS } from './cluster-view.ts';
 import { Drain } from './drain.ts';
 import { NodeGroups } from './groups.ts';
+import { LinkAcceptor } from './link-acceptor.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
+import { RelayLinks } from './relay-links.ts';
 
 export interface RunningNode {
   cluster: ClusterNode;
@@ -27,6 +29,10 @@ export interface RunningNode {
   sources: HttpSources;
   /** This node's Prometheus registry (what `/metrics` serves). */
   metrics: NodeMetrics;
+  /** This node's media links to other nodes (issue 10), one per far node. */
+  links: RelayLinks;
+  /** Other nodes' media links to this one. */
+  linkAcceptor: LinkAcceptor;
   /**
    * Pauses (true) or resumes (false): a paused node keeps its clients and takes new ones that
    * reach it, but balancing sends it none. The record says so at once (a heartbeat is sent).
@@ -63,6 +69,8 @@ export async function startClusterNode(
   http: string | undefined,
   /** `drained`: a drain reached its deadline and sent every client elsewhere (the caller exits). */
   events: { drained?: () => void } = {},
+  /** `relayLinkIdleMs`: how long an unused media link to another node stays open (default LINK_IDLE_MS). */
+  tuning: { relayLinkIdleMs?: number } = {},
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
@@ -122,6 +130,12 @@ export async function startClusterNode(
     drained: () => events.drained?.(),
   });
   const hooks = apps.nodeHooks();
+  let secret: Buffer | undefined;
+  const linkAcceptor = new LinkAcceptor({
+    self: () => (cluster ? { id: cluster.id, epoch: cluster.epoch } : undefined),
+    secret: () => secret,
+    log,
+  });
   const rtmfp: RtmfpNode = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
@@ -130,6 +144,7 @@ export async function startClusterNode(
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
+    links: linkAcceptor,
     peers: {
       nodeId: () => self.id,
       p2p: state.p2p,
@@ -167,11 +182,13 @@ export async function startClusterNode(
   const sampler = setInterval(() => load.sample(performance.now()), LOAD_SAMPLE_MS);
   sampler.unref();
   self.publicAddress ||= bound[0];
+  secret = await messageSecret(state, config.cluster.secret);
+  let links: RelayLinks | undefined;
 
   cluster = new ClusterNode({
     state,
     logger: log,
-    secret: await messageSecret(state, config.cluster.secret),
+    secret,
     heartbeatMs: config.cluster.heartbeatMs,
     describe: () => ({
       state: nodeState,
@@ -187,6 +204,7 @@ export async function startClusterNode(
     hooks: {
       joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
       left: (s) => void apps.serverChanged('serverLeft', serverInfo(s)),
+      updated: (servers) => links?.serversChanged(servers),
       message: (from, fromId, app, name, args) =>
         void apps.deliver(
           app,
@@ -202,6 +220,15 @@ export async function startClusterNode(
     },
   });
   self.id = cluster.id;
+  const member = cluster;
+  links = new RelayLinks({
+    opener: rtmfp,
+    self: () => ({ id: member.id, epoch: member.epoch }),
+    secret,
+    servers: () => member.servers(),
+    log,
+    idleMs: tuning.relayLinkIdleMs,
+  });
   // Clients that connected before the node had its ID are registered now.
   rtmfp.rendezvous.reassert();
 
@@ -294,6 +321,7 @@ export async function startClusterNode(
       clusterMessagesDropped: cluster?.dropped,
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
+      relay: { links: links?.stats(), accepted: linkAcceptor.stats() },
     }),
     cluster: async () => {
       const groups = await state.p2p.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
@@ -312,6 +340,8 @@ export async function startClusterNode(
     rtmfp: bound,
     sources,
     metrics,
+    links,
+    linkAcceptor,
     async setPaused(value) {
       paused = value;
       await cluster?.heartbeatNow();
@@ -335,6 +365,7 @@ export async function startClusterNode(
       nodeState = 'stopping';
       drain.stop();
       clearInterval(sampler);
+      links?.stop();
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
       step('leaving the cluster and closing sessions');
