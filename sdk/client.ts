@@ -12,18 +12,35 @@ import { Endpoint } from '../runtime/rtmfp/endpoint.ts';
 import { ProtocolError } from '../runtime/rtmfp/errors.ts';
 import { keyInline, makeServerIdentity, type ServerIdentity } from '../runtime/rtmfp/handshake.ts';
 import type { KeyingPolicy } from '../runtime/rtmfp/keying.ts';
+import type { MediaMessage } from '../runtime/rtmfp/media-message.ts';
 import type { Opening } from '../runtime/rtmfp/opening.ts';
 import type { RecvFlow } from '../runtime/rtmfp/recv-flow.ts';
 import type { Session, SessionConfig } from '../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../runtime/rtmfp/tc-client.ts';
+import type { TCClientStream, TCClientStreamHandler } from '../runtime/rtmfp/tc-client-stream.ts';
 import { GROUP_METADATA, isGroupMetadata } from '../runtime/rtmfp/tc-message.ts';
 import { appOfUrl } from '../runtime/rtmfp/tc-server.ts';
 import { answerCall, type CallHandler } from './call-handler.ts';
+import { FlvError, type FlvHeader, type FlvTag, FlvTagType, readFlv, writeFlv } from './flv.ts';
 import { groupIdOf, NetGroup, type NetGroupEnd } from './group.ts';
+import type { StreamHost } from './net-stream.ts';
 import { PeerConnection } from './peer.ts';
+import { Player, type PlayOptions } from './player.ts';
+import { Publisher, type PublishOptions } from './publisher.ts';
+import { isRecord, StatusError } from './status.ts';
 
-export type { AmfObject, AmfValue, CallHandler, NetGroupEnd };
-export { NetGroup, PeerConnection };
+export type {
+  AmfObject,
+  AmfValue,
+  CallHandler,
+  FlvHeader,
+  FlvTag,
+  MediaMessage,
+  NetGroupEnd,
+  PlayOptions,
+  PublishOptions,
+};
+export { FlvError, FlvTagType, NetGroup, PeerConnection, Player, Publisher, readFlv, StatusError, writeFlv };
 
 const DEFAULT_PORT = 1935;
 /** How long a graceful close waits for the server's Close Ack. */
@@ -59,23 +76,6 @@ export interface ClientOptions {
    * carried over: the old socket may still be closing).
    */
   followRedirects?: boolean;
-}
-
-/** A status the server answered with: `code`, `description` and the whole info object. */
-export class StatusError extends Error {
-  readonly code: string;
-  readonly description: string;
-  readonly info: AmfValue;
-
-  constructor(info: AmfValue, fallback: string) {
-    const o = isRecord(info) ? info : {};
-    const description = typeof o.description === 'string' ? o.description : fallback;
-    super(description);
-    this.name = 'StatusError';
-    this.code = typeof o.code === 'string' ? o.code : 'NetConnection.Call.Failed';
-    this.description = description;
-    this.info = info;
-  }
 }
 
 /**
@@ -259,6 +259,36 @@ export class NetConnection extends EventEmitter {
     return group;
   }
 
+  /**
+   * Publishes a live stream under `name` (createStream + publish, RFC 7425 §5.3): resolves on
+   * NetStream.Publish.Start; rejects with a StatusError (info) on NetStream.Publish.BadName or
+   * another refusal, or after `timeoutMs`.
+   */
+  publish(name: string, o: PublishOptions = {}): Promise<Publisher> {
+    return Publisher.start(this.streamHost(), name, o);
+  }
+
+  /**
+   * Plays the stream `name` (createStream + play): resolves on NetStream.Play.Start; rejects
+   * with a StatusError on NetStream.Play.Failed. With `followRedirect`, a Play.Failed naming
+   * another server (`ex.redirect`, or an rtmfp:// URL in its description, as Cumulus apps
+   * write it) connects there with this connection's app and arguments and plays there (up
+   * to 5 times); the player then owns that connection and closes it with itself.
+   */
+  async play(name: string, o: PlayOptions = {}): Promise<Player> {
+    let nc: NetConnection = this;
+    for (let hops = 0; ; hops++) {
+      try {
+        return await Player.start(nc.streamHost(), nc, name, o, nc !== this);
+      } catch (e) {
+        const next =
+          o.followRedirect && e instanceof StatusError ? playRedirectOf(e.info, nc.url) : undefined;
+        if (!next || hops >= MAX_REDIRECTS) throw e;
+        nc = await NetConnection.open(next, redirected(this.options));
+      }
+    }
+  }
+
   /** Answers the server's calls of `name`, and peers' calls their PeerConnection does not handle. */
   handle(name: string, handler: CallHandler): this {
     this.handlers.set(name, handler);
@@ -338,6 +368,25 @@ export class NetConnection extends EventEmitter {
     this.finish(closedInfo('Connection aborted.'));
     this.teardown();
     await socketClosed;
+  }
+
+  /** What this connection's NetStreams use of it. */
+  private streamHost(): StreamHost {
+    return {
+      events: this,
+      createStream: (handler) => this.createStream(handler),
+      deleteStream: (stream) => this.tc?.deleteStream(stream),
+    };
+  }
+
+  private createStream(handler: TCClientStreamHandler): Promise<TCClientStream> {
+    const tc = this.tc;
+    if (!tc || !this.connected) return Promise.reject(new StatusError(this.closeInfo, 'not connected'));
+    return new Promise((resolvePromise, reject) => {
+      tc.createStream(handler, (stream, info) =>
+        stream ? resolvePromise(stream) : reject(new StatusError(info, 'createStream failed')),
+      );
+    });
   }
 
   /**
@@ -493,19 +542,26 @@ function redirected(options: ClientOptions): ClientOptions {
   return rest;
 }
 
+/**
+ * Where a Play.Failed sends the player: `ex.redirect`, or the first rtmfp:// URL in its
+ * description (Cumulus apps' convention, RTMFP-NOTES §9), as a URL with that server's host and
+ * port and `current`'s path (the same app and query).
+ */
+function playRedirectOf(info: AmfValue, current: string): string | undefined {
+  if (!isRecord(info)) return undefined;
+  const ex = info.ex;
+  const named =
+    (isRecord(ex) && typeof ex.redirect === 'string' ? ex.redirect : undefined) ??
+    (typeof info.description === 'string' ? /rtmfp:\/\/[^\s"'<>]+/i.exec(info.description)?.[0] : undefined);
+  const server = named ? /^(?:rtmfp:\/\/)?((?:\[[^\]]+\]|[^:/\s]+)(?::\d+)?)/i.exec(named)?.[1] : undefined;
+  if (!server) return undefined;
+  const path = /^rtmfp:\/\/[^/]*(\/.*)?$/i.exec(current)?.[1] ?? '/';
+  return `rtmfp://${server}${path}`;
+}
+
 /** The URL of a redirect info object (`ex.code` 302, `ex.redirect`), if it is one. */
 function redirectOf(info: AmfValue): string | undefined {
   const ex = isRecord(info) ? info.ex : undefined;
   if (!isRecord(ex) || ex.code !== 302 || typeof ex.redirect !== 'string') return undefined;
   return /^rtmfp:\/\//i.test(ex.redirect) ? ex.redirect : undefined;
-}
-
-function isRecord(v: AmfValue): v is AmfObject {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !(v instanceof Date) &&
-    !(v instanceof Uint8Array)
-  );
 }

@@ -3,12 +3,14 @@ import { ProtocolError } from './errors.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
+import { TCClientStream, type TCClientStreamHandler } from './tc-client-stream.ts';
 import {
   type Command,
   decodeCommand,
   decodeTCMetadata,
   encodeCommand,
   encodeTCMetadata,
+  MAX_STREAM_ID,
 } from './tc-message.ts';
 
 /** What the application side of a client connection hears. */
@@ -42,6 +44,8 @@ export class TCClientConnection {
   private nextTransactionId = 1;
   private readonly pending = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private connected = false;
+  /** NetStreams that createStream gave us, by stream ID: the server's flows for them are accepted. */
+  private readonly streams = new Map<number, TCClientStream>();
 
   constructor(session: Session, handler: TCClientHandler) {
     this.session = session;
@@ -66,21 +70,69 @@ export class TCClientConnection {
     this.send({ name, transactionId, commandObject: null, args });
   }
 
-  /** Session hook: the server opened a flow. Only return flows of our control flow are accepted. */
+  /**
+   * `createStream` (RFC 7425 §5.3.2): `done` gets the new stream, or the server's `_error` info
+   * (or a reply that is not a stream ID 1 … 2^32−1). The stream's flows associate to the server's
+   * NetConnection flow, so this needs it open (RTMFP-NOTES §5.1).
+   */
+  createStream(
+    handler: TCClientStreamHandler,
+    done: (stream: TCClientStream | undefined, info: AmfValue) => void,
+  ): void {
+    const main = this.serverControlFlowId;
+    if (main === undefined) {
+      done(undefined, { level: 'error', code: 'NetConnection.Call.Failed', description: 'not connected' });
+      return;
+    }
+    this.call('createStream', [], (ok, value) => {
+      if (!ok) {
+        done(undefined, value);
+        return;
+      }
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_STREAM_ID) {
+        const description = `createStream answered ${JSON.stringify(value)}, not a stream ID`;
+        done(undefined, { level: 'error', code: 'NetConnection.Call.Failed', description });
+        return;
+      }
+      const stream = new TCClientStream(this.session, main, value, handler);
+      this.streams.set(value, stream);
+      done(stream, value);
+    });
+  }
+
+  /** `deleteStream` (no reply expected): the stream's flows close and the server's are no longer accepted. */
+  deleteStream(stream: TCClientStream): void {
+    if (this.streams.get(stream.streamId) !== stream) return;
+    this.streams.delete(stream.streamId);
+    stream.close();
+    if (this.session.state === 'open') this.call('deleteStream', [stream.streamId]);
+  }
+
+  /**
+   * Session hook: the server opened a flow. Only return flows of our control flow are accepted,
+   * and stream flows only for streams createStream gave us, as tcconn's acceptFlow.
+   */
   onFlow(flow: RecvFlow): void {
     const tc = decodeTCMetadata(flow.metadata);
-    if (!tc || !this.control || flow.associatedFlowId !== this.control.id) {
+    const stream = tc && tc.streamId !== 0 ? this.streams.get(tc.streamId) : undefined;
+    if (!tc || !this.control || flow.associatedFlowId !== this.control.id || (tc.streamId !== 0 && !stream)) {
       flow.reject(0);
       return;
     }
-    if (tc.streamId === 0) this.serverControlFlowId ??= flow.id;
-    flow.onMessage = tc.streamId === 0 ? (m) => this.onMessage(m) : () => {};
+    if (stream) {
+      stream.onFlow(flow);
+      return;
+    }
+    this.serverControlFlowId ??= flow.id;
+    flow.onMessage = (m) => this.onMessage(m);
   }
 
-  /** Fails every call still waiting for an answer. */
+  /** Fails every call still waiting for an answer; the streams end with the connection. */
   failPending(info: AmfValue): void {
     for (const done of this.pending.values()) done(false, info);
     this.pending.clear();
+    for (const stream of this.streams.values()) stream.close();
+    this.streams.clear();
   }
 
   private send(command: Command): void {

@@ -76,7 +76,8 @@ const GC_SIGNATURE_G = 0x47;
 /** Flow metadata flags (rtmfp-cpp TCMessage.hpp): stream ID present (required), receive intent. */
 const FLAG_STREAM_ID = 0x04;
 const FLAG_NETWORK_ORDER = 0x01;
-const MAX_STREAM_ID = 0xffffffff;
+/** Stream IDs are 32-bit (rtmfp-cpp TCMetadata; createStream answers 1 … 2^32−1). */
+export const MAX_STREAM_ID = 0xffffffff;
 
 export function encodeTCMessage(type: number, timestamp: number, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(HEADER_LENGTH + payload.length);

@@ -1,0 +1,155 @@
+import type { AmfValue } from './amf-value.ts';
+import { ProtocolError } from './errors.ts';
+import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
+import type { RecvFlow } from './recv-flow.ts';
+import type { SendFlow } from './send-flow.ts';
+import type { Session } from './session.ts';
+import {
+  type Command,
+  decodeCommand,
+  decodeTCMessage,
+  encodeCommand,
+  encodeData,
+  encodeTCMessage,
+  encodeTCMetadata,
+  type TCMessage,
+  TCMessageType,
+} from './tc-message.ts';
+
+/** What the user side of one NetStream hears. */
+export interface TCClientStreamHandler {
+  /** An `onStatus` for this stream (NetStream.Publish.Start, NetStream.Play.PublishNotify, …). */
+  status(info: AmfValue): void;
+  media(message: MediaMessage): void;
+  /** The server refused one of our flows of this stream (RFC 7016 §2.3.16). */
+  refused(code: number): void;
+}
+
+/** Which of a stream's flows a message goes on. */
+type FlowKind = 'audio' | 'video' | 'data';
+
+/**
+ * The client side of one NetStream (RFC 7425 §5; RTMFP-NOTES §5, §8). Our flows are return flows
+ * to the server's NetConnection flow with metadata `TC 04 <streamId>`, one each for audio, video
+ * and data+commands, opened when first written (as rtmfp-cpp's NetStreamTransport: a lost video
+ * fragment never holds up audio). The server's flows for this stream (associated to our
+ * NetConnection flow) carry its onStatus replies and, to a player, the media.
+ */
+export class TCClientStream {
+  readonly streamId: number;
+  /** Messages from the server that did not decode: dropped, counted here. */
+  malformed = 0;
+  private readonly session: Session;
+  private readonly serverControlFlowId: number;
+  private readonly handler: TCClientStreamHandler;
+  private readonly flows: Partial<Record<FlowKind, SendFlow>> = {};
+  private readonly recvFlows = new Set<RecvFlow>();
+
+  constructor(
+    session: Session,
+    serverControlFlowId: number,
+    streamId: number,
+    handler: TCClientStreamHandler,
+  ) {
+    this.session = session;
+    this.serverControlFlowId = serverControlFlowId;
+    this.streamId = streamId;
+    this.handler = handler;
+  }
+
+  /** `publish(name, type)`: the server answers NetStream.Publish.Start or an error status. */
+  publish(name: string, type = 'live'): void {
+    this.command('publish', [name, type]);
+  }
+
+  /** `play(name)`: the server answers NetStream.Play.Reset/Start (or Play.Failed), then media. */
+  play(name: string): void {
+    this.command('play', [name]);
+  }
+
+  receiveAudio(on: boolean): void {
+    this.command('receiveAudio', [on]);
+  }
+
+  receiveVideo(on: boolean): void {
+    this.command('receiveVideo', [on]);
+  }
+
+  /** Stops publishing or playing (the stream stays, for deleteStream). */
+  closeStream(): void {
+    this.command('closeStream', []);
+  }
+
+  /** An audio message (FLV audio tag body). */
+  audio(timestamp: number, body: Uint8Array): void {
+    this.writeMessage('audio', encodeTCMessage(TCMessageType.audio, timestamp, body));
+  }
+
+  /** A video message (FLV video tag body). */
+  video(timestamp: number, body: Uint8Array): void {
+    this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body));
+  }
+
+  /** A data message in AMF0 (type 18), e.g. `['@setDataFrame', 'onMetaData', {…}]`. */
+  data(timestamp: number, values: AmfValue[]): void {
+    this.writeMessage('data', encodeData(values, { timestamp }));
+  }
+
+  /** A data message whose AMF0 values are already encoded (an FLV script tag's body). */
+  rawData(timestamp: number, body: Uint8Array): void {
+    this.writeMessage('data', encodeTCMessage(TCMessageType.dataAmf0, timestamp, body));
+  }
+
+  /**
+   * A whole TC message (`type · ts32 · body`) encoded once by the caller, e.g. one a relay
+   * forwards: it goes on the flow of its type.
+   */
+  writeMessage(kind: FlowKind, message: Buffer): void {
+    if (this.session.state !== 'open') return;
+    let flow = this.flows[kind];
+    if (!flow) {
+      flow = this.session.openFlow(encodeTCMetadata({ streamId: this.streamId }), this.serverControlFlowId);
+      flow.onException = (code) => this.handler.refused(code);
+      this.flows[kind] = flow;
+    }
+    flow.write(message);
+  }
+
+  /** Session hook, through TCClientConnection: one of the server's flows for this stream. */
+  onFlow(flow: RecvFlow): void {
+    this.recvFlows.add(flow);
+    flow.onMessage = (m) => this.onMessage(m);
+    flow.onComplete = () => this.recvFlows.delete(flow);
+  }
+
+  /** The stream is deleted: our flows end; the server's are no longer read. */
+  close(): void {
+    if (this.session.state === 'open') for (const flow of Object.values(this.flows)) flow.close();
+    for (const flow of this.recvFlows) flow.onMessage = () => {};
+    this.recvFlows.clear();
+  }
+
+  private command(name: string, args: AmfValue[]): void {
+    this.writeMessage('data', encodeCommand({ name, transactionId: 0, commandObject: null, args }));
+  }
+
+  private onMessage(bytes: Buffer): void {
+    let message: TCMessage;
+    try {
+      message = decodeTCMessage(bytes);
+      if (message.type === TCMessageType.commandAmf0 || message.type === TCMessageType.commandAmf3) {
+        this.onCommand(decodeCommand(message));
+        return;
+      }
+      const media = decodeMediaMessage(message);
+      if (media) this.handler.media(media);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.malformed++;
+    }
+  }
+
+  private onCommand(command: Command): void {
+    if (command.name === 'onStatus') this.handler.status(command.args[0] ?? null);
+  }
+}

@@ -1,0 +1,70 @@
+import type { AmfValue } from '../runtime/rtmfp/amf-value.ts';
+import { type FlvTag, FlvTagType } from './flv.ts';
+import { NetStream, STREAM_START_TIMEOUT_MS, type StreamHost } from './net-stream.ts';
+
+export interface PublishOptions {
+  /** The publish type sent with the name (default "live"). */
+  type?: 'live' | 'record' | 'append';
+  /** Give up waiting for NetStream.Publish.Start after this long (ms). Default 10 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * A NetStream publishing under a name (`nc.publish(name)`), as tcpublish does: createStream,
+ * `publish`, and media only once the server answered NetStream.Publish.Start. Audio, video and
+ * data each go on their own flow. Events: `status` (info object: e.g. NetStream.Publish.BadName
+ * when a higher-priority publisher took the name), `close`.
+ */
+export class Publisher extends NetStream {
+  private constructor(host: StreamHost, name: string) {
+    super(host, name);
+  }
+
+  /** createStream + publish; resolves on NetStream.Publish.Start, rejects with a StatusError. */
+  static async start(host: StreamHost, name: string, o: PublishOptions = {}): Promise<Publisher> {
+    const publisher = new Publisher(host, name);
+    await publisher.start(
+      (stream) => stream.publish(name, o.type ?? 'live'),
+      'NetStream.Publish.Start',
+      o.timeoutMs ?? STREAM_START_TIMEOUT_MS,
+    );
+    return publisher;
+  }
+
+  /** An audio message: an FLV audio tag body at `timestamp` ms. */
+  audio(timestamp: number, body: Uint8Array): void {
+    this.open().audio(timestamp, body);
+  }
+
+  /** A video message: an FLV video tag body at `timestamp` ms. */
+  video(timestamp: number, body: Uint8Array): void {
+    this.open().video(timestamp, body);
+  }
+
+  /** A data message in AMF0 (type 18), e.g. `data(0, '@setDataFrame', 'onMetaData', {…})`. */
+  data(timestamp: number, name: string, ...args: AmfValue[]): void {
+    this.open().data(timestamp, [name, ...args]);
+  }
+
+  /** An FLV tag, by its type; a data tag's body is sent as it is (AMF0 values). */
+  write(tag: FlvTag): void {
+    const stream = this.open();
+    if (tag.type === FlvTagType.audio) stream.audio(tag.timestamp, tag.body);
+    else if (tag.type === FlvTagType.video) stream.video(tag.timestamp, tag.body);
+    else if (tag.type === FlvTagType.data) stream.rawData(tag.timestamp, tag.body);
+    else
+      throw new TypeError(
+        `${this.what}: FLV tag type ${String((tag as FlvTag).type)} is not audio (8), video (9) or data (18)`,
+      );
+  }
+
+  protected get what(): string {
+    return `publish ${JSON.stringify(this.name)}`;
+  }
+
+  private open() {
+    if (this.closed || !this.stream)
+      throw new Error(`${this.what} is closed: start a new publish to send media`);
+    return this.stream;
+  }
+}
