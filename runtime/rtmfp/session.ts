@@ -161,6 +161,11 @@ export class Session {
     this.deadline = o.now + this.config.keepaliveMs;
   }
 
+  /** The time of the last event this session was given (the `now` of receive/flush/tick). */
+  get now(): number {
+    return this.clock;
+  }
+
   /** Opens a flow to the peer (RFC 7016 §3.6.2.1), optionally as a return flow of one of its flows. */
   openFlow(metadata: Buffer, associatedFlowId?: number): SendFlow {
     const flow = new SendFlow(this.nextFlowId++, metadata, associatedFlowId, () => this.requestFlush());

@@ -117,6 +117,11 @@ export function decodeCommand(msg: Buffer | TCMessage): Command {
   return { name, transactionId, commandObject, args: amf.readAll() };
 }
 
+/** `onStatus`(0, null, info): how NetStream events reach the client (RFC 7425 §5.3; timestamp 0). */
+export function encodeOnStatus(info: AmfObject): Buffer {
+  return encodeCommand({ name: 'onStatus', transactionId: 0, commandObject: null, args: [info] });
+}
+
 /** A data message such as `@setDataFrame` (type 18, or 15 with `amf3`). */
 export function encodeData(values: AmfValue[], options: AmfEncoding & { timestamp?: number } = {}): Buffer {
   const type = options.amf3 ? TCMessageType.dataAmf3 : TCMessageType.dataAmf0;

@@ -16,6 +16,7 @@ import {
   isGroupMetadata,
   statusInfo,
 } from './tc-message.ts';
+import { NetStream, type PlayRequest, type PublishRequest, type StreamEvents } from './tc-stream.ts';
 
 /** What the client asked for in its `connect` command (RFC 7425 §5.3.1). */
 export interface ConnectRequest {
@@ -55,6 +56,8 @@ export interface TCServerOptions {
   groupsPerClient?: number;
   /** The client reported its LAN addresses (`setPeerInfo`, RFC 7425 §5.3): `peerAddresses` changed. */
   peerInfo?(conn: TCServerConnection): void;
+  /** Publish, play and media of the connection's NetStreams; absent: publish and play are refused. */
+  streams?: StreamEvents;
 }
 
 export interface CallReply {
@@ -85,7 +88,10 @@ export class TCServerConnection {
   /** Set once the client's control flow arrived: the return flow our replies go on. */
   control: SendFlow | undefined;
   private readonly handler: TCServerHandler;
-  private readonly streams = new Set<number>();
+  private readonly streams = new Map<number, NetStream>();
+  private readonly streamEvents: StreamEvents;
+  /** The client's NetConnection flow: every flow of ours is a return flow of it (RTMFP-NOTES §5.1). */
+  private controlFlowId = 0;
   private nextStreamId = 1;
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
@@ -97,6 +103,7 @@ export class TCServerConnection {
     this.peerId = peerId;
     this.handler = handler;
     this.onPeerInfo = options.peerInfo;
+    this.streamEvents = options.streams ?? NO_STREAMS;
     this.netGroups = new GroupFlows(session, options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT, {
       join: (m) => handler.groupJoin?.(this, m),
       leave: (m) => handler.groupLeave?.(this, m),
@@ -122,13 +129,15 @@ export class TCServerConnection {
     }
     if (tc.streamId === 0 && !this.control) {
       // RFC 7425 §5.1: our control flow is the return flow of the client's (tcconn requires it).
+      this.controlFlowId = flow.id;
       this.control = this.session.openFlow(encodeTCMetadata({ streamId: 0 }), flow.id);
       flow.onMessage = (m) => this.onControlMessage(m);
       flow.onComplete = () => this.close();
       return;
     }
-    if (tc.streamId !== 0 && this.streams.has(tc.streamId) && this.state === 'connected') {
-      flow.onMessage = () => {};
+    const stream = this.streams.get(tc.streamId);
+    if (stream && this.state === 'connected') {
+      stream.accept(flow);
       return;
     }
     flow.reject(0);
@@ -192,6 +201,7 @@ export class TCServerConnection {
     }
     this.failPendingCalls();
     this.netGroups.leaveAll();
+    this.deleteStreams();
     this.session.close();
     this.handler.closed(this);
   }
@@ -202,7 +212,18 @@ export class TCServerConnection {
     this.state = 'closed';
     this.failPendingCalls();
     this.netGroups.leaveAll();
+    this.deleteStreams();
     this.handler.closed(this);
+  }
+
+  /** The NetStreams open now (createStream'd and not deleted). */
+  get netStreams(): Iterable<NetStream> {
+    return this.streams.values();
+  }
+
+  private deleteStreams(): void {
+    for (const stream of this.streams.values()) stream.delete();
+    this.streams.clear();
   }
 
   private failPendingCalls(): void {
@@ -263,9 +284,13 @@ export class TCServerConnection {
         else this.send({ name: '_result', transactionId, commandObject: null, args: [id] });
         return;
       }
-      case 'deleteStream':
-        if (typeof args[0] === 'number') this.streams.delete(args[0]);
+      case 'deleteStream': {
+        const id = args[0];
+        const stream = typeof id === 'number' ? this.streams.get(id) : undefined;
+        stream?.delete();
+        if (stream) this.streams.delete(stream.id);
         return;
+      }
       default:
         this.handler.call(
           this,
@@ -311,7 +336,17 @@ export class TCServerConnection {
     if (this.streams.size >= MAX_STREAMS) return undefined;
     while (this.streams.has(this.nextStreamId)) this.nextStreamId = (this.nextStreamId % MAX_STREAM_ID) + 1;
     const id = this.nextStreamId;
-    this.streams.add(id);
+    this.streams.set(
+      id,
+      new NetStream({
+        id,
+        peerId: this.peerId,
+        session: this.session,
+        controlFlowId: this.controlFlowId,
+        control: (message) => this.control?.write(message),
+        events: this.streamEvents,
+      }),
+    );
     this.nextStreamId = (id % MAX_STREAM_ID) + 1;
     return id;
   }
@@ -340,3 +375,15 @@ export function appOfUrl(url: string): string {
   const m = /^[a-z]+:\/\/[^/]*\/([^/?#]*)/i.exec(url);
   return m ? decodeURIComponent(m[1]) : '';
 }
+
+/** A node without streams: every publish and play is refused, media dropped. */
+const NO_STREAMS: StreamEvents = {
+  publish: (stream: NetStream, request: PublishRequest) =>
+    stream.refusePublish(request, 'publishing is not available here', 'NetStream.Publish.Failed'),
+  unpublished: () => {},
+  play: (stream: NetStream, request: PlayRequest) =>
+    stream.failPlay(request, 'playing is not available here'),
+  stopped: () => {},
+  media: () => {},
+  dropped: () => {},
+};
