@@ -6,6 +6,7 @@ import { type AppSecrets, type NodeEntry, type NodeState, type State, shortHash 
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import type { HttpSources } from '../http/server.ts';
+import { StreamRelays } from '../relay/stream-relays.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
@@ -31,8 +32,10 @@ export interface RunningNode {
   metrics: NodeMetrics;
   /** This node's media links to other nodes (issue 10), one per far node. */
   links: RelayLinks;
-  /** Other nodes' media links to this one. */
+  /** Other nodes' media links to this one; the stream layer serves relays through `serveFrom`. */
   linkAcceptor: LinkAcceptor;
+  /** Streams this node fetches from their origin nodes, one relay per stream, over `links`. */
+  relays: StreamRelays;
   /**
    * Pauses (true) or resumes (false): a paused node keeps its clients and takes new ones that
    * reach it, but balancing sends it none. The record says so at once (a heartbeat is sent).
@@ -229,6 +232,11 @@ export async function startClusterNode(
     log,
     idleMs: tuning.relayLinkIdleMs,
   });
+  const relays = new StreamRelays({
+    links,
+    now: () => performance.now(),
+    ended: (end) => log.warn(end, 'a relayed stream ended: its players here heard UnpublishNotify'),
+  });
   // Clients that connected before the node had its ID are registered now.
   rtmfp.rendezvous.reassert();
 
@@ -321,7 +329,7 @@ export async function startClusterNode(
       clusterMessagesDropped: cluster?.dropped,
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
-      relay: { links: links?.stats(), accepted: linkAcceptor.stats() },
+      relay: { links: links?.stats(), accepted: linkAcceptor.stats(), streams: relays.stats() },
     }),
     cluster: async () => {
       const groups = await state.p2p.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
@@ -342,6 +350,7 @@ export async function startClusterNode(
     metrics,
     links,
     linkAcceptor,
+    relays,
     async setPaused(value) {
       paused = value;
       await cluster?.heartbeatNow();
@@ -365,6 +374,7 @@ export async function startClusterNode(
       nodeState = 'stopping';
       drain.stop();
       clearInterval(sampler);
+      relays.stopAll();
       links?.stop();
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).

@@ -1,8 +1,22 @@
 import type { Logger } from 'pino';
 import { LinkAuthError, LinkRequestVerifier, signLinkAcceptance } from '../relay/link-credential.ts';
+import { parseRelayedName } from '../relay/stream-relays.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import type { AmfValue } from '../rtmfp/amf-value.ts';
+import type { LivePlayer } from '../rtmfp/live-player.ts';
 import type { CallReply, ConnectRequest, TCServerConnection, TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { NetStream, PlayRequest, PublishRequest, StreamEvents } from '../rtmfp/tc-stream.ts';
+
+/**
+ * This node's live publications as relays from other nodes reach them: the stream layer adds a
+ * relay's player as it adds a local player, but runs no handler (onSubscribe) and counts no
+ * subscriber for it; the relaying node counts its own players.
+ */
+export interface OriginPublications {
+  /** Adds `player` to (app, name), published or not yet (it waits for the publisher, as a local player). */
+  subscribe(app: string, name: string, player: LivePlayer, now: number): void;
+  unsubscribe(app: string, name: string, player: LivePlayer): void;
+}
 
 export interface LinkAcceptorOptions {
   /** This node's id and epoch; undefined until it has joined the cluster. */
@@ -24,6 +38,10 @@ export interface AcceptedLinkStats {
   accepted: number;
   /** Refused connects to the relay app, by reason (link-credential.ts LinkRefusal, or 'starting'). */
   refused: Record<string, number>;
+  /** Streams other nodes relay from here now (one per stream and node). */
+  relayed: number;
+  /** Plays refused and messages dropped on links' NetStreams, by reason. */
+  streamDrops: Record<string, number>;
 }
 
 /**
@@ -38,6 +56,11 @@ export class LinkAcceptor implements TCServerHandler {
   private readonly links = new Map<TCServerConnection, AcceptedLink>();
   private accepted = 0;
   private readonly refused = new Map<string, number>();
+  private origin: OriginPublications | undefined;
+  /** What relays played, by player, to unsubscribe them from the same publication. */
+  private readonly playing = new Map<LivePlayer, { app: string; name: string }>();
+  /** Plays refused, and messages of links' NetStreams dropped, by reason. */
+  private readonly streamDrops = new Map<string, number>();
 
   constructor(o: LinkAcceptorOptions) {
     this.o = o;
@@ -71,13 +94,69 @@ export class LinkAcceptor implements TCServerHandler {
     this.links.delete(conn);
   }
 
+  /** The stream layer serves this node's publications to relays from now on (until then plays fail). */
+  serveFrom(origin: OriginPublications): void {
+    this.origin = origin;
+  }
+
+  /**
+   * The NetStream events of an accepted link (RtmfpNode routes them here): its plays name
+   * `app/name` (stream-relays.ts relayedName) and reach the publication as a player; it never
+   * publishes.
+   */
+  streams(conn: TCServerConnection): StreamEvents {
+    return {
+      publish: (stream: NetStream, request: PublishRequest) =>
+        stream.refusePublish(request, 'a relay link does not publish', 'NetStream.Publish.Failed'),
+      unpublished: () => {},
+      play: (stream: NetStream, request: PlayRequest) => this.play(conn, stream, request),
+      stopped: (_stream: NetStream, player: LivePlayer) => {
+        const played = this.playing.get(player);
+        if (!played) return;
+        this.playing.delete(player);
+        this.origin?.unsubscribe(played.app, played.name, player);
+      },
+      media: () => this.countDrop('media-on-link'),
+      dropped: (_stream: NetStream, reason: string) => this.countDrop(reason),
+    };
+  }
+
   /** Which node opened `conn`, if it is an accepted link. */
   linkOf(conn: TCServerConnection): AcceptedLink | undefined {
     return this.links.get(conn);
   }
 
   stats(): AcceptedLinkStats {
-    return { open: this.links.size, accepted: this.accepted, refused: Object.fromEntries(this.refused) };
+    return {
+      open: this.links.size,
+      accepted: this.accepted,
+      refused: Object.fromEntries(this.refused),
+      relayed: this.playing.size,
+      streamDrops: Object.fromEntries(this.streamDrops),
+    };
+  }
+
+  private play(conn: TCServerConnection, stream: NetStream, request: PlayRequest): void {
+    const link = this.links.get(conn);
+    const played = parseRelayedName(request.name);
+    if (!link || !played || !this.origin) {
+      const why = !link
+        ? 'not an accepted link'
+        : !played
+          ? 'a relay plays "app/name"'
+          : 'no streams here yet';
+      this.countDrop('play-refused');
+      stream.failPlay(request, `relay: ${why}`);
+      return;
+    }
+    const player = stream.startPlaying(request);
+    if (!player) return;
+    this.playing.set(player, played);
+    this.origin.subscribe(played.app, played.name, player, conn.session.now);
+  }
+
+  private countDrop(reason: string): void {
+    this.streamDrops.set(reason, (this.streamDrops.get(reason) ?? 0) + 1);
   }
 
   private refuse(conn: TCServerConnection, reason: string, message: string): void {

@@ -12,7 +12,8 @@ import { makeServerIdentity, type ServerIdentity } from '../rtmfp/handshake.ts';
 import type { Opening } from '../rtmfp/opening.ts';
 import type { RecvFlow } from '../rtmfp/recv-flow.ts';
 import type { CloseReason, Session, SessionConfig } from '../rtmfp/session.ts';
-import { appOfUrl, TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import { appOfUrl, NO_STREAMS, TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { StreamEvents } from '../rtmfp/tc-stream.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DropCounter } from './drops.ts';
 import { type HandshakeHook, UNANSWERED } from './handshake-hook.ts';
@@ -61,11 +62,54 @@ export interface NodeOptions {
   groupsPerClient?: number;
   /** The cluster's peers, for rendezvous across nodes; absent: this node's clients only. */
   peers?: PeerDirectory;
+  /** The clients' NetStreams (publish, play, media); absent: publish and play are refused. */
+  streams?: StreamEvents;
   /**
    * Connections to the relay app (other nodes' media links, runtime/relay): never an app's
    * client, never balanced or redirected. Absent: their `connect` is rejected.
    */
-  links?: TCServerHandler;
+  links?: LinkHandler;
+}
+
+/** The far end of media links: their connects and calls, and their NetStreams once accepted. */
+export interface LinkHandler extends TCServerHandler {
+  streams(conn: TCServerConnection): StreamEvents;
+}
+
+/**
+ * A connection's NetStream events go to the apps' stream layer, or, once its `connect` names
+ * the relay app, to the links': one per connection, so a media message costs one indirection.
+ */
+class StreamRoute implements StreamEvents {
+  target: StreamEvents;
+
+  constructor(target: StreamEvents) {
+    this.target = target;
+  }
+
+  publish(...a: Parameters<StreamEvents['publish']>): void {
+    this.target.publish(...a);
+  }
+
+  unpublished(...a: Parameters<StreamEvents['unpublished']>): void {
+    this.target.unpublished(...a);
+  }
+
+  play(...a: Parameters<StreamEvents['play']>): void {
+    this.target.play(...a);
+  }
+
+  stopped(...a: Parameters<StreamEvents['stopped']>): void {
+    this.target.stopped(...a);
+  }
+
+  media(...a: Parameters<StreamEvents['media']>): void {
+    this.target.media(...a);
+  }
+
+  dropped(...a: Parameters<StreamEvents['dropped']>): void {
+    this.target.dropped(...a);
+  }
 }
 
 /** What a session this node opens (as initiator) tells its owner. */
@@ -102,6 +146,8 @@ const lookupLiteral: dgram.SocketOptions['lookup'] = (host, options, callback) =
  */
 interface SessionEntry {
   conn: TCServerConnection | undefined;
+  /** Where the NetStreams of `conn` report. */
+  streams?: StreamRoute;
   outgoing?: OutgoingEvents;
 }
 
@@ -355,11 +401,13 @@ export class RtmfpNode {
       owner.opened(session, how.farFingerprint);
       return;
     }
+    const streams = new StreamRoute(this.options.streams ?? NO_STREAMS);
     const conn = new TCServerConnection(session, how.peerId, this.router, {
       groupsPerClient: this.options.groupsPerClient,
       peerInfo: (c) => this.rendezvous.update(c),
+      streams,
     });
-    session.context = { conn } satisfies SessionEntry;
+    session.context = { conn, streams } satisfies SessionEntry;
     this.connections.add(conn);
     this.rendezvous.add(conn);
     this.options.handshakes?.opened(how.keyingMs / 1000);
@@ -425,7 +473,7 @@ export class RtmfpNode {
    * Connections to the relay app leave the clients (load, balancing, drain, rendezvous) once
    * their `connect` names it, and go to `links`; the others to the apps.
    */
-  private makeRouter(apps: TCServerHandler, links: TCServerHandler | undefined): TCServerHandler {
+  private makeRouter(apps: TCServerHandler, links: LinkHandler | undefined): TCServerHandler {
     const isLink = (conn: TCServerConnection) => this.links.has(conn);
     return {
       connect: (conn, request) => {
@@ -436,8 +484,13 @@ export class RtmfpNode {
         this.connections.delete(conn);
         this.rendezvous.remove(conn);
         this.links.add(conn);
-        if (links) links.connect(conn, request);
-        else conn.reject('this node accepts no relay links');
+        if (!links) {
+          conn.reject('this node accepts no relay links');
+          return;
+        }
+        const route = (conn.session.context as SessionEntry | undefined)?.streams;
+        if (route) route.target = links.streams(conn);
+        links.connect(conn, request);
       },
       call: (conn, name, args, reply) => {
         if (!isLink(conn)) apps.call(conn, name, args, reply);

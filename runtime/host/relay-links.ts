@@ -59,7 +59,7 @@ export class RelayLink {
   private opening: OutgoingOpening | undefined;
   private timer: NodeJS.Timeout | undefined;
   private settle!: (error?: RelayLinkError) => void;
-  private readonly closedListeners: ((error: RelayLinkError) => void)[] = [];
+  private readonly closedListeners = new Set<(error: RelayLinkError) => void>();
 
   constructor(node: string) {
     this.node = node;
@@ -79,10 +79,14 @@ export class RelayLink {
     return this.session?.bytesReceived ?? 0;
   }
 
-  /** `listener` hears why the link ended, once (at once if it has). */
-  onClosed(listener: (error: RelayLinkError) => void): void {
-    if (this.error) listener(this.error);
-    else this.closedListeners.push(listener);
+  /** `listener` hears why the link ended, once (at once if it has); the function returned unsubscribes. */
+  onClosed(listener: (error: RelayLinkError) => void): () => void {
+    if (this.error) {
+      listener(this.error);
+      return () => {};
+    }
+    this.closedListeners.add(listener);
+    return () => this.closedListeners.delete(listener);
   }
 
   /** Opens the session to `target` and, on it, the authenticated connect. */
@@ -175,7 +179,9 @@ export class RelayLink {
     clearTimeout(this.timer);
     this.tc?.failPending({ level: 'error', code: 'NetConnection.Call.Failed', description: error.message });
     this.settle(error);
-    for (const listener of this.closedListeners.splice(0)) listener(error);
+    const listeners = [...this.closedListeners];
+    this.closedListeners.clear();
+    for (const listener of listeners) listener(error);
   }
 }
 
