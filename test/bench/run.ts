@@ -11,6 +11,7 @@ import { countingCost } from './metrics.bench.ts';
 import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
+import { relayFigures } from './relay.bench.ts';
 import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { sealAndSendCost } from './send.bench.ts';
@@ -165,6 +166,13 @@ const STEPS: Step[] = [
     run: rendezvousFigures,
   },
   {
+    section: 'l',
+    name: 'relay link bytes ÷ stream bytes, 1 and 20 players on the relaying node',
+    unit: '×',
+    timeoutMs: 60_000,
+    run: relayFigures,
+  },
+  {
     section: 'i',
     name: 'balancing: handshake redirect CPU, /loadbalancer requests/s',
     unit: 'µs',
@@ -280,6 +288,7 @@ async function main(): Promise<void> {
         'p: RedisState in the bench process on its own redis-server, one call at a time; ratio vs a bare round trip (TIME).',
         'n: 2 node processes + redis-server, sdk clients in the bench process; one join at a time, each to a fresh group of one member.',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
+        "l: 2 in-process nodes + redis-server; the stream fed to the origin's publication, players recording on the relaying node; 20 players ratio vs 1.",
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,
