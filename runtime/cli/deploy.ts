@@ -115,6 +115,7 @@ async function checkBundle(
     clientClose: () => {},
     select: async () => ({ here: true }),
     group: async (id) => ({ id, size: 0, members: [] }),
+    publication: async () => null,
     serverSend: () => {},
     serverBroadcast: () => 0,
   };

@@ -7,6 +7,7 @@ import { errorText } from '../error-text.ts';
 import { AppHost } from '../host/apps.ts';
 import { NodeGroups } from '../host/groups.ts';
 import { RtmfpNode } from '../host/node.ts';
+import { NodeStreams } from '../host/streams.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
@@ -62,6 +63,13 @@ async function runDev(argv: string[]): Promise<undefined> {
     node: self,
     handshakesPerSecond: config.limits.handshakes,
     groups: new NodeGroups({ p2p: state.p2p, node: () => self.id, logger: log }),
+    publications: state.publications,
+  });
+  const streams = new NodeStreams({
+    publications: state.publications,
+    node: () => self.id,
+    apps,
+    logger: log,
   });
   await apps.load(config.name, first);
   const node = new RtmfpNode({
@@ -69,6 +77,7 @@ async function runDev(argv: string[]): Promise<undefined> {
     identity,
     logger: log,
     groupsPerClient: config.limits.groupsPerClient,
+    streams,
     ...apps.nodeHooks(),
   });
   const bound = await node.start();
@@ -112,6 +121,7 @@ async function runDev(argv: string[]): Promise<undefined> {
       watcher.close();
       step(`closing ${node.stats().sessions} sessions`);
       await node.stop();
+      streams.close();
       step('stopping the app');
       await apps.stop();
     },

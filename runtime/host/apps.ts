@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KvStore } from '../cluster/kv.ts';
+import type { PublicationStore } from '../cluster/publications.ts';
 import type { ConfigStrategy } from '../cluster/selection.ts';
 import { shortHash } from '../cluster/state.ts';
 import { errorText } from '../error-text.ts';
@@ -22,9 +23,11 @@ import {
   failed,
   type GroupInfo,
   type GroupView,
+  HANDLERS,
   type HandlerFailure,
   handlerName,
   type Outcome,
+  type PublicationView,
   type SandboxCode,
   type SandboxLimits,
   type SandboxServices,
@@ -75,6 +78,8 @@ export interface AppHostOptions {
   handlers?: HandlerObserver;
   /** NetGroups across the cluster; absent: NetGroup joins are refused. */
   groups?: NodeGroups;
+  /** The cluster's publication registry, for `ctx.publications.get`; absent: it finds none. */
+  publications?: PublicationStore;
 }
 
 /** Who else is in the cluster, and how to reach their apps (runtime/cluster). */
@@ -337,6 +342,46 @@ export class AppHost implements TCServerHandler {
     } catch (e) {
       throw new Error(`ctx.groups.get: ${errorText(e).replace(/^state: /, '')}`);
     }
+  }
+
+  /** `ctx.publications.get(name)`: the app's live publication across the cluster, or null. */
+  private async publication(app: string, name: string): Promise<PublicationView | null> {
+    if (!this.o.publications) return null;
+    let info: Awaited<ReturnType<PublicationStore['get']>>;
+    try {
+      info = await this.o.publications.get(app, name);
+    } catch (e) {
+      throw new Error(`ctx.publications.get: ${errorText(e).replace(/^state: /, '')}`);
+    }
+    if (!info) return null;
+    const { node, publisher, since, subscribers, nodes } = info;
+    return { name: info.name, node, publisher, since, subscribers, nodes };
+  }
+
+  /** A client onConnection let in: its app and connect URL (NodeStreams). */
+  client(peerId: string): { app: string; tcUrl: string } | undefined {
+    const entry = this.byId.get(peerId);
+    if (!entry?.accepted) return undefined;
+    return { app: entry.app, tcUrl: entry.conn.request?.tcUrl ?? '' };
+  }
+
+  /** Whether `app`'s running version has the handler of `kind`. */
+  handles(app: string, kind: DispatchKind): boolean {
+    return this.apps.get(app)?.has(HANDLERS[kind].export) ?? false;
+  }
+
+  /**
+   * Runs `kind`'s handler for the client `peerId` (let in by onConnection) and resolves to its
+   * checked outcome; undefined when the client or its app is gone. Never rejects.
+   */
+  clientEvent(peerId: string, kind: DispatchKind, args: unknown[]): Promise<Outcome | undefined> {
+    const entry = this.byId.get(peerId);
+    const sandbox = entry?.accepted ? this.apps.get(entry.app) : undefined;
+    if (!entry || !sandbox) return Promise.resolve(undefined);
+    let result: Outcome | undefined;
+    return this.run(entry.app, sandbox, kind, '', entry.info, args, (outcome) => {
+      result = outcome;
+    }).then(() => result);
   }
 
   /** `ctx.servers.select(request)`: checks what the handler asked, then lets the balancer choose. */
@@ -602,6 +647,7 @@ export class AppHost implements TCServerHandler {
       clientClose: (id, reason) => this.byId.get(id)?.conn.close(reason || 'Closed by the app.'),
       select: (request) => this.select(request),
       group: (id) => this.group(id),
+      publication: (name) => this.publication(app, name),
     };
   }
 }

@@ -20,6 +20,7 @@ import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
 import { RelayLinks } from './relay-links.ts';
+import { NodeStreams } from './streams.ts';
 
 export interface RunningNode {
   cluster: ClusterNode;
@@ -115,6 +116,7 @@ export async function startClusterNode(
     tap: (app, record) => tap.tap(app, record),
     handlers: metrics,
     groups,
+    publications: state.publications,
     directory: {
       servers: () => cluster?.servers().map(serverInfo) ?? [],
       send: (to, app, name, args) => void cluster?.send(to, app, name, args).catch(() => {}),
@@ -123,6 +125,12 @@ export async function startClusterNode(
         return (cluster?.servers().length ?? 1) - 1;
       },
     },
+  });
+  const streams = new NodeStreams({
+    publications: state.publications,
+    node: () => self.id,
+    apps,
+    logger: log,
   });
   const drain: Drain = new Drain({
     log,
@@ -148,6 +156,7 @@ export async function startClusterNode(
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
     links: linkAcceptor,
+    streams,
     peers: {
       nodeId: () => self.id,
       p2p: state.p2p,
@@ -172,6 +181,9 @@ export async function startClusterNode(
     heap: apps.heapBytes(),
     groupMemberships: groups.memberships,
     groupJoinsFailed: groups.joinsFailed,
+    ...streams.counts,
+    streamDrops: streams.drops.snapshot(),
+    streamsRefused: streams.refused,
   }));
   const bound = (await rtmfp.start()).map(formatAddress);
   const load = new LoadMeter(() => {
@@ -308,6 +320,7 @@ export async function startClusterNode(
     // node, so its memberships and peers go back.
     if (status === 'up') {
       void groups.reassert();
+      void streams.reassert();
       rtmfp.rendezvous.reassert();
     }
     // Deploys published while the store was down were missed: catch up.
@@ -387,6 +400,7 @@ export async function startClusterNode(
         })(),
         (async () => {
           await rtmfp.stop();
+          streams.close();
           await apps.stop();
         })(),
       ]);

@@ -152,7 +152,7 @@ export class LinkAcceptor implements TCServerHandler {
     const player = stream.startPlaying(request);
     if (!player) return;
     this.playing.set(player, played);
-    this.origin.subscribe(played.app, played.name, player, conn.session.now);
+    this.origin.subscribe(played.app, played.name, player, stream.now);
   }
 
   private countDrop(reason: string): void {

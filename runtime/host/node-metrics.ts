@@ -43,6 +43,13 @@ export interface NodeCounts {
   groupMemberships: number;
   /** NetGroup joins refused, by reason (`bad-group-join`, `groups-per-client`, `refused`). */
   groupJoinsFailed: Record<string, number>;
+  /** Live publications whose publisher is on this node, and players on this node. */
+  publications: number;
+  players: number;
+  /** Messages refused on NetStream flows, by reason (`media-not-publishing`, `data-too-large`, …). */
+  streamDrops: Record<string, number>;
+  /** Publishes and plays refused, by reason (`taken`, `refused`, `redirected`, `no-app`). */
+  streamsRefused: Record<string, number>;
 }
 
 /**
@@ -185,7 +192,35 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
       (c) => c.handshakesOverBound,
     );
     gauge('fnhost_group_memberships', 'NetGroup memberships held on this node.', (c) => c.groupMemberships);
+    gauge(
+      'fnhost_publications',
+      'Live publications whose publisher is connected to this node.',
+      (c) => c.publications,
+    );
+    gauge('fnhost_players', 'NetStreams playing on this node.', (c) => c.players);
     const counts = () => this.counts();
+    const byReason = (name: string, help: string, pick: (c: NodeCounts) => Record<string, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['reason'],
+        registers,
+        collect() {
+          this.reset();
+          const c = counts();
+          for (const [reason, n] of Object.entries(c ? pick(c) : {})) this.inc({ reason }, n);
+        },
+      });
+    byReason(
+      'fnhost_stream_messages_dropped_total',
+      'Messages refused on NetStream flows: media-not-publishing, data-too-large, not-media, bad-stream-command, …',
+      (c) => c.streamDrops,
+    );
+    byReason(
+      'fnhost_streams_refused_total',
+      'Publishes and plays refused: taken (name published elsewhere), refused or redirected (by the app), no-app.',
+      (c) => c.streamsRefused,
+    );
     new Counter({
       name: 'fnhost_group_joins_failed_total',
       help: 'NetGroup joins refused: bad-group-join (malformed), groups-per-client, refused (onJoinGroup).',

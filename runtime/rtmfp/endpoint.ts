@@ -138,6 +138,9 @@ export class Endpoint {
   /** Sessions and openings by when they are next due: `service` visits only those. */
   private readonly deadlines = new DeadlineSlots<EndpointSession | Opening>(TICK_MS);
   private readonly wakeups = new Set<Session>();
+  /** The latest `now` handed in: the clock of writes one session's packet makes on others. */
+  private latestNow = 0;
+  private readonly clock = (): number => this.latestNow;
   private readonly hooks: SessionHooks;
 
   constructor(o: EndpointOptions) {
@@ -188,6 +191,7 @@ export class Endpoint {
    * protocol (the host drops and counts it); other refusals go to `events.dropped`.
    */
   receive(datagram: Buffer, from: Address, now: number): void {
+    this.advance(now);
     if (datagram.length < MIN_DATAGRAM) {
       this.events.dropped('short');
       return;
@@ -210,6 +214,7 @@ export class Endpoint {
 
   /** Opens a session to `o.targets` as initiator; `events.opened` tells when it is up. */
   open(o: OpenOptions, now: number): Opening {
+    this.advance(now);
     const localId = o.localId ?? this.allocateSessionId();
     if (this.sessions.has(localId) || this.openings.has(localId))
       throw new RangeError(`session ID ${localId} is in use on this endpoint`);
@@ -243,6 +248,7 @@ export class Endpoint {
 
   /** Services the sessions and openings that are due. */
   service(now: number): void {
+    this.advance(now);
     for (const item of this.deadlines.takeDue(now)) {
       if (item instanceof Opening) {
         if (this.openings.get(item.localId) !== item) continue;
@@ -259,6 +265,7 @@ export class Endpoint {
 
   /** Sends what sessions queued outside receive/service (after `platform.wake`). */
   flush(now: number): void {
+    this.advance(now);
     for (const s of this.wakeups) s.flush(now);
     this.wakeups.clear();
   }
@@ -424,6 +431,10 @@ export class Endpoint {
     this.platform.send(entry.riKeying, from);
   }
 
+  private advance(now: number): void {
+    if (now > this.latestNow) this.latestNow = now;
+  }
+
   private newSession(
     role: 'initiator' | 'responder',
     localId: number,
@@ -441,6 +452,7 @@ export class Endpoint {
       hooks: this.hooks,
       now,
       config: this.config,
+      clock: this.clock,
     });
     this.sessions.set(localId, session);
     return session;

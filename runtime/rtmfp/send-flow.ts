@@ -17,10 +17,30 @@ const PACKET_HEADER = 5;
 /** RFC 7016 §3.6.2.2: a fragment is lost after this many acks of later packets. */
 export const NAKS_FOR_LOSS = 3;
 
+/**
+ * Partial reliability for one message (RFC 7016 §3.6.2.3, RTMFP-NOTES §8.1): media that is
+ * late is worth less than the bandwidth it takes, so it is given up instead of retransmitted.
+ */
+export interface MessageLifetime {
+  /** ms (session clock) after which the message is abandoned if not fully acknowledged. */
+  lifetimeMs: number;
+  /** Abandon it instead if its first fragment is not sent within this many ms (default: lifetimeMs). */
+  startWithinMs?: number;
+}
+
+/** The deadlines of one message written with a lifetime, shared by its fragments. */
+interface MessageDeadline {
+  abandonAt: number;
+  /** Infinity once the first fragment has gone out. */
+  startBy: number;
+  abandoned: boolean;
+}
+
 /** One fragment of a message on a send flow (RFC 7016 §3.6.2). */
 export interface Fragment {
   seq: number;
   flags: number;
+  /** Emptied when the fragment is abandoned and not in flight: it then goes out as an ABN chunk. */
   data: Buffer;
   /** Counted in the session's bytes in flight. */
   inFlight: boolean;
@@ -29,6 +49,12 @@ export interface Fragment {
   /** Transmission sequence number of the packet that last carried it. */
   tsn: number;
   naks: number;
+  /** Session clock when its message was written. */
+  writtenAt: number;
+  /** Undefined for a reliable message. */
+  deadline: MessageDeadline | undefined;
+  /** Given up: the peer may skip it (FSN moves past it) and it is never sent with data again. */
+  abandoned: boolean;
 }
 
 /** What the session needs back from an acknowledgement. */
@@ -48,6 +74,11 @@ export type SendFlowState = 'open' | 'closing' | 'complete' | 'failed';
  * written; the session picks fragments to send (`needsSend`), and acks retire them. The
  * startup options (metadata, return association) ride on the first chunk of each packet
  * until the peer's first acknowledgement (RFC 7016 §3.6.2.3).
+ *
+ * A message written with a lifetime is abandoned once it expires: its fragments that are not
+ * in flight lose their data and go out as empty ABN chunks (rtmfp-cpp `SendFlow::assembleData`;
+ * RTMFP-NOTES §8.1), those in flight stay counted until acked or lost, and the forward sequence
+ * number moves past all of them so the receiver moves on.
  */
 export class SendFlow {
   readonly id: number;
@@ -67,19 +98,38 @@ export class SendFlow {
   readonly queue: Fragment[] = [];
   /** Bytes of this flow in flight, kept as fragments change state. */
   private inFlightBytes = 0;
+  /** Fragments in flight, empty ABN ones included (they need the retransmission timer too). */
+  private inFlightCount = 0;
   /** Fragments with `needsSend` set. */
   private sendable = 0;
+  /** Fragments never sent (`tsn` 0), abandoned or not: a suffix of the queue, as flows send in order. */
+  private neverSent = 0;
+  private unsent = 0;
+  private abandoned = 0;
+  /** Earliest deadline of a queued message with a lifetime (Infinity: none). */
+  private nextExpiry = Number.POSITIVE_INFINITY;
+  /** Forward sequence number (RFC 7016 §2.3.11) worked out from the queue, -1 when stale. */
+  private fsn = -1;
   /** Peer's receive window in bytes (RFC 7016 §3.6.3.3). */
   peerWindow = 64 * 1024;
   acknowledged = false;
   private nextSeq = 1;
   private readonly wake: () => void;
+  private readonly clock: () => number;
 
-  constructor(id: number, metadata: Buffer, associatedFlowId: number | undefined, wake: () => void) {
+  /** `clock` reads the session clock, which lifetimes count from. */
+  constructor(
+    id: number,
+    metadata: Buffer,
+    associatedFlowId: number | undefined,
+    wake: () => void,
+    clock: () => number,
+  ) {
     this.id = id;
     this.metadata = metadata;
     this.associatedFlowId = associatedFlowId;
     this.wake = wake;
+    this.clock = clock;
     this.options = [{ type: DataOption.userMetadata, value: metadata }];
     if (associatedFlowId !== undefined) {
       this.options.push({
@@ -91,12 +141,24 @@ export class SendFlow {
     this.maxFragment = MAX_PACKET_BODY - PACKET_HEADER - DATA_CHUNK_OVERHEAD - this.optionsLength;
   }
 
-  /** Queues one message; it arrives whole and in order, or the flow fails. */
-  write(message: Uint8Array): void {
+  /**
+   * Queues one message. Without a lifetime it arrives whole and in order, or the flow fails;
+   * with one it arrives whole and in order, or not at all once the lifetime has passed.
+   */
+  write(message: Uint8Array, lifetime?: MessageLifetime): void {
     if (this.state !== 'open') return;
     const data = Buffer.isBuffer(message) ? message : Buffer.from(message);
+    const now = this.clock();
+    let deadline: MessageDeadline | undefined;
+    if (lifetime) {
+      const { lifetimeMs, startWithinMs = lifetimeMs } = lifetime;
+      checkMs('lifetimeMs', lifetimeMs);
+      checkMs('startWithinMs', startWithinMs);
+      deadline = { abandonAt: now + lifetimeMs, startBy: now + startWithinMs, abandoned: false };
+      this.nextExpiry = Math.min(this.nextExpiry, deadline.abandonAt, deadline.startBy);
+    }
     if (data.length <= this.maxFragment) {
-      this.push(DataFlags.fragmentWhole, data);
+      this.push(DataFlags.fragmentWhole, data, now, deadline);
     } else {
       for (let at = 0; at < data.length; at += this.maxFragment) {
         const end = Math.min(at + this.maxFragment, data.length);
@@ -106,10 +168,64 @@ export class SendFlow {
             : end === data.length
               ? DataFlags.fragmentEnd
               : DataFlags.fragmentMiddle;
-        this.push(fra, data.subarray(at, end));
+        this.push(fra, data.subarray(at, end), now, deadline);
       }
     }
     this.wake();
+  }
+
+  /** Abandons every message written so far that has a lifetime and is not fully acknowledged
+   *  (tcserver's "expire the previous GOP" when a new keyframe starts). Reliable messages stay. */
+  expireAll(): void {
+    let any = false;
+    for (const f of this.queue) {
+      if (!f.deadline || f.abandoned) continue;
+      this.abandon(f);
+      any = true;
+    }
+    if (!any) return;
+    this.nextExpiry = Number.POSITIVE_INFINITY;
+    this.wake();
+  }
+
+  /**
+   * Abandons the messages whose lifetime has passed at `now`, or whose first fragment was not
+   * sent in time. Cheap until the earliest deadline: the scheduler calls it before every packet.
+   */
+  expire(now: number): void {
+    if (now < this.nextExpiry) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const f of this.queue) {
+      const d = f.deadline;
+      if (!d || f.abandoned) continue;
+      if (now >= d.abandonAt || now >= d.startBy) this.abandon(f);
+      else next = Math.min(next, d.abandonAt, d.startBy);
+    }
+    this.nextExpiry = next;
+  }
+
+  /** When `expire` next has work (Infinity: no message with a lifetime is queued). */
+  expiryDeadline(): number {
+    return this.nextExpiry;
+  }
+
+  /** Bytes written and not yet sent (not in flight, not acked): a bound for slow receivers. */
+  get unsentBytes(): number {
+    return this.unsent;
+  }
+
+  /** ms the oldest unsent message has waited (0 if none): tcserver drops new frames past 2 × lifetime. */
+  unsentAge(now: number): number {
+    for (let i = this.queue.length - this.neverSent; i < this.queue.length; i++) {
+      const f = this.queue[i];
+      if (f.tsn === 0 && !f.abandoned) return Math.max(0, now - f.writtenAt);
+    }
+    return 0;
+  }
+
+  /** Messages abandoned so far (for counters). */
+  get abandonedMessages(): number {
+    return this.abandoned;
   }
 
   /** Ends the flow after what was written (RFC 7016 §3.6.2.3.2: FIN on the last fragment). */
@@ -118,7 +234,7 @@ export class SendFlow {
     this.state = 'closing';
     const last = this.queue[this.queue.length - 1];
     if (last?.needsSend && !last.inFlight && last.tsn === 0) last.flags |= DataFlags.final;
-    else this.push(DataFlags.abandon | DataFlags.final, EMPTY);
+    else this.push(DataFlags.abandon | DataFlags.final, EMPTY, this.clock(), undefined);
     this.wake();
     this.checkComplete();
   }
@@ -138,7 +254,12 @@ export class SendFlow {
     const inFlight = this.inFlightBytes;
     this.queue.length = 0;
     this.inFlightBytes = 0;
+    this.inFlightCount = 0;
     this.sendable = 0;
+    this.neverSent = 0;
+    this.unsent = 0;
+    this.nextExpiry = Number.POSITIVE_INFINITY;
+    this.fsn = -1;
     return inFlight;
   }
 
@@ -149,7 +270,18 @@ export class SendFlow {
   /** Records that `f` went out in the packet with transmission sequence number `tsn`. */
   markSent(f: Fragment, tsn: number): void {
     if (f.needsSend) this.sendable--;
-    if (!f.inFlight) this.inFlightBytes += f.data.length;
+    if (f.tsn === 0) {
+      this.neverSent--;
+      if (!f.abandoned) this.unsent -= f.data.length;
+      // The message has started: only its lifetime can abandon it now.
+      const fra = f.flags & DataFlags.fragmentMask;
+      if (f.deadline && (fra === DataFlags.fragmentWhole || fra === DataFlags.fragmentBegin))
+        f.deadline.startBy = Number.POSITIVE_INFINITY;
+    }
+    if (!f.inFlight) {
+      this.inFlightBytes += f.data.length;
+      this.inFlightCount++;
+    }
     f.tsn = tsn;
     f.naks = 0;
     f.needsSend = false;
@@ -158,16 +290,27 @@ export class SendFlow {
 
   /**
    * FSN offset for a chunk of `seq` (RFC 7016 §2.3.11). The forward sequence number is worked
-   * out from our own queue (everything below its head is acknowledged), never from the peer's
-   * acks, which a broken peer could make run ahead of what we sent.
+   * out from our own queue (everything below its first fragment not abandoned is acknowledged
+   * or abandoned), never from the peer's acks, which a broken peer could make run ahead of
+   * what we sent.
    */
   fsnOffset(seq: number): number {
-    return seq - ((this.queue[0]?.seq ?? this.nextSeq) - 1);
+    if (this.fsn < 0) {
+      let i = 0;
+      while (i < this.queue.length && this.queue[i].abandoned) i++;
+      this.fsn = (this.queue[i]?.seq ?? this.nextSeq) - 1;
+    }
+    return seq - this.fsn;
   }
 
   /** Bytes of this flow that are in flight (for the peer's receive window). */
   bytesInFlight(): number {
     return this.inFlightBytes;
+  }
+
+  /** Any fragment in flight, even an empty one. */
+  hasInFlight(): boolean {
+    return this.inFlightCount > 0;
   }
 
   /**
@@ -181,14 +324,19 @@ export class SendFlow {
     let kept = 0;
     for (const f of this.queue) {
       if (f.tsn > 0 && isAcked(f.seq, ack)) {
-        if (f.inFlight) result.ackedBytes += f.data.length;
+        if (f.inFlight) {
+          result.ackedBytes += f.data.length;
+          this.inFlightCount--;
+        }
         if (f.needsSend) this.sendable--;
         if (f.tsn > result.maxAckedTsn) result.maxAckedTsn = f.tsn;
         continue;
       }
       this.queue[kept++] = f;
     }
+    if (kept !== this.queue.length) this.fsn = -1;
     this.queue.length = kept;
+    if (kept === 0) this.nextExpiry = Number.POSITIVE_INFINITY;
     this.inFlightBytes -= result.ackedBytes;
     result.lostBytes = this.detectLoss(result.maxAckedTsn);
     this.checkComplete();
@@ -216,16 +364,48 @@ export class SendFlow {
   }
 
   private markLost(f: Fragment): number {
+    const bytes = f.data.length;
     f.inFlight = false;
+    this.inFlightCount--;
     if (!f.needsSend) this.sendable++;
     f.needsSend = true;
-    this.inFlightBytes -= f.data.length;
-    return f.data.length;
+    this.inFlightBytes -= bytes;
+    // RTMFP-NOTES §8.1: never retransmit expired media, only the news that it is gone.
+    if (f.abandoned) emptyOut(f);
+    return bytes;
   }
 
-  private push(flags: number, data: Buffer): void {
-    this.queue.push({ seq: this.nextSeq++, flags, data, inFlight: false, needsSend: true, tsn: 0, naks: 0 });
+  /** Gives up a fragment of an expired message: the whole message goes with it. */
+  private abandon(f: Fragment): void {
+    const d = f.deadline;
+    if (d && !d.abandoned) {
+      d.abandoned = true;
+      this.abandoned++;
+    }
+    if (f.tsn === 0) this.unsent -= f.data.length;
+    f.abandoned = true;
+    // In flight, its bytes stay counted until acked or lost (the congestion window is right).
+    if (!f.inFlight) emptyOut(f);
+    this.fsn = -1;
+  }
+
+  private push(flags: number, data: Buffer, writtenAt: number, deadline: MessageDeadline | undefined): void {
+    this.queue.push({
+      seq: this.nextSeq++,
+      flags,
+      data,
+      inFlight: false,
+      needsSend: true,
+      tsn: 0,
+      naks: 0,
+      writtenAt,
+      deadline,
+      abandoned: false,
+    });
     this.sendable++;
+    this.neverSent++;
+    this.unsent += data.length;
+    this.fsn = -1;
   }
 
   private checkComplete(): void {
@@ -240,6 +420,17 @@ function isAcked(seq: number, ack: AckRanges): boolean {
     if (seq <= to) return true;
   }
   return false;
+}
+
+/** RFC 7016 §2.3.11: an abandoned fragment is sent with ABN and no data (FIN kept). */
+function emptyOut(f: Fragment): void {
+  f.flags = DataFlags.abandon | (f.flags & DataFlags.final);
+  f.data = EMPTY;
+}
+
+function checkMs(name: string, value: number): void {
+  if (!Number.isFinite(value) || value < 0)
+    throw new RangeError(`message lifetime: ${name} must be a finite number of ms ≥ 0, got ${value}`);
 }
 
 const EMPTY = Buffer.alloc(0);

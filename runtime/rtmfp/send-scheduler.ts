@@ -47,10 +47,9 @@ export class SendScheduler {
         if (other !== flow) lost += other.detectLoss(result.maxAckedTsn);
     }
     this.bytesInFlight -= result.ackedBytes + lost;
-    if (result.ackedBytes > 0) {
-      this.congestion.onAck(result.ackedBytes, windowFull);
-      this.rtoAt = this.bytesInFlight > 0 ? now + this.congestion.erto : 0;
-    }
+    if (result.ackedBytes > 0) this.congestion.onAck(result.ackedBytes, windowFull);
+    // Empty ABN chunks carry no bytes but must arrive: the timer runs while any fragment flies.
+    if (result.maxAckedTsn > 0) this.rtoAt = this.hasInFlight() ? now + this.congestion.erto : 0;
     if (lost > 0) this.congestion.onLoss(now);
     if (flow.state === 'complete') this.remove(flow);
   }
@@ -76,6 +75,8 @@ export class SendScheduler {
    * True when the packet filled up with more data waiting, so another packet should follow.
    */
   write(pw: PacketWriter, now: number): boolean {
+    // Expired media is abandoned before anything is picked, so none of it is (re)sent.
+    for (const flow of this.flows.values()) flow.expire(now);
     let wrote = false;
     let full = false;
     const tsn = this.tsn + 1;
@@ -123,11 +124,20 @@ export class SendScheduler {
     return full;
   }
 
-  /** Earliest timer: retransmission or a buffer probe (Infinity when none). */
+  /**
+   * Earliest timer: retransmission, a buffer probe, or a message lifetime running out (its ABN
+   * chunks then go out at once, not with whatever is sent next). Infinity when none.
+   */
   deadline(): number {
     let d = this.rtoAt === 0 ? Number.POSITIVE_INFINITY : this.rtoAt;
     for (const at of this.probeAt.values()) d = Math.min(d, at);
+    for (const flow of this.flows.values()) d = Math.min(d, flow.expiryDeadline());
     return d;
+  }
+
+  private hasInFlight(): boolean {
+    for (const flow of this.flows.values()) if (flow.hasInFlight()) return true;
+    return false;
   }
 
   clear(): void {

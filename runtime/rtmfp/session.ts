@@ -98,6 +98,12 @@ export interface SessionOptions {
   hooks: SessionHooks;
   now: number;
   config?: SessionConfig;
+  /**
+   * The freshest `now` the owner has seen (e.g. the endpoint's, moved by every datagram), for
+   * what is written outside this session's own calls: media fanned out from another session's
+   * packet takes its lifetime from it, not from this session's last packet.
+   */
+  clock?: () => number;
 }
 
 /**
@@ -146,6 +152,7 @@ export class Session {
   private closedNotified = false;
   /** The latest `now` handed in, for calls made from outside a receive/service/flush. */
   private clock: number;
+  private readonly ownerClock: (() => number) | undefined;
 
   constructor(o: SessionOptions) {
     this.role = o.role;
@@ -158,17 +165,19 @@ export class Session {
     this.ownMode = o.role === 'initiator' ? PacketMode.initiator : PacketMode.responder;
     this.lastReceivedAt = o.now;
     this.clock = o.now;
+    this.ownerClock = o.clock;
     this.deadline = o.now + this.config.keepaliveMs;
-  }
-
-  /** The time of the last event this session was given (the `now` of receive/flush/tick). */
-  get now(): number {
-    return this.clock;
   }
 
   /** Opens a flow to the peer (RFC 7016 §3.6.2.1), optionally as a return flow of one of its flows. */
   openFlow(metadata: Buffer, associatedFlowId?: number): SendFlow {
-    const flow = new SendFlow(this.nextFlowId++, metadata, associatedFlowId, () => this.requestFlush());
+    const flow = new SendFlow(
+      this.nextFlowId++,
+      metadata,
+      associatedFlowId,
+      () => this.requestFlush(),
+      () => this.now(),
+    );
     this.sender.add(flow);
     return flow;
   }
@@ -372,6 +381,11 @@ export class Session {
     const pw = writer.begin(this.ownMode, timestampOf(this.clock), this.echoOf(this.clock));
     writeForwardedIHello(pw.w, c);
     this.transmit(this.cipher.seal(pw.view(), this.remoteId), this.address);
+  }
+
+  /** The session clock as fresh as known: the owner's, never behind the last `now` handed in. */
+  now(): number {
+    return this.ownerClock ? Math.max(this.clock, this.ownerClock()) : this.clock;
   }
 
   /** Queue a flush through `hooks.wake` (coalesced). */

@@ -1,6 +1,6 @@
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { LivePlayer, type MediaFlow, type PlayerOutput } from './live-player.ts';
+import { LivePlayer, type PlayerOutput } from './live-player.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
@@ -101,6 +101,11 @@ export class NetStream {
     this.events = options.events;
   }
 
+  /** The session's clock, as fresh as the node knows it. */
+  get now(): number {
+    return this.session.now();
+  }
+
   /** A flow of the client's with this stream ID. */
   accept(flow: RecvFlow): void {
     flow.onMessage = (m) => this.onMessage(m);
@@ -140,12 +145,11 @@ export class NetStream {
     if (this.state !== 'play-pending' || this.pending !== request) return undefined;
     this.pending = undefined;
     this.state = 'playing';
-    const flow = (which: StreamFlow): MediaFlow => mediaFlow(this.flow(which));
     const out: PlayerOutput = {
       control: this.control,
-      data: flow('data'),
-      audio: flow('audio'),
-      video: flow('video'),
+      data: this.flow('data'),
+      audio: this.flow('audio'),
+      video: this.flow('video'),
     };
     this.player = new LivePlayer(this.id, this.name, out);
     return this.player;
@@ -195,7 +199,7 @@ export class NetStream {
       case TCMessageType.video:
       case TCMessageType.dataAmf0:
       case TCMessageType.dataAmf3:
-        if (this.state === 'publishing') this.events.media(this, message, this.session.now);
+        if (this.state === 'publishing') this.events.media(this, message, this.session.now());
         else this.events.dropped(this, 'media-not-publishing');
         return;
       case TCMessageType.commandAmf0:
@@ -292,13 +296,4 @@ export function splitName(requested: string): { name: string; query: string } {
   return at < 0
     ? { name: requested, query: '' }
     : { name: requested.slice(0, at), query: requested.slice(at + 1) };
-}
-
-/** A send flow as the fan-out writes to it. */
-function mediaFlow(flow: SendFlow): MediaFlow {
-  return {
-    write: (message) => flow.write(message),
-    expireAll: () => {},
-    unsentAge: () => 0,
-  };
 }

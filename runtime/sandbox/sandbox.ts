@@ -10,14 +10,17 @@ import {
   eventName,
   type GroupInfo,
   type GroupView,
+  HANDLERS,
   type HandlerFailure,
   handlerName,
   type IsolateApi,
   type LogLevel,
+  type PublicationView,
   type SandboxLimit,
   type Selection,
   type ServerInfo,
   type Settlement,
+  type StreamInfo,
   type SyncOp,
   UNSENDABLE_RESULT,
 } from './isolate/protocol.ts';
@@ -30,11 +33,13 @@ export type {
   GroupView,
   HandlerFailure,
   LogLevel,
+  PublicationView,
   SandboxLimit,
   Selection,
   ServerInfo,
+  StreamInfo,
 };
-export { CHOSE_HERE, eventName, handlerName };
+export { CHOSE_HERE, eventName, HANDLERS, handlerName };
 
 /** Per-app limits (config `[limits]`). */
 export interface SandboxLimits {
@@ -57,6 +62,8 @@ export interface SandboxServices {
   select(request: unknown): Promise<Selection>;
   /** `ctx.groups.get(id)`: a NetGroup across the cluster (the ID is unchecked). */
   group(id: string): Promise<GroupView>;
+  /** `ctx.publications.get(name)`: a live publication of this app across the cluster, or null. */
+  publication(name: string): Promise<PublicationView | null>;
   clientClose(clientId: string, reason: string): void;
   /** Sends `server.<name>` to node `to` (fire and forget). */
   serverSend(to: string, name: string, args: unknown[]): void;
@@ -342,7 +349,9 @@ export class AppSandbox {
           ? this.services.select(args[0])
           : op === 'groups.get'
             ? this.services.group(String(args[0]))
-            : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
+            : op === 'publications.get'
+              ? this.services.publication(String(args[0]))
+              : this.services.kv(op.slice(3) as 'get' | 'set' | 'delete' | 'incr', args);
     work.then(
       (value) => this.resume(opId, true, value),
       (e: unknown) => this.resume(opId, false, errorText(e)),

@@ -61,6 +61,10 @@ export async function countingCost(): Promise<Row[]> {
     heap: { chat: 1 << 20 },
     groupMemberships: 0,
     groupJoinsFailed: {},
+    publications: 0,
+    players: 0,
+    streamDrops: {},
+    streamsRefused: {},
   }));
   for (let i = 0; i < 100; i++) metrics.handled('chat', `rpc.m${i % 10}`, 0.001, undefined);
   const start = process.hrtime.bigint();

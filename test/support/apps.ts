@@ -6,6 +6,7 @@ import { MemoryState } from '../../runtime/cluster/memory-state.ts';
 import { AppHost } from '../../runtime/host/apps.ts';
 import { NodeGroups } from '../../runtime/host/groups.ts';
 import { RtmfpNode } from '../../runtime/host/node.ts';
+import { NodeStreams } from '../../runtime/host/streams.ts';
 import { formatAddress } from '../../runtime/rtmfp/address.ts';
 import { makeServerIdentity } from '../../runtime/rtmfp/handshake.ts';
 import { bundleApp } from '../../runtime/sandbox/bundle.ts';
@@ -30,6 +31,10 @@ export interface TestAppNode {
   node: RtmfpNode;
   /** The node's NetGroups (in a memory store). */
   groups: NodeGroups;
+  /** The node's live streams. */
+  streams: NodeStreams;
+  /** This node's ID in the store. */
+  id: string;
   /** The app folder (a temp dir unless `{ dir }` was given). */
   dir: string;
   /** Writes `files` over the app folder, rebundles and loads the new version (rejects as `apps.load` does). */
@@ -51,6 +56,8 @@ export async function startAppNode(o: {
   vars?: Record<string, string>;
   handshakesPerSecond?: number;
   groupsPerClient?: number;
+  /** A store shared with other nodes of the test (default: one of its own). */
+  state?: MemoryState;
 }): Promise<TestAppNode> {
   const name = o.name ?? 'app';
   const ownDir = !('dir' in o.files && typeof o.files.dir === 'string');
@@ -62,7 +69,7 @@ export async function startAppNode(o: {
   );
   const identity = makeServerIdentity();
   const self = { id: identity.fingerprint.toString('hex').slice(0, 16), publicAddress: '' };
-  const state = new MemoryState();
+  const state = o.state ?? new MemoryState();
   const groups = new NodeGroups({ p2p: state.p2p, node: () => self.id, logger });
   const apps = new AppHost({
     logger,
@@ -72,7 +79,9 @@ export async function startAppNode(o: {
     node: self,
     handshakesPerSecond: o.handshakesPerSecond ?? 1000,
     groups,
+    publications: state.publications,
   });
+  const streams = new NodeStreams({ publications: state.publications, node: () => self.id, apps, logger });
   const node = new RtmfpNode({
     listen: [{ host: '127.0.0.1', port: 0 }],
     identity,
@@ -81,12 +90,14 @@ export async function startAppNode(o: {
     logger,
     cryptoWorkers: 1,
     groupsPerClient: o.groupsPerClient,
+    streams,
   });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     await node.stop();
+    streams.close();
     await apps.stop();
     if (ownDir) rmSync(dir, { recursive: true, force: true });
   };
@@ -101,6 +112,8 @@ export async function startAppNode(o: {
       apps,
       node,
       groups,
+      streams,
+      id: self.id,
       dir,
       reload: async (files) => {
         writeFiles(dir, files);

@@ -31,7 +31,13 @@ function randomMessage(length: number, random: () => number): Buffer {
  * test decides which chunks arrive, in what order, how often.
  */
 class Link {
-  readonly send = new SendFlow(FLOW_ID, METADATA, undefined, () => {});
+  readonly send = new SendFlow(
+    FLOW_ID,
+    METADATA,
+    undefined,
+    () => {},
+    () => 0,
+  );
   readonly recv = new RecvFlow(FLOW_ID, METADATA, undefined);
   readonly delivered: Buffer[] = [];
   completions = 0;
@@ -121,7 +127,13 @@ describe('SendFlow fragmentation', () => {
   });
 
   test('a full fragment with options and the largest VLUs fits one packet', () => {
-    const send = new SendFlow(MAX_VLU, Buffer.alloc(64), 2, () => {});
+    const send = new SendFlow(
+      MAX_VLU,
+      Buffer.alloc(64),
+      2,
+      () => {},
+      () => 0,
+    );
     assert.equal(send.options.length, 2);
     const pw = new PacketWriter().begin(PacketMode.responder, 1, 2);
     const header = {
@@ -137,7 +149,13 @@ describe('SendFlow fragmentation', () => {
 
   test('write wakes the session', () => {
     let wakes = 0;
-    const send = new SendFlow(1, METADATA, undefined, () => wakes++);
+    const send = new SendFlow(
+      1,
+      METADATA,
+      undefined,
+      () => wakes++,
+      () => 0,
+    );
     send.write(Buffer.from('x'));
     assert.equal(wakes, 1);
   });

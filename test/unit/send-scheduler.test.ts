@@ -9,7 +9,13 @@ import { SendScheduler } from '../../runtime/rtmfp/send-scheduler.ts';
 const META = Buffer.from('54430400', 'hex');
 
 function flowOf(s: SendScheduler, id: number): SendFlow {
-  const flow = new SendFlow(id, META, undefined, () => {});
+  const flow = new SendFlow(
+    id,
+    META,
+    undefined,
+    () => {},
+    () => 0,
+  );
   s.add(flow);
   return flow;
 }

@@ -28,7 +28,14 @@ export type DispatchKind =
   | 'joinGroup'
   | 'unjoinGroup'
   /** onRendezVousUnknown(peerId, ctx): args[0] is the peer ID. */
-  | 'rendezvousUnknown';
+  | 'rendezvousUnknown'
+  /** onPublish / onUnpublish / onSubscribe / onUnsubscribe(client, stream, ctx): args[0] is the StreamInfo. */
+  | 'publish'
+  | 'unpublish'
+  | 'subscribe'
+  | 'unsubscribe'
+  /** onData(client, stream, name, args, ctx): args are [StreamInfo, name, values]. */
+  | 'data';
 
 /**
  * The handler each event runs, by the name an app exports it under (`rpc` and `server` are
@@ -48,6 +55,11 @@ export const HANDLERS: Readonly<Record<DispatchKind, { export: string; result: b
   joinGroup: { export: 'onJoinGroup', result: false },
   unjoinGroup: { export: 'onUnjoinGroup', result: false },
   rendezvousUnknown: { export: 'onRendezVousUnknown', result: true },
+  publish: { export: 'onPublish', result: false },
+  unpublish: { export: 'onUnpublish', result: false },
+  subscribe: { export: 'onSubscribe', result: false },
+  unsubscribe: { export: 'onUnsubscribe', result: false },
+  data: { export: 'onData', result: false },
 };
 
 /** How log lines tag an event: its kind, or `rpc.NAME` / `server.NAME`. */
@@ -98,12 +110,36 @@ export type AsyncOp =
   | 'kv.incr'
   | 'client.call'
   | 'servers.select'
-  | 'groups.get';
+  | 'groups.get'
+  | 'publications.get';
 
 /** The NetGroup a client joins or leaves, as onJoinGroup / onUnjoinGroup see it. */
 export interface GroupInfo {
   /** The group ID: hex SHA-256 of the group specifier (RTMFP-NOTES §7). */
   id: string;
+}
+
+/** A stream as onPublish, onUnpublish, onSubscribe, onUnsubscribe and onData see it. */
+export interface StreamInfo {
+  /** The stream name, without its `?query`. */
+  name: string;
+  /** What the `?query` of the name the client sent held. */
+  properties: Record<string, string>;
+}
+
+/** What `ctx.publications.get(name)` resolves to: a live publication across the cluster. */
+export interface PublicationView {
+  name: string;
+  /** The origin: the node its publisher is connected to. */
+  node: string;
+  /** The publisher's peer ID. */
+  publisher: string;
+  /** When it started (ms since the epoch, the cluster store's clock). */
+  since: number;
+  /** Players on every node. */
+  subscribers: number;
+  /** Node ID → players there. */
+  nodes: Record<string, number>;
 }
 
 /** What `ctx.groups.get(id)` resolves to: the group across the cluster. */

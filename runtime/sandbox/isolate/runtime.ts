@@ -137,6 +137,10 @@ const groups = {
   get: (id: string) => op('groups.get', [String(id)]),
 };
 
+const publications = {
+  get: (name: string) => op('publications.get', [String(name)]),
+};
+
 const clientsView = {
   get count() {
     return clients.size;
@@ -153,6 +157,7 @@ function makeCtx(event: string, clientId: string | undefined, chose?: { here: bo
     servers: chose ? handshakeServers(chose) : servers,
     clients: clientsView,
     groups,
+    publications,
     env: host.env,
     log: makeLog(event, clientId),
     kv,
@@ -180,6 +185,14 @@ function settle(id: number, s: Settlement): void {
     });
   }
 }
+
+/** Events whose handler takes (client, stream, ctx). */
+const STREAM_EVENTS: ReadonlySet<DispatchKind> = new Set([
+  'publish',
+  'unpublish',
+  'subscribe',
+  'unsubscribe',
+]);
 
 function handlerFor(kind: DispatchKind, name: string): Handler | undefined {
   const app = g.__fnhostApp;
@@ -211,7 +224,9 @@ const api: IsolateApi = {
     else if (kind === 'server') callArgs = [makeServer(args[0] as ServerInfo), args.slice(1), ctx];
     else if (kind === 'serverJoined' || kind === 'serverLeft')
       callArgs = [makeServer(args[0] as ServerInfo), ctx];
-    else if (client && (kind === 'joinGroup' || kind === 'unjoinGroup')) callArgs = [client, args[0], ctx];
+    else if (client && (kind === 'joinGroup' || kind === 'unjoinGroup' || STREAM_EVENTS.has(kind)))
+      callArgs = [client, args[0], ctx];
+    else if (client && kind === 'data') callArgs = [client, args[0], args[1], args[2], ctx];
     else if (client) callArgs = kind === 'disconnect' ? [client, ctx] : [client, args, ctx];
     else callArgs = [ctx];
     let result: unknown;
