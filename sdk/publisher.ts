@@ -1,6 +1,12 @@
 import type { AmfValue } from '../runtime/rtmfp/amf-value.ts';
+import { encodeAmf0 } from '../runtime/rtmfp/amf0.ts';
 import { type FlvTag, FlvTagType } from './flv.ts';
 import { NetStream, STREAM_START_TIMEOUT_MS, type StreamHost } from './net-stream.ts';
+
+/** An FLV script tag holding the stream's metadata starts with this AMF0 string. */
+const ON_METADATA = encodeAmf0('onMetaData');
+/** What tells a server to keep a data message as the stream's metadata for later players. */
+const SET_DATA_FRAME = encodeAmf0('@setDataFrame');
 
 export interface PublishOptions {
   /** The publish type sent with the name (default "live"). */
@@ -46,11 +52,17 @@ export class Publisher extends NetStream {
     this.open().data(timestamp, [name, ...args]);
   }
 
-  /** An FLV tag, by its type; a data tag's body is sent as it is (AMF0 values). */
+  /**
+   * An FLV tag, by its type. A data tag's AMF0 values are sent as they are, but `onMetaData`
+   * goes as `@setDataFrame('onMetaData', …)` so the server keeps it for later players, as
+   * tcpublish sends it (rtmfp-cpp test/tcpublish.cpp onDataTag).
+   */
   write(tag: FlvTag): void {
     const stream = this.open();
     if (tag.type === FlvTagType.audio) stream.audio(tag.timestamp, tag.body);
     else if (tag.type === FlvTagType.video) stream.video(tag.timestamp, tag.body);
+    else if (tag.type === FlvTagType.data && startsWith(tag.body, ON_METADATA))
+      stream.rawData(tag.timestamp, Buffer.concat([SET_DATA_FRAME, tag.body]));
     else if (tag.type === FlvTagType.data) stream.rawData(tag.timestamp, tag.body);
     else
       throw new TypeError(
@@ -67,4 +79,8 @@ export class Publisher extends NetStream {
       throw new Error(`${this.what} is closed: start a new publish to send media`);
     return this.stream;
   }
+}
+
+function startsWith(body: Buffer, prefix: Buffer): boolean {
+  return body.length >= prefix.length && body.subarray(0, prefix.length).equals(prefix);
 }

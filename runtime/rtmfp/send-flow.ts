@@ -292,7 +292,7 @@ export class SendFlow {
    * FSN offset for a chunk of `seq` (RFC 7016 §2.3.11). The forward sequence number is worked
    * out from our own queue (everything below its first fragment not abandoned is acknowledged
    * or abandoned), never from the peer's acks, which a broken peer could make run ahead of
-   * what we sent.
+   * what we sent. An abandoned fragment below it names itself as the FSN: all up to it is done.
    */
   fsnOffset(seq: number): number {
     if (this.fsn < 0) {
@@ -300,7 +300,7 @@ export class SendFlow {
       while (i < this.queue.length && this.queue[i].abandoned) i++;
       this.fsn = (this.queue[i]?.seq ?? this.nextSeq) - 1;
     }
-    return seq - this.fsn;
+    return seq - Math.min(seq, this.fsn);
   }
 
   /** Bytes of this flow that are in flight (for the peer's receive window). */

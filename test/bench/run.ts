@@ -14,7 +14,7 @@ import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { relayFigures } from './relay.bench.ts';
 import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
-import { sealAndSendCost } from './send.bench.ts';
+import { lifetimeCost, sealAndSendCost } from './send.bench.ts';
 import { ServerProcess } from './server-process.ts';
 import { burstRate, sessionCpu } from './sessions.bench.ts';
 import { TCLOAD_ENV, tcloadFigures } from './tcload.bench.ts';
@@ -115,6 +115,13 @@ const STEPS: Step[] = [
     unit: 'µs',
     timeoutMs: 20_000,
     run: async () => [await sealAndSendCost(2_000)],
+  },
+  {
+    section: 'd',
+    name: 'write+send+ack per media message, with and without a lifetime',
+    unit: 'µs',
+    timeoutMs: 20_000,
+    run: async () => [lifetimeCost()],
   },
   {
     section: 'e',

@@ -3,7 +3,10 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { PacketMode, PacketWriter } from '../../runtime/rtmfp/packet.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
+import { type MessageLifetime, SendFlow } from '../../runtime/rtmfp/send-flow.ts';
+import { SendScheduler } from '../../runtime/rtmfp/send-scheduler.ts';
 import { since } from './clients.ts';
 import { formatNumber, type Row } from './report.ts';
 
@@ -97,4 +100,58 @@ export async function sealAndSendCost(durationMs: number): Promise<Row> {
     socket.close();
     await sink.terminate();
   }
+}
+
+/** A video frame's share of a packet, and tcserver's video lifetime (RTMFP-NOTES §8.2). */
+const MEDIA_MESSAGE_BYTES = 1_000;
+const VIDEO_LIFETIME: MessageLifetime = { lifetimeMs: 2_000 };
+const MESSAGES_PER_ROUND = 50_000;
+
+/** µs per message through write → packet → ack on one flow, each message in its own packet. */
+function writeSendAck(lifetime: MessageLifetime | undefined): number {
+  const clock = { now: 0 };
+  const scheduler = new SendScheduler();
+  const flow = new SendFlow(
+    1,
+    Buffer.from('54430400', 'hex'),
+    undefined,
+    () => {},
+    () => clock.now,
+  );
+  scheduler.add(flow);
+  const writer = new PacketWriter();
+  const message = randomBytes(MEDIA_MESSAGE_BYTES);
+  const start = performance.now();
+  for (let seq = 1; seq <= MESSAGES_PER_ROUND; seq++) {
+    clock.now = seq;
+    flow.write(message, lifetime);
+    scheduler.write(writer.begin(PacketMode.responder, 0, undefined), clock.now);
+    scheduler.onAck({ flowId: 1, bufferBlocks: 64, cumulativeAck: seq, ranges: [] }, clock.now);
+  }
+  if (flow.queue.length !== 0 || flow.abandonedMessages !== 0) throw new Error('the bench lost messages');
+  return (since(start) * 1000) / MESSAGES_PER_ROUND;
+}
+
+/**
+ * What partial reliability costs on the media send path: messages written with a lifetime
+ * against reliable ones, best of alternating rounds (crypto and the socket left out).
+ */
+export function lifetimeCost(): Row {
+  writeSendAck(undefined);
+  writeSendAck(VIDEO_LIFETIME);
+  let reliable = Number.POSITIVE_INFINITY;
+  let withLifetime = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < ROUNDS; round++) {
+    reliable = Math.min(reliable, writeSendAck(undefined));
+    withLifetime = Math.min(withLifetime, writeSendAck(VIDEO_LIFETIME));
+  }
+  return {
+    section: 'd',
+    name: `write+send+ack per ${MEDIA_MESSAGE_BYTES}-byte message with a ${VIDEO_LIFETIME.lifetimeMs} ms lifetime`,
+    value: withLifetime,
+    unit: 'µs',
+    baseline: `reliable ${formatNumber(reliable)} µs`,
+    ratio: withLifetime / reliable,
+    note: `best of ${ROUNDS} alternating rounds of ${formatNumber(MESSAGES_PER_ROUND)}`,
+  };
 }

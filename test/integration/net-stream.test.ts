@@ -93,6 +93,8 @@ describe('NetStream publish and play in the client', () => {
     for (const tag of tags) publisher.write(tag);
     const got = await read(player, tags.length);
     assert.deepEqual(codes(statuses), ['NetStream.Play.PublishNotify']);
+    // onMetaData goes as @setDataFrame, as tcpublish sends it, so a server keeps it for later players.
+    assert.deepEqual(server.data.at(-1), ['@setDataFrame', 'onMetaData', { width: 320, height: 240 }]);
     // Each kind has its own flow: order holds within a kind, not across kinds.
     for (const kind of ['audio', 'video', 'data'] as const) {
       assert.deepEqual(

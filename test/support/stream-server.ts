@@ -10,8 +10,11 @@ import type { Session } from '../../runtime/rtmfp/session.ts';
 import {
   type Command,
   decodeCommand,
+  decodeData,
+  decodeTCMessage,
   decodeTCMetadata,
   encodeCommand,
+  encodeData,
   encodeTCMetadata,
   encodeUserControl,
   TCMessageType,
@@ -58,6 +61,8 @@ export class StreamServer {
   readonly port: number;
   /** Commands received on stream flows, as [name, ...args]. */
   readonly commands: AmfValue[][] = [];
+  /** Data messages publishers sent, as their values. */
+  readonly data: AmfValue[][] = [];
   private readonly socket: dgram.Socket;
   private readonly endpoint: Endpoint;
   private readonly timer: NodeJS.Timeout;
@@ -176,8 +181,10 @@ export class StreamServer {
     }
     const kind = kindOf(type);
     if (!kind || stream.publishing === undefined) return;
+    if (kind === 'data') this.data.push(decodeData(message));
+    const relayed = kind === 'data' ? withoutSetDataFrame(message) : message;
     for (const player of this.players)
-      if (player.playing === stream.publishing) this.write(player, kind, message);
+      if (player.playing === stream.publishing) this.write(player, kind, relayed);
   }
 
   private publish(stream: ServerStream, name: string): void {
@@ -254,4 +261,11 @@ function kindOf(type: number): 'audio' | 'video' | 'data' | undefined {
   if (type === TCMessageType.video) return 'video';
   if (type === TCMessageType.dataAmf0 || type === TCMessageType.dataAmf3) return 'data';
   return undefined;
+}
+
+/** Players get `@setDataFrame(name, …)` as `name(…)`, as tcserver and FMS hand metadata on. */
+function withoutSetDataFrame(message: Buffer): Buffer {
+  const values = decodeData(message);
+  if (values[0] !== '@setDataFrame') return message;
+  return encodeData(values.slice(1), { timestamp: decodeTCMessage(message).timestamp });
 }
