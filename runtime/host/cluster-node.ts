@@ -19,6 +19,7 @@ import { LinkAcceptor } from './link-acceptor.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
+import { RelayFollower } from './relay-follower.ts';
 import { RelayLinks } from './relay-links.ts';
 import { NodeStreams } from './streams.ts';
 
@@ -126,11 +127,16 @@ export async function startClusterNode(
       },
     },
   });
+  let follower: RelayFollower | undefined;
   const streams = new NodeStreams({
     publications: state.publications,
     node: () => self.id,
     apps,
     logger: log,
+    relays: {
+      follow: (app, name, sink) => follower?.follow(app, name, sink),
+      unfollow: (app, name) => follower?.unfollow(app, name),
+    },
   });
   const drain: Drain = new Drain({
     log,
@@ -145,6 +151,7 @@ export async function startClusterNode(
   const linkAcceptor = new LinkAcceptor({
     self: () => (cluster ? { id: cluster.id, epoch: cluster.epoch } : undefined),
     secret: () => secret,
+    origin: streams,
     log,
   });
   const rtmfp: RtmfpNode = new RtmfpNode({
@@ -249,6 +256,7 @@ export async function startClusterNode(
     now: () => performance.now(),
     ended: (end) => log.warn(end, 'a relayed stream ended: its players here heard UnpublishNotify'),
   });
+  follower = new RelayFollower({ relays, publications: state.publications, node: () => self.id, log });
   // Clients that connected before the node had its ID are registered now.
   rtmfp.rendezvous.reassert();
 
@@ -387,6 +395,7 @@ export async function startClusterNode(
       nodeState = 'stopping';
       drain.stop();
       clearInterval(sampler);
+      follower?.stop();
       relays.stopAll();
       links?.stop();
       // Sessions are closed while the cluster is left: a store that does not answer must not

@@ -14,8 +14,8 @@ import type { NetStream, PlayRequest, PublishRequest, StreamEvents } from '../rt
  */
 export interface OriginPublications {
   /** Adds `player` to (app, name), published or not yet (it waits for the publisher, as a local player). */
-  subscribe(app: string, name: string, player: LivePlayer, now: number): void;
-  unsubscribe(app: string, name: string, player: LivePlayer): void;
+  subscribeRelay(app: string, name: string, player: LivePlayer, now: number): void;
+  unsubscribeRelay(app: string, name: string, player: LivePlayer): void;
 }
 
 export interface LinkAcceptorOptions {
@@ -23,6 +23,8 @@ export interface LinkAcceptorOptions {
   self: () => { id: string; epoch: string } | undefined;
   /** The cluster secret; undefined until the store gave it. */
   secret: () => Buffer | undefined;
+  /** The publications links' plays reach (the stream layer); absent: their plays fail. */
+  origin?: OriginPublications;
   log: Logger;
 }
 
@@ -56,7 +58,6 @@ export class LinkAcceptor implements TCServerHandler {
   private readonly links = new Map<TCServerConnection, AcceptedLink>();
   private accepted = 0;
   private readonly refused = new Map<string, number>();
-  private origin: OriginPublications | undefined;
   /** What relays played, by player, to unsubscribe them from the same publication. */
   private readonly playing = new Map<LivePlayer, { app: string; name: string }>();
   /** Plays refused, and messages of links' NetStreams dropped, by reason. */
@@ -94,11 +95,6 @@ export class LinkAcceptor implements TCServerHandler {
     this.links.delete(conn);
   }
 
-  /** The stream layer serves this node's publications to relays from now on (until then plays fail). */
-  serveFrom(origin: OriginPublications): void {
-    this.origin = origin;
-  }
-
   /**
    * The NetStream events of an accepted link (RtmfpNode routes them here): its plays name
    * `app/name` (stream-relays.ts relayedName) and reach the publication as a player; it never
@@ -114,7 +110,7 @@ export class LinkAcceptor implements TCServerHandler {
         const played = this.playing.get(player);
         if (!played) return;
         this.playing.delete(player);
-        this.origin?.unsubscribe(played.app, played.name, player);
+        this.o.origin?.unsubscribeRelay(played.app, played.name, player);
       },
       media: () => this.countDrop('media-on-link'),
       dropped: (_stream: NetStream, reason: string) => this.countDrop(reason),
@@ -139,7 +135,8 @@ export class LinkAcceptor implements TCServerHandler {
   private play(conn: TCServerConnection, stream: NetStream, request: PlayRequest): void {
     const link = this.links.get(conn);
     const played = parseRelayedName(request.name);
-    if (!link || !played || !this.origin) {
+    const origin = this.o.origin;
+    if (!link || !played || !origin) {
       const why = !link
         ? 'not an accepted link'
         : !played
@@ -152,7 +149,7 @@ export class LinkAcceptor implements TCServerHandler {
     const player = stream.startPlaying(request);
     if (!player) return;
     this.playing.set(player, played);
-    this.origin.subscribe(played.app, played.name, player, stream.now);
+    origin.subscribeRelay(played.app, played.name, player, stream.now);
   }
 
   private countDrop(reason: string): void {

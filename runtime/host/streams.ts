@@ -13,6 +13,8 @@ import type { NetStream, PlayRequest, PublishRequest, StreamEvents } from '../rt
 import type { DispatchKind, Outcome, StreamInfo } from '../sandbox/sandbox.ts';
 import { DropCounter } from './drops.ts';
 import { toPlain } from './handler-values.ts';
+import type { OriginPublications } from './link-acceptor.ts';
+import type { StreamFeed } from './relay-follower.ts';
 
 /** How long player counts wait to be written to the store, so a burst of plays is one write per stream. */
 const SUBSCRIBER_FLUSH_MS = 250;
@@ -36,6 +38,8 @@ export interface NodeStreamsOptions {
   node: () => string;
   apps: StreamApps;
   logger: Logger;
+  /** Streams published on other nodes, relayed here for this node's players; absent: standalone. */
+  relays?: StreamFeed;
 }
 
 /** A publication here and what the store knows of it. */
@@ -45,6 +49,8 @@ interface Local {
   pub: LivePublication;
   /** The NetStream publishing it here, if any. */
   publisher: NetStream | undefined;
+  /** Other nodes' relays among its players: not counted as players of this node. */
+  relayed: number;
   dataWindow: number;
   dataEvents: number;
 }
@@ -56,7 +62,7 @@ interface Local {
  * What is held here is the truth: after a store outage it is claimed and counted again
  * (`reassert`), as NetGroup memberships are.
  */
-export class NodeStreams implements StreamEvents {
+export class NodeStreams implements StreamEvents, OriginPublications {
   private readonly o: NodeStreamsOptions;
   private readonly log: Logger;
   /** `app` NUL `name` → its publication here (kept while it has a publisher or players). */
@@ -75,11 +81,29 @@ export class NodeStreams implements StreamEvents {
     this.log = o.logger.child({ component: 'streams' });
   }
 
-  /** Live publications on this node, and players on this node. */
+  /** Live publications on this node (relayed ones too), and players on this node. */
   get counts(): { publications: number; players: number } {
     let publications = 0;
     for (const l of this.local.values()) if (l.pub.publishing) publications++;
     return { publications, players: this.playing.size };
+  }
+
+  /**
+   * Another node's relay plays (app, name) here (the link acceptor): a player of the
+   * publication like any other, but no handler runs for it and the registry does not count it
+   * (the relaying node counts its own players).
+   */
+  subscribeRelay(app: string, name: string, player: LivePlayer, now: number): void {
+    const l = this.localOf(app, name);
+    l.relayed++;
+    l.pub.subscribe(player, now);
+  }
+
+  unsubscribeRelay(app: string, name: string, player: LivePlayer): void {
+    const l = this.local.get(keyOf(app, name));
+    if (!l?.pub.unsubscribe(player)) return;
+    l.relayed--;
+    this.forgetIfIdle(l);
   }
 
   publish(stream: NetStream, request: PublishRequest): void {
@@ -96,6 +120,8 @@ export class NodeStreams implements StreamEvents {
     l.publisher = undefined;
     l.pub.stop();
     this.forgetIfIdle(l);
+    // Its players wait on: the name may be published on another node next.
+    if (this.localPlayers(l) > 0) this.o.relays?.follow(l.app, l.name, l.pub);
     void this.o.publications
       .release(l.app, l.name, this.o.node(), stream.peerId)
       .catch((e: unknown) => this.log.warn({ name, err: errorText(e) }, 'could not release a publication'));
@@ -114,6 +140,7 @@ export class NodeStreams implements StreamEvents {
     if (!l) return;
     this.playing.delete(player);
     l.pub.unsubscribe(player);
+    if (this.localPlayers(l) === 0) this.o.relays?.unfollow(l.app, l.name);
     this.forgetIfIdle(l);
     this.countPlayers(l);
     void this.o.apps.clientEvent(stream.peerId, 'unsubscribe', [streamInfo(player.name, '')]);
@@ -212,6 +239,7 @@ export class NodeStreams implements StreamEvents {
     }
     l.publisher = stream;
     this.publishing.set(stream, l);
+    this.o.relays?.unfollow(l.app, l.name);
     l.pub.start({ publisher: stream.peerId });
   }
 
@@ -245,6 +273,7 @@ export class NodeStreams implements StreamEvents {
     const l = this.localOf(client.app, request.name);
     this.playing.set(player, l);
     l.pub.subscribe(player, stream.now);
+    if (!l.publisher) this.o.relays?.follow(l.app, l.name, l.pub);
     this.countPlayers(l);
   }
 
@@ -275,7 +304,15 @@ export class NodeStreams implements StreamEvents {
     const key = keyOf(app, name);
     let l = this.local.get(key);
     if (!l) {
-      l = { app, name, pub: new LivePublication(name), publisher: undefined, dataWindow: 0, dataEvents: 0 };
+      l = {
+        app,
+        name,
+        pub: new LivePublication(name),
+        publisher: undefined,
+        relayed: 0,
+        dataWindow: 0,
+        dataEvents: 0,
+      };
       this.local.set(key, l);
     }
     return l;
@@ -301,7 +338,7 @@ export class NodeStreams implements StreamEvents {
     const node = this.o.node();
     await Promise.all(
       batch.map((l) =>
-        this.o.publications.setSubscribers(l.app, l.name, node, l.pub.playerCount).catch((e: unknown) => {
+        this.o.publications.setSubscribers(l.app, l.name, node, this.localPlayers(l)).catch((e: unknown) => {
           this.log.warn(
             { name: l.name, err: errorText(e) },
             'could not count players; retrying when the store is back',
@@ -309,6 +346,11 @@ export class NodeStreams implements StreamEvents {
         }),
       ),
     );
+  }
+
+  /** Players of this node (not other nodes' relays). */
+  private localPlayers(l: Local): number {
+    return l.pub.playerCount - l.relayed;
   }
 }
 

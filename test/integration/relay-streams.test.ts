@@ -1,210 +1,196 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '../../runtime/config/config.ts';
-import type { OriginPublications } from '../../runtime/host/link-acceptor.ts';
-import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
-import { type ClusterMember, startClusterMember } from '../support/cluster-member.ts';
-import { silentLogger, until } from '../support/node.ts';
+import type { ClusterMember } from '../support/cluster-member.ts';
+import { until } from '../support/node.ts';
+import { endProcess, type NodeProcess, startNodeProcess } from '../support/processes.ts';
 import {
+  publishStream,
   type Recorded,
-  recordedPublication,
-  recordingPlayer,
   streamBytes,
   syntheticStream,
+  watch,
 } from '../support/recording-player.ts';
-import { startRedis, type TestRedis } from '../support/redis.ts';
+import { type RelayCluster, startRelayCluster } from '../support/relay-cluster.ts';
+import { connect, type NetConnection } from '../../sdk/client.ts';
+import type { Player } from '../../sdk/player.ts';
 
-const HEARTBEAT_MS = 200;
-const APP = 'app';
 const STREAM = 'cam';
-/** Players on the relaying node that shows the link carries one copy whatever their number. */
+/** Players on one relaying node: the link must carry one copy whatever their number. */
 const PLAYERS_B = 20;
-/** The link's bytes over the stream's: RTMFP framing and acks on top of one copy (bench goal ≤ 1.05). */
-const MAX_LINK_OVERHEAD = 1.1;
-
-/** The stream layer's part for the test: one LivePublication per (app, name) on the origin node. */
-class Origin implements OriginPublications {
-  readonly publications = new Map<string, LivePublication>();
-
-  get(app: string, name: string): LivePublication {
-    const key = `${app}/${name}`;
-    let p = this.publications.get(key);
-    if (!p) {
-      p = new LivePublication(name);
-      this.publications.set(key, p);
-    }
-    return p;
-  }
-
-  subscribe(
-    app: string,
-    name: string,
-    player: Parameters<LivePublication['subscribe']>[0],
-    now: number,
-  ): void {
-    this.get(app, name).subscribe(player, now);
-  }
-
-  unsubscribe(app: string, name: string, player: Parameters<LivePublication['unsubscribe']>[0]): void {
-    this.get(app, name).unsubscribe(player);
-  }
-}
+/** Link bytes over what the publisher's session brought the origin: one copy, same framing. */
+const MAX_LINK_RATIO = 1.1;
+const APP = `import { defineApp } from 'fnhost/sdk';
+export default defineApp({});
+`;
 
 const mediaCount = (r: Recorded) => r.audio.length + r.video.length;
 const codes = (r: Recorded, code: string) => r.statuses.filter((c) => c === `NetStream.Play.${code}`).length;
 
-describe('relaying a live stream over node-to-node links (real redis-server, real UDP)', () => {
-  let redis: TestRedis;
-  let dir: string;
-  const members: ClusterMember[] = [];
+describe('relaying a live stream across nodes (real redis-server, real UDP, sdk clients)', () => {
+  let cluster: RelayCluster;
   let a: ClusterMember;
   let b: ClusterMember;
   let c: ClusterMember;
-  const origin = new Origin();
+  const clients: NetConnection[] = [];
+
+  const client = async (m: ClusterMember) => {
+    const nc = await connect(cluster.url(m));
+    clients.push(nc);
+    return nc;
+  };
+  /** `count` players of STREAM on node `m`, each on its own connection, and what they get. */
+  const players = async (m: ClusterMember, count: number) => {
+    const out: { player: Player; got: Recorded }[] = [];
+    for (let i = 0; i < count; i++) {
+      const player = await (await client(m)).play(STREAM);
+      out.push({ player, got: watch(player) });
+    }
+    return out;
+  };
 
   before(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fnhost-relay-streams-'));
-    const config = parseConfig(
-      `name = "${APP}"\n[node]\nrtmfp = "127.0.0.1:0"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "relay-streams-secret-0123"\n`,
-      { dir, env: {} },
-    );
-    for (let i = 0; i < 3; i++) members.push(await startClusterMember(config, redis.url, silentLogger));
-    [a, b, c] = members;
-    a.running.linkAcceptor.serveFrom(origin);
-    await until(
-      () => members.every((m) => m.running.cluster.servers().length === 3),
-      10_000,
-      'every node to see the others',
-    );
+    cluster = await startRelayCluster({ nodes: 3, app: APP });
+    [a, b, c] = cluster.members;
   });
 
   after(async () => {
-    for (const m of members) await m.stop().catch(() => {});
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await Promise.all(clients.map((nc) => nc.abort({ tellPeer: false }).catch(() => {})));
+    await cluster?.stop();
   });
 
-  test('players on two other nodes receive what players on the origin receive, in order, over one link each', async () => {
-    const published = origin.get(APP, STREAM);
-    const local = recordingPlayer(STREAM);
-    published.subscribe(local.player, performance.now());
-    published.start();
-    const onB = recordedPublication(STREAM, PLAYERS_B, performance.now());
-    const onC = recordedPublication(STREAM, 1, performance.now());
-    b.running.relays.start(APP, STREAM, a.running.cluster.id, onB.publication);
-    // The stream layer asks once per player: still one relay, one play on the origin.
-    b.running.relays.start(APP, STREAM, a.running.cluster.id, onB.publication);
-    c.running.relays.start(APP, STREAM, a.running.cluster.id, onC.publication);
+  test('players on two other nodes receive what players on the origin receive, in order, one copy per node', async () => {
+    const publisher = await (await client(a)).publish(STREAM);
+    const onA = await players(a, 1);
+    const onB = await players(b, PLAYERS_B);
+    const onC = await players(c, 1);
+    const everyone = [...onA, ...onB, ...onC];
     await until(
-      () => onB.publication.publishing && onC.publication.publishing,
+      () => everyone.every((p) => codes(p.got, 'PublishNotify') === 1),
       10_000,
-      'the relays to hear PublishNotify',
-    ).catch((e: Error) => {
-      const seen = {
-        b: b.running.relays.stats(),
-        linksB: b.running.links.stats(),
-        linksC: c.running.links.stats(),
-        a: a.running.linkAcceptor.stats(),
-      };
-      throw new Error(`${e.message}: ${JSON.stringify(seen)}`);
-    });
-    assert.equal(b.running.relays.stats().relays, 1);
-    assert.equal(a.running.linkAcceptor.stats().relayed, 2, 'one relay per (stream, node)');
+      'PublishNotify on every node',
+    );
+    assert.equal(b.running.relays.stats().relays, 1, `one relay on B for ${PLAYERS_B} players`);
+    assert.equal(a.running.linkAcceptor.stats().relayed, 2, 'one relay per (stream, node) at the origin');
     assert.equal(a.running.linkAcceptor.stats().open, 2);
+    const record = await a.running.cluster.state.publications.get('app', STREAM);
+    assert.deepEqual(record?.nodes, { [a.running.cluster.id]: 1, [b.running.cluster.id]: PLAYERS_B, [c.running.cluster.id]: 1 }, 'relays are not counted as players');
 
     const linkB = b.running.links.get(a.running.cluster.id);
     const linkC = c.running.links.get(a.running.cluster.id);
-    assert.ok(linkB && linkC);
-    const before = { b: linkB.bytesReceived, c: linkC.bytesReceived };
-    const stream = syntheticStream(8);
-    for (const m of stream) published.ingest(m, performance.now());
-    const expected = mediaCount(local.got);
-    const everyone = [...onB.players, ...onC.players];
+    const publisherAtA = a.running.node.openConnections().find((conn) => conn.peerId === publisher.peerId);
+    assert.ok(linkB && linkC && publisherAtA);
+    const before = { b: linkB.bytesReceived, c: linkC.bytesReceived, pub: publisherAtA.session.bytesReceived };
+    const stream = syntheticStream(6);
+    await publishStream(publisher, stream, 5);
+    const expected = stream.length - 1;
     await until(
       () => everyone.every((p) => mediaCount(p.got) === expected),
-      20_000,
-      `${everyone.length} players to get ${expected} messages`,
+      30_000,
+      `${everyone.length} players to get ${expected} audio and video messages`,
     );
-    for (const p of everyone) {
-      assert.deepEqual(p.got.video, local.got.video);
-      assert.deepEqual(p.got.audio, local.got.audio);
-      assert.deepEqual(p.got.data, local.got.data);
+    const reference = onA[0].got;
+    for (const p of [...onB, ...onC]) {
+      assert.deepEqual(p.got.video, reference.video);
+      assert.deepEqual(p.got.audio, reference.audio);
+      assert.deepEqual(p.got.data, reference.data);
     }
-    assert.deepEqual(onB.players[0].got.statuses, [
-      'NetStream.Play.Reset',
-      'NetStream.Play.Start',
-      'NetStream.Play.PublishNotify',
-    ]);
+    assert.equal(reference.data.length, 2, '|RtmpSampleAccess and onMetaData');
 
-    const bytes = streamBytes(stream);
-    const ratioB = (linkB.bytesReceived - before.b) / bytes;
-    const ratioC = (linkC.bytesReceived - before.c) / bytes;
+    const published = publisherAtA.session.bytesReceived - before.pub;
+    const ratioB = (linkB.bytesReceived - before.b) / published;
+    const ratioC = (linkC.bytesReceived - before.c) / published;
+    const what = `(payload ${streamBytes(stream)} B, publisher's session ${published} B)`;
+    assert.ok(ratioB < MAX_LINK_RATIO, `the link to B carried ${ratioB.toFixed(3)}× the stream ${what}`);
     assert.ok(
-      ratioB >= 1 && ratioB < MAX_LINK_OVERHEAD,
-      `link to B carried ${ratioB.toFixed(3)}× the stream`,
+      Math.abs(ratioB - ratioC) < 0.03,
+      `${PLAYERS_B} players on B cost the link what 1 on C does: ${ratioB.toFixed(3)}× vs ${ratioC.toFixed(3)}× ${what}`,
     );
-    assert.ok(
-      ratioC >= 1 && ratioC < MAX_LINK_OVERHEAD,
-      `link to C carried ${ratioC.toFixed(3)}× the stream`,
-    );
-    assert.ok(
-      Math.abs(ratioB - ratioC) < 0.02,
-      `${PLAYERS_B} players on B cost the link what 1 on C does (${ratioB.toFixed(3)} vs ${ratioC.toFixed(3)})`,
-    );
-  });
 
-  test('an unpublish on the origin notifies the players on every node, and a republish reaches them again', async () => {
-    const published = origin.get(APP, STREAM);
-    const onB = recordedPublication(STREAM, 3, performance.now());
-    const onC = recordedPublication(STREAM, 1, performance.now());
-    b.running.relays.start(APP, STREAM, a.running.cluster.id, onB.publication);
-    c.running.relays.start(APP, STREAM, a.running.cluster.id, onC.publication);
-    const everyone = [...onB.players, ...onC.players];
-    await until(
-      () => onB.publication.publishing && onC.publication.publishing,
-      10_000,
-      'the relays to hear PublishNotify',
-    );
-    published.stop();
+    await publisher.close();
     await until(
       () => everyone.every((p) => codes(p.got, 'UnpublishNotify') === 1),
       10_000,
       'UnpublishNotify on every node',
     );
-    published.start();
-    await until(
-      () => everyone.every((p) => codes(p.got, 'PublishNotify') === 2),
-      10_000,
-      'PublishNotify again on every node',
-    );
+    await Promise.all(everyone.map((p) => p.player.close()));
   });
 
-  test("the relay stops when its node's last player leaves; the origin drops it, other nodes' relays go on", async () => {
-    b.running.relays.stop(APP, STREAM);
-    assert.equal(b.running.relays.stats().relays, 0);
-    await until(() => a.running.linkAcceptor.stats().relayed === 1, 5_000, 'the origin to drop the relay');
-    // C still relays: its link and play are untouched.
+  test('a late player on the relaying node starts with the metadata and codec configurations', async () => {
+    const publisher = await (await client(a)).publish(STREAM);
+    const first = await players(b, 1);
+    await until(() => codes(first[0].got, 'PublishNotify') === 1, 10_000, 'the first player');
+    const stream = syntheticStream(1);
+    await publishStream(publisher, stream, 0);
+    await until(() => mediaCount(first[0].got) === stream.length - 1, 10_000, 'the first player’s media');
+    const [late] = await players(b, 1);
+    // Configurations, then the GOP from its keyframe: what the relaying node kept for late joiners.
+    await until(() => mediaCount(late.got) === stream.length - 1, 10_000, 'the late player’s media');
+    assert.deepEqual(late.got.data, first[0].got.data, 'the metadata too');
+    assert.deepEqual(late.got.video, first[0].got.video);
+    await publisher.close();
+    await Promise.all([...first, late].map((p) => p.player.close()));
+  });
+
+  test("the relay stops when its node's last player leaves; other nodes' relays go on", async () => {
+    const publisher = await (await client(a)).publish(STREAM);
+    const onB = await players(b, 2);
+    const onC = await players(c, 1);
+    await until(() => a.running.linkAcceptor.stats().relayed === 2, 10_000, 'both relays');
+    await onB[0].player.close();
+    assert.equal(b.running.relays.stats().relays, 1, 'one player left on B: the relay stays');
+    await onB[1].player.close();
+    await until(() => b.running.relays.stats().relays === 0, 5_000, 'the relay on B to stop');
+    await until(() => a.running.linkAcceptor.stats().relayed === 1, 5_000, 'the origin to drop it');
     assert.equal(c.running.relays.stats().relays, 1);
-    assert.equal(b.running.links.get(a.running.cluster.id)?.state, 'up', 'the link lingers while idle');
+    await publisher.close();
+    await onC[0].player.close();
   });
 
-  test("when the origin node stops, the relayed stream's players on other nodes get UnpublishNotify", async () => {
-    const onC = recordedPublication(STREAM, 2, performance.now());
-    c.running.relays.start(APP, STREAM, a.running.cluster.id, onC.publication);
-    await until(() => onC.publication.publishing, 10_000, 'the relay to hear PublishNotify');
-    await a.stop();
-    members.splice(members.indexOf(a), 1);
-    await until(
-      () => onC.players.every((p) => codes(p.got, 'UnpublishNotify') === 1),
-      10_000,
-      'UnpublishNotify after the origin stopped',
-    );
-    assert.equal(c.running.relays.stats().relays, 0, 'the relay ended with its link');
-    assert.equal(onC.publication.publishing, false);
+  test('a player waiting on a name gets the stream once it is published on another node', async () => {
+    const [waiting] = await players(c, 1);
+    assert.equal(codes(waiting.got, 'PublishNotify'), 0);
+    const publisher = await (await client(b)).publish(STREAM);
+    await until(() => codes(waiting.got, 'PublishNotify') === 1, 10_000, 'the publish on B to reach C');
+    await publishStream(publisher, syntheticStream(1), 0);
+    await until(() => mediaCount(waiting.got) > 0, 10_000, 'media from B on C');
+    await publisher.close();
+    await waiting.player.close();
+  });
+});
+
+describe('relaying when the origin node dies (node process, SIGKILL)', () => {
+  let cluster: RelayCluster;
+  let origin: NodeProcess | undefined;
+  const clients: NetConnection[] = [];
+
+  before(async () => {
+    cluster = await startRelayCluster({ nodes: 1, app: APP });
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((nc) => nc.abort({ tellPeer: false }).catch(() => {})));
+    if (origin) await endProcess(origin.child, 'SIGKILL');
+    await cluster?.stop();
+  });
+
+  test("the relayed stream's players on other nodes get UnpublishNotify", async () => {
+    origin = await startNodeProcess(cluster.dir, ['--redis', cluster.redis.url]);
+    const [b] = cluster.members;
+    const id = origin.id;
+    await until(() => b.running.cluster.servers().some((s) => s.id === id), 10_000, 'node B to see the origin');
+    const pubConn = await connect(`rtmfp://${origin.rtmfp}/app`);
+    clients.push(pubConn);
+    const publisher = await pubConn.publish(STREAM);
+    const nc = await connect(cluster.url(b));
+    clients.push(nc);
+    const player = await nc.play(STREAM);
+    const got = watch(player);
+    await until(() => codes(got, 'PublishNotify') === 1, 10_000, 'the relay to start');
+    await publishStream(publisher, syntheticStream(1), 0);
+    await until(() => mediaCount(got) > 0, 10_000, 'media over the relay');
+    await endProcess(origin.child, 'SIGKILL');
+    await until(() => codes(got, 'UnpublishNotify') === 1, 10_000, 'UnpublishNotify after the origin died');
+    assert.equal(b.running.relays.stats().relays, 0);
+    assert.equal(b.running.links.stats().open, 0);
   });
 });

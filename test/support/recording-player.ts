@@ -1,4 +1,7 @@
 import { LivePlayer, type MediaFlow } from '../../runtime/rtmfp/live-player.ts';
+import { FlvTagType } from '../../sdk/flv.ts';
+import type { Player } from '../../sdk/player.ts';
+import type { Publisher } from '../../sdk/publisher.ts';
 import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
 import { decodeCommand, decodeTCMessage, encodeData, TCMessageType } from '../../runtime/rtmfp/tc-message.ts';
 
@@ -50,7 +53,10 @@ export function recordingPlayer(name: string): { player: LivePlayer; got: Record
   return { player, got };
 }
 
-/** One message of a synthetic stream, as a publisher sends it. */
+/** A TC message's type and timestamp, before its payload. */
+const TC_HEADER_BYTES = 5;
+
+/** One message of a synthetic stream, as a publisher sends it (data: an FLV script tag body). */
 export interface SyntheticMessage {
   type: number;
   timestamp: number;
@@ -67,7 +73,7 @@ export function syntheticStream(gops: number, framesPerGop = 25): SyntheticMessa
     {
       type: TCMessageType.dataAmf0,
       timestamp: 0,
-      payload: encodeData(['@setDataFrame', 'onMetaData', { width: 640, height: 360 }]).subarray(5),
+      payload: encodeData(['onMetaData', { width: 640, height: 360 }]).subarray(TC_HEADER_BYTES),
     },
     { type: TCMessageType.video, timestamp: 0, payload: Buffer.from('1700000000014d401fffe1', 'hex') },
     { type: TCMessageType.audio, timestamp: 0, payload: Buffer.from('af001210', 'hex') },
@@ -102,4 +108,29 @@ export function recordedPublication(name: string, count: number, now: number) {
   const players = Array.from({ length: count }, () => recordingPlayer(name));
   for (const p of players) publication.subscribe(p.player, now);
   return { publication, players };
+}
+
+/** What a client player received so far (`watch`), as `Recorded`: statuses from its events, payloads hex. */
+export function watch(player: Player): Recorded {
+  const got: Recorded = { statuses: [], audio: [], video: [], data: [] };
+  player.on('status', (info: { code?: unknown }) => got.statuses.push(String(info?.code)));
+  void (async () => {
+    for await (const m of player) got[m.type].push(m.body.toString('hex'));
+  })();
+  return got;
+}
+
+/** Sends `messages` on a client publisher, waiting `frameIntervalMs` after each video frame. */
+export async function publishStream(
+  publisher: Publisher,
+  messages: readonly SyntheticMessage[],
+  frameIntervalMs: number,
+): Promise<void> {
+  for (const m of messages) {
+    if (m.type === TCMessageType.video) publisher.video(m.timestamp, m.payload);
+    else if (m.type === TCMessageType.audio) publisher.audio(m.timestamp, m.payload);
+    else publisher.write({ type: FlvTagType.data, timestamp: m.timestamp, body: m.payload });
+    if (m.type === TCMessageType.video && frameIntervalMs > 0)
+      await new Promise((r) => setTimeout(r, frameIntervalMs));
+  }
 }
