@@ -1,9 +1,11 @@
 /**
  * `fnhost status`: the live nodes of the cluster as the store sees them — addresses, state,
  * load, which version of each app they run (and which failed to load), and how fresh their
- * last heartbeat is, by the store's clock — then its NetGroups with their sizes.
+ * last heartbeat is, by the store's clock — then its NetGroups with their sizes, then its live
+ * publications with their origin node and players per node.
  */
 import { type GroupSummary, MAX_GROUPS_LISTED } from '../cluster/p2p.ts';
+import { MAX_PUBLICATIONS_LISTED, type PublicationInfo } from '../cluster/publications.ts';
 import { type NodeEntry, type State, shortHash } from '../cluster/state.ts';
 import {
   CLUSTER_HELP,
@@ -19,7 +21,8 @@ import { type Command, usageError } from './command.ts';
 export const status: Command = {
   name: 'status',
   synopsis: ['status [--watch] [cluster options]'],
-  about: 'The live nodes (addresses, state, load, app versions, last heartbeat) and the groups.',
+  about:
+    'The live nodes (addresses, state, load, app versions, last heartbeat), the groups and the publications.',
   flags: `  --watch   refresh every second until Ctrl-C (in place; with --json, one line per refresh)`,
   shared: CLUSTER_HELP,
   run: showStatus,
@@ -29,6 +32,8 @@ export const status: Command = {
 const WATCH_MS = 1_000;
 /** Groups a person sees, largest first; `--json` lists as many as the store returns at once. */
 const GROUPS_SHOWN = 20;
+/** Publications a person sees, by app then name; `--json` lists as many as the store returns at once. */
+const PUBLICATIONS_SHOWN = 20;
 /** Cursor home and clear screen: a terminal redraws the table in place. */
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
@@ -56,12 +61,18 @@ async function showStatus(argv: string[]): Promise<number> {
   });
 }
 
-/** The nodes and groups as of now: tables for people, or one JSON line. */
+/** The nodes, groups and publications as of now: tables for people, or one JSON line. */
 async function snapshot(state: State, cluster: string, json: boolean | undefined): Promise<string> {
-  const [nodes, time, groups] = await Promise.all([state.nodes(), state.time(), state.p2p.groups()]);
+  const [nodes, time, groups, publications] = await Promise.all([
+    state.nodes(),
+    state.time(),
+    state.p2p.groups(),
+    state.publications.list(),
+  ]);
   nodes.sort((a, b) => a.id.localeCompare(b.id));
-  if (json) return `${JSON.stringify({ time, nodes, groups })}\n`;
-  if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n${groupsTable(groups)}`;
+  if (json) return `${JSON.stringify({ time, nodes, groups, publications })}\n`;
+  const lists = groupsTable(groups) + publicationsTable(publications, time);
+  if (nodes.length === 0) return `no live nodes in cluster "${cluster}"\n${lists}`;
   let text = table(
     [
       'ID',
@@ -103,7 +114,7 @@ async function snapshot(state: State, cluster: string, json: boolean | undefined
       text += `${label}${indentRest(e.error, ' '.repeat(label.length))}\n`;
     }
   }
-  return text + groupsTable(groups);
+  return text + lists;
 }
 
 /** The largest groups and their member counts across the cluster; nothing when there are none. */
@@ -119,6 +130,36 @@ function groupsTable(groups: GroupSummary[]): string {
   if (more > 0) {
     const atLeast = groups.length === MAX_GROUPS_LISTED ? ' or more' : '';
     text += `… and ${more}${atLeast} smaller groups (--json lists up to ${MAX_GROUPS_LISTED})\n`;
+  }
+  return text;
+}
+
+/**
+ * Live publications by app then name: the origin node, how long ago it was claimed (store
+ * clock), the players across the cluster and on each node; nothing when there are none.
+ */
+function publicationsTable(publications: PublicationInfo[], time: number): string {
+  if (publications.length === 0) return '';
+  const shown = publications.slice(0, PUBLICATIONS_SHOWN);
+  let text = `\n${table(
+    ['APP', 'STREAM', 'ORIGIN', 'SINCE', 'PLAYERS', 'PER NODE'],
+    shown.map((p) => [
+      p.app,
+      p.name,
+      p.node,
+      formatAge(time - p.since),
+      String(p.subscribers),
+      Object.entries(p.nodes)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([node, n]) => `${node}:${n}`)
+        .join(' ') || '-',
+    ]),
+    [4],
+  )}`;
+  const more = publications.length - shown.length;
+  if (more > 0) {
+    const atLeast = publications.length === MAX_PUBLICATIONS_LISTED ? ' or more' : '';
+    text += `… and ${more}${atLeast} more publications (--json lists up to ${MAX_PUBLICATIONS_LISTED})\n`;
   }
   return text;
 }

@@ -53,6 +53,8 @@ export interface ClusterKeys {
   kv(app: string, key: string): string;
   /** A P2P key: its segment (P2P_KEYS) and the peer, node or group id that follows it. */
   p2p(segment: keyof typeof P2P_KEYS, id?: string): string;
+  /** A publication key: its segment (PUBLICATION_KEYS) and the publication id or node that follows it. */
+  publication(segment: keyof typeof PUBLICATION_KEYS, id?: string): string;
   /** Redis channel for a logical channel name (see CHANNELS), scoped to the cluster. */
   channel(name: string): string;
 }
@@ -81,6 +83,7 @@ export function clusterKeys(cluster: string): ClusterKeys {
     kv: (app, key) => `${prefix}kv:${checkName('app', app)}:${key}`,
     channel: (name) => prefix + name,
     p2p: (segment, id = '') => prefix + P2P_KEYS[segment] + id,
+    publication: (segment, id = '') => prefix + PUBLICATION_KEYS[segment] + id,
   };
 }
 
@@ -102,6 +105,26 @@ export const P2P_KEYS = {
   nodeMemberships: 'memberships-of:',
   /** Sorted set: group ID → its size, written from the member count in the same script. */
   groups: 'groups',
+} as const;
+
+/**
+ * What follows `fnhost:{<cluster>}:` in the publication keys (issue 10), written into the Lua
+ * scripts of redis-publications.ts (reap walks a dead node's sets) like P2P_KEYS. A publication's
+ * keys end in `<app>:<stream>` (the app has no ':', so the first one splits them); the sets and
+ * the index hold its id, `<app>` NUL `<stream>`, so that byte order is app order, then stream
+ * order (neither may hold a NUL).
+ */
+export const PUBLICATION_KEYS = {
+  /** Hash: node, publisher, since — who publishes `<app>:<stream>` (DESIGN.md `pub:<app>:<stream>`). */
+  pub: 'pub:',
+  /** Hash: node → players there of `<app>:<stream>`, an absolute count set by that node. */
+  players: 'players:',
+  /** Sorted set, all scores 0: the id of every live publication, in byte order (what list reads). */
+  index: 'pubs',
+  /** Set: ids of the publications a node holds (what reaping it removes). */
+  nodePublications: 'pubs-of:',
+  /** Set: ids of the streams a node counts players of (what reaping it removes). */
+  nodePlayers: 'players-of:',
 } as const;
 
 /** A node id as it goes into keys (`peers-of:<node>`), checked like every other key part. */

@@ -3,6 +3,7 @@ import { checkLimit } from './p2p.ts';
 import {
   type ClaimResult,
   checkClaim,
+  checkPublisher,
   checkStreamName,
   checkSubscribers,
   MAX_PUBLICATIONS_LISTED,
@@ -17,7 +18,9 @@ interface Held extends PublicationClaim {
 
 /**
  * MemoryState's publication registry (`state.publications`), step for step what the Redis
- * one does (same contract suite). Keys are `app` NUL `name`: neither may hold a NUL.
+ * one does (same contract suite). Keys are `app` NUL `name`: neither may hold a NUL. list()
+ * orders them by their UTF-8 bytes, as Redis orders its index (JS string order differs past
+ * U+FFFF).
  */
 export class MemoryPublications implements PublicationStore {
   private readonly held = new Map<string, Held>();
@@ -43,8 +46,9 @@ export class MemoryPublications implements PublicationStore {
   async release(app: string, name: string, node: string, publisher: string): Promise<boolean> {
     const key = keyOf(checkAppName(app), checkStreamName(name));
     checkNodeId(node);
+    const lower = checkPublisher(publisher);
     const holder = this.held.get(key);
-    if (!holder || holder.node !== node || holder.publisher !== publisher.toLowerCase()) return false;
+    if (!holder || holder.node !== node || holder.publisher !== lower) return false;
     return this.held.delete(key);
   }
 
@@ -76,7 +80,7 @@ export class MemoryPublications implements PublicationStore {
     if (app !== undefined) checkAppName(app);
     return [...this.held]
       .filter(([, h]) => app === undefined || h.app === app)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
       .slice(0, limit)
       .map(([key, h]) => this.info(key, h));
   }

@@ -75,21 +75,32 @@ export function checkStreamName(name: string): string {
   if (/[\u0000-\u001f\u007f]/.test(name)) {
     throw new Error(`state: a stream name must not hold control characters, got ${JSON.stringify(name)}`);
   }
+  // The Redis store keeps names as UTF-8, which has no lone surrogates: refused, not mangled.
+  if (!name.isWellFormed()) {
+    throw new Error(
+      `state: a stream name must be valid Unicode, without lone surrogates, got ${JSON.stringify(name)}`,
+    );
+  }
   return name;
 }
 
-export function checkClaim(claim: PublicationClaim): PublicationClaim {
-  const publisher = typeof claim.publisher === 'string' ? claim.publisher.toLowerCase() : '';
-  if (!PEER_ID.test(publisher)) {
+/** A publisher's peer ID, lowercased; throws a usable error for anything else. */
+export function checkPublisher(publisher: string): string {
+  const lower = typeof publisher === 'string' ? publisher.toLowerCase() : '';
+  if (!PEER_ID.test(lower)) {
     throw new Error(
-      `state: a publisher must be a peer ID of 64 hex digits, got ${JSON.stringify(claim.publisher)}`,
+      `state: a publisher must be a peer ID of 64 hex digits, got ${JSON.stringify(publisher)}`,
     );
   }
+  return lower;
+}
+
+export function checkClaim(claim: PublicationClaim): PublicationClaim {
   return {
     app: checkAppName(claim.app),
     name: checkStreamName(claim.name),
     node: checkNodeId(claim.node),
-    publisher,
+    publisher: checkPublisher(claim.publisher),
   };
 }
 

@@ -30,6 +30,12 @@ export function luaScript(lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
+/** Lua that sets `now`: the store clock in ms from Redis TIME (seconds, microseconds). */
+export const LUA_NOW_MS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
 /** One reconnect attempt while Redis is unreachable: what failed, and when the next try is. */
 export interface RedisRetry {
   attempt: number;

@@ -1,9 +1,9 @@
 import pino, { type Logger } from 'pino';
 import { type ClusterKeys, clusterKeys } from './keys.ts';
-import type { PublicationStore } from './publications.ts';
-import { luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
+import { LUA_NOW_MS, luaScript, RedisConnection, type RedisRetry } from './redis-connection.ts';
 import { RedisKv } from './redis-kv.ts';
 import { p2pLua, RedisP2p } from './redis-p2p.ts';
+import { publicationsLua, RedisPublications } from './redis-publications.ts';
 import {
   type AppSecrets,
   checkNodeTtl,
@@ -23,27 +23,22 @@ import {
  * from a prefix, which the `{cluster}` hash tag keeps in the same Redis Cluster slot.
  */
 
-/** Store clock in ms from Redis TIME (seconds, microseconds). */
-const NOW_MS = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-`;
-
 /**
- * Removes node `id` and what it owns: its peers and group members (redis-p2p.ts), with the
- * cluster prefix in ARGV[`prefixArg`]. Publications (`pub:<app>:<stream>`) go here too once
- * they are stored, so leave() and reap() both clean them up.
+ * Removes node `id` and what it owns: its peers and group members (redis-p2p.ts), its
+ * publications and its player counts (redis-publications.ts), with the cluster prefix in
+ * ARGV[`prefixArg`]; leave() and reap() both run it, so either cleans up all of them at once.
  */
-const removeNode = (prefixArg: number) => `${p2pLua(prefixArg)}
+const removeNode = (prefixArg: number) => `${p2pLua(prefixArg)}${publicationsLua(prefixArg)}
 local function remove_node(nodes, node_prefix, id)
   redis.call('DEL', node_prefix .. id)
   redis.call('ZREM', nodes, id)
   remove_node_p2p(id)
+  remove_node_publications(id)
 end
 `;
 
 /** KEYS: node, nodes. ARGV: record JSON, ttl ms, id. Returns the heartbeat time. */
-const HEARTBEAT = luaScript(`${NOW_MS}
+const HEARTBEAT = luaScript(`${LUA_NOW_MS}
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[3])
 return now
@@ -65,7 +60,7 @@ return out
 
 /**
  * KEYS: nodes. ARGV: node key prefix, cluster prefix. Every indexed node whose record has
- * expired is removed with its peers and members and returned; being one script, two reapers
+ * expired is removed with its peers, members, publications and player counts, and returned; being one script, two reapers
  * can never both get the same id. A full scan of the index: it holds one entry per node, and
  * TTLs differ per node.
  */
@@ -158,7 +153,7 @@ return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
  * KEYS: the node's seats. ARGV: client, ttl ms. Drops the node's lapsed seats, adds this one
  * (score: when it lapses), and keeps the set alive as long as its longest seat.
  */
-const ADD_SEAT = luaScript(`${NOW_MS}
+const ADD_SEAT = luaScript(`${LUA_NOW_MS}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -166,7 +161,7 @@ return 1
 `);
 
 /** KEYS: the node's seats. ARGV: client. 1 if its seat is there and has not lapsed. */
-const HAS_SEAT = luaScript(`${NOW_MS}
+const HAS_SEAT = luaScript(`${LUA_NOW_MS}
 local lapses = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if lapses and tonumber(lapses) > now then return 1 end
 return 0
@@ -176,7 +171,7 @@ return 0
  * KEYS: seats of each node. ARGV: for each, count only seats lapsing after this (ms, 0: now).
  * The counts, in order (ZCOUNT: no member is read).
  */
-const SEATS = luaScript(`${NOW_MS}
+const SEATS = luaScript(`${LUA_NOW_MS}
 local counts = {}
 for i, key in ipairs(KEYS) do
   counts[i] = redis.call('ZCOUNT', key, '(' .. math.max(now, tonumber(ARGV[i])), '+inf')
@@ -205,8 +200,7 @@ export class RedisState implements State {
   readonly kind = 'redis';
   readonly kv: RedisKv;
   readonly p2p: RedisP2p;
-  /** Issue 10, being built: the Redis registry replaces this within the session that added it. */
-  readonly publications: PublicationStore = unbuiltPublications();
+  readonly publications: RedisPublications;
   readonly keys: ClusterKeys;
   private readonly redis: RedisConnection;
 
@@ -215,6 +209,7 @@ export class RedisState implements State {
     this.keys = keys;
     this.kv = new RedisKv(redis, keys);
     this.p2p = new RedisP2p(redis, keys);
+    this.publications = new RedisPublications(redis, keys);
   }
 
   /**
@@ -384,11 +379,4 @@ export class RedisState implements State {
 function strings(reply: unknown): string[] {
   if (!Array.isArray(reply)) throw new Error('state: unexpected reply from a Redis script');
   return reply.map(String);
-}
-
-function unbuiltPublications(): PublicationStore {
-  const no = async (): Promise<never> => {
-    throw new Error('state: publications in Redis are not built yet');
-  };
-  return { claim: no, release: no, get: no, setSubscribers: no, list: no };
 }

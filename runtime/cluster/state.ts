@@ -119,8 +119,8 @@ export interface State {
    */
   heartbeat(record: NodeRecord, ttlMs: number): Promise<void>;
   /**
-   * A clean leave: the node and what it owns (peers, group members) are removed now, in one
-   * atomic step. Only if `epoch` still matches.
+   * A clean leave: the node and what it owns (peers, group members, publications and player
+   * counts) are removed now, in one atomic step. Only if `epoch` still matches.
    */
   leave(id: string, epoch: string): Promise<void>;
   /** Live nodes (record not expired), any order. */

@@ -12,7 +12,7 @@ import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
 import { AppHost } from './apps.ts';
 import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
-import { clusterView, DASHBOARD_GROUPS } from './cluster-view.ts';
+import { clusterView, DASHBOARD_GROUPS, DASHBOARD_PUBLICATIONS } from './cluster-view.ts';
 import { Drain } from './drain.ts';
 import { NodeGroups } from './groups.ts';
 import { LinkAcceptor } from './link-acceptor.ts';
@@ -353,11 +353,16 @@ export async function startClusterNode(
       relay: { links: links?.stats(), accepted: linkAcceptor.stats(), streams: relays.stats() },
     }),
     cluster: async () => {
-      const groups = await state.p2p.groups(DASHBOARD_GROUPS).catch((err: unknown) => {
-        log.warn({ err: errorText(err) }, '/cluster.json: could not read the groups from the cluster store');
+      const unread = (what: string) => (err: unknown) => {
+        log.warn({ err: errorText(err) }, `/cluster.json: could not read the ${what} from the cluster store`);
         return undefined;
-      });
-      return clusterView(self.id, config.cluster.name, cluster?.servers() ?? [], groups, Date.now());
+      };
+      const [groups, publications] = await Promise.all([
+        state.p2p.groups(DASHBOARD_GROUPS).catch(unread('groups')),
+        state.publications.list(undefined, DASHBOARD_PUBLICATIONS).catch(unread('publications')),
+      ]);
+      const servers = cluster?.servers() ?? [];
+      return clusterView(self.id, config.cluster.name, servers, { groups, publications }, Date.now());
     },
     metrics: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
   };

@@ -1,8 +1,17 @@
 import type { GroupSummary } from '../cluster/p2p.ts';
+import type { PublicationInfo } from '../cluster/publications.ts';
 import type { NodeEntry, NodeLoad, NodeState } from '../cluster/state.ts';
 
 /** Groups the dashboard lists, largest first (it polls every second: keep the answer small). */
 export const DASHBOARD_GROUPS = 50;
+/** Publications the dashboard lists, by app then stream name (small, as for groups). */
+export const DASHBOARD_PUBLICATIONS = 50;
+
+/** What the view reads from the cluster store per answer; undefined: it could not be read. */
+export interface StoreListings {
+  groups: GroupSummary[] | undefined;
+  publications: PublicationInfo[] | undefined;
+}
 
 /** One node as the dashboard shows it. */
 export interface NodeView {
@@ -32,16 +41,20 @@ export interface ClusterView {
   groups: GroupSummary[];
   /** Set when the store could not be read: `groups` is empty for that reason, not for lack of groups. */
   groupsUnavailable?: true;
-  /** Live publications: empty until relays (issue 10) exist. */
-  publications: [];
+  /**
+   * Live publications (at most DASHBOARD_PUBLICATIONS, by app then name) with their origin node
+   * and players per node, read from the store for this answer.
+   */
+  publications: PublicationInfo[];
+  /** Set when the store could not be read: `publications` is empty for that reason. */
+  publicationsUnavailable?: true;
 }
 
 export function clusterView(
   node: string,
   cluster: string,
   servers: NodeEntry[],
-  /** undefined: the store could not be read. */
-  groups: GroupSummary[] | undefined,
+  { groups, publications }: StoreListings,
   at: number,
 ): ClusterView {
   const sorted = [...servers].sort((a, b) => a.id.localeCompare(b.id));
@@ -68,6 +81,7 @@ export function clusterView(
     apps,
     groups: groups ?? [],
     ...(groups ? {} : { groupsUnavailable: true }),
-    publications: [],
+    publications: publications ?? [],
+    ...(publications ? {} : { publicationsUnavailable: true }),
   };
 }

@@ -144,6 +144,24 @@ const SCRIPT = `
     $(id + '-empty').hidden = items.length > 0;
   }
 
+  // One row per live publication: where it is published (its origin) and who plays it where.
+  function drawPublications(view) {
+    const rows = view.publications.map((p) => {
+      const perNode = Object.entries(p.nodes).sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([node, n]) => node.slice(0, 16) + ': ' + n).join(', ');
+      const origin = el('td', {}, [el('code', { textContent: p.node.slice(0, 16) })]);
+      origin.title = p.node;
+      const row = el('tr', {}, [cell(p.app), cell(p.name), origin, cell(p.subscribers, 'num'), cell(perNode || '-')]);
+      row.dataset.publication = p.app + '/' + p.name;
+      return row;
+    });
+    $('publications').replaceChildren(...rows);
+    $('publications-empty').textContent = view.publicationsUnavailable
+      ? 'Unknown: the cluster store could not be read.'
+      : 'None: no stream is published.';
+    $('publications-empty').hidden = rows.length > 0;
+  }
+
   async function poll() {
     try {
       const res = await fetch('/cluster.json', { cache: 'no-store' });
@@ -166,7 +184,7 @@ const SCRIPT = `
       drawChart();
       drawApps(view);
       drawList('groups', view.groups, (g) => g.id + ': ' + g.size + (g.size === 1 ? ' member' : ' members'));
-      drawList('publications', view.publications, (p) => p.name + ' from ' + p.origin + ', ' + p.subscribers + ' subscribers');
+      drawPublications(view);
       document.body.dataset.updated = String(view.at);
     } catch (e) {
       $('conn').textContent = 'node unreachable (' + e.message + '), retrying';
@@ -219,8 +237,11 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <section>
     <h2>Publications</h2>
-    <ul id="publications"></ul>
-    <p class="empty" id="publications-empty">None: publications are not relayed between nodes yet.</p>
+    <table>
+      <thead><tr><th>app</th><th>stream</th><th>origin</th><th>players</th><th>players per node</th></tr></thead>
+      <tbody id="publications"></tbody>
+    </table>
+    <p class="empty" id="publications-empty">None: no stream is published.</p>
   </section>
 </main>
 <script>${SCRIPT}</script>

@@ -8,7 +8,7 @@ export interface HttpSources {
   ready(): { ok: boolean; reason?: string };
   /** The node's status as JSON (`/status`). */
   status(): unknown;
-  /** The cluster as the dashboard draws it (`/cluster.json`); its groups are read from the store. */
+  /** The cluster as the dashboard draws it (`/cluster.json`); its groups and publications are read from the store. */
   cluster(): Promise<unknown>;
   /** `/metrics`: the Prometheus text exposition and its content type. */
   metrics(): Promise<MetricsText>;

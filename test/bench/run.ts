@@ -10,6 +10,7 @@ import { memoryPerSession } from './memory.bench.ts';
 import { countingCost } from './metrics.bench.ts';
 import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
+import { publicationsStoreFigures } from './publications-store.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
 import { relayFigures } from './relay.bench.ts';
 import { rendezvousFigures } from './rendezvous.bench.ts';
@@ -157,6 +158,13 @@ const STEPS: Step[] = [
     unit: 'µs',
     timeoutMs: 30_000,
     run: p2pStoreFigures,
+  },
+  {
+    section: 'p',
+    name: 'cluster store: publication claim, release, get, player count and list on Redis',
+    unit: 'µs',
+    timeoutMs: 60_000,
+    run: publicationsStoreFigures,
   },
   {
     section: 'n',

@@ -40,9 +40,11 @@ describe('RedisState on a real redis-server', () => {
         await state.clusterSecret();
         await state.p2p.putPeer('a'.repeat(64), { node: 'n1', address: '203.0.113.1:1', lan: [] });
         await state.p2p.joinGroup('b'.repeat(64), 'a'.repeat(64), 'n1');
+        await state.publications.claim({ app: 'chat', name: 'cam', node: 'n1', publisher: 'a'.repeat(64) });
+        await state.publications.setSubscribers('chat', 'cam', 'n1', 2);
         await state.subscribe(CHANNELS.rpc('n1'), () => {});
         const keys = await raw.keys('*tagged*');
-        assert.equal(keys.length, 16, keys.join(' '));
+        assert.equal(keys.length, 21, keys.join(' '));
         for (const key of keys) assert.ok(key.startsWith('fnhost:{tagged}:'), key);
         assert.deepEqual(await raw.pubsub('CHANNELS', '*tagged*'), ['fnhost:{tagged}:rpc:n1']);
         assert.equal(
@@ -51,6 +53,40 @@ describe('RedisState on a real redis-server', () => {
         );
       } finally {
         raw.disconnect();
+        await state.close();
+      }
+    });
+
+    it('a publication claim, release, lookup, player count and listing each take one round trip', async () => {
+      const state = await RedisState.connect(redis.url, { cluster: nextCluster(), logger });
+      try {
+        const p = state.publications;
+        const cam = { app: 'chat', name: 'cam', node: 'n1', publisher: 'a'.repeat(64) };
+        // Warm up: the first call of each script on a server is EVALSHA, NOSCRIPT, then EVAL.
+        await p.claim(cam);
+        await p.release('chat', 'cam', 'n1', cam.publisher);
+        await p.get('chat', 'cam');
+        await p.setSubscribers('chat', 'cam', 'n1', 1);
+        await p.list();
+        let trips = 0;
+        state.onRoundTrip(() => trips++);
+        const count = async (op: () => Promise<unknown>) => {
+          const before = trips;
+          await op();
+          return trips - before;
+        };
+        assert.deepEqual(
+          [
+            await count(() => p.claim(cam)),
+            await count(() => p.claim({ ...cam, node: 'n2' })),
+            await count(() => p.setSubscribers('chat', 'cam', 'n2', 3)),
+            await count(() => p.get('chat', 'cam')),
+            await count(() => p.list('chat')),
+            await count(() => p.release('chat', 'cam', 'n1', cam.publisher)),
+          ],
+          [1, 1, 1, 1, 1, 1],
+        );
+      } finally {
         await state.close();
       }
     });

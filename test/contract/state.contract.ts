@@ -4,6 +4,7 @@ import { MAX_VERSIONS, type StoredBundle, type VersionInfo } from '../../runtime
 import { type MakeState, nodeRecord, sleep, until, useState } from './fixture.ts';
 import { kvContract } from './kv.contract.ts';
 import { p2pContract } from './p2p.contract.ts';
+import { publicationsContract } from './publications.contract.ts';
 
 export type { MakeState, StateFixture } from './fixture.ts';
 
@@ -19,6 +20,7 @@ export function stateContract(name: string, make: MakeState): void {
   seatsContract(name, make);
   kvContract(name, make);
   p2pContract(name, make);
+  publicationsContract(name, make);
 }
 
 function seatsContract(name: string, make: MakeState): void {

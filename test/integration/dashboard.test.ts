@@ -134,6 +134,36 @@ describe('the dashboard in headless Chromium, against 2 nodes and Redis', () => 
     assert.deepEqual(await groupItems(), [listed]);
     assert.equal(await page.$eval('#groups-empty', (e) => e.hasAttribute('hidden')), true);
 
+    // A stream published on the other node, with players on both: the page lists it with its
+    // origin and the players per node (nothing publishes yet: seeded as a node would record it).
+    await state.publications.claim({ app: 'app', name: 'cam 1', node: other.id, publisher: 'ab'.repeat(32) });
+    await state.publications.setSubscribers('app', 'cam 1', shown.id, 2);
+    await state.publications.setSubscribers('app', 'cam 1', other.id, 3);
+    const publicationRows = () =>
+      page.$$eval('#publications tr', (trs) =>
+        trs.map((tr) =>
+          Array.from(tr.querySelectorAll('td') as Iterable<{ textContent: string }>, (td) => td.textContent),
+        ),
+      );
+    const perNode = [shown.id, other.id]
+      .sort()
+      .map((id) => `${id.slice(0, 16)}: ${id === shown.id ? 2 : 3}`)
+      .join(', ');
+    const expected = [['app', 'cam 1', other.id.slice(0, 16), '5', perNode]];
+    for (
+      let waited = 0;
+      waited < WAIT_MS && JSON.stringify(await publicationRows()) !== JSON.stringify(expected);
+      waited += 100
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(await publicationRows(), expected);
+    const json = (await (await fetch(`http://${shown.http}/cluster.json`)).json()) as {
+      publications: unknown;
+    };
+    assert.deepEqual(json.publications, await state.publications.list(), '/cluster.json carries them whole');
+    assert.equal(await page.$eval('#publications-empty', (e) => e.hasAttribute('hidden')), true);
+
     const screenshot = process.env[SCREENSHOT_ENV];
     if (screenshot) {
       await page.setViewport({ width: 1100, height: 900 });

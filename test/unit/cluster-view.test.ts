@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { PublicationInfo } from '../../runtime/cluster/publications.ts';
 import type { NodeEntry } from '../../runtime/cluster/state.ts';
-import { clusterView } from '../../runtime/host/cluster-view.ts';
+import { clusterView, type StoreListings } from '../../runtime/host/cluster-view.ts';
 import { idleNodeRecord } from '../support/node-records.ts';
+
+const NOTHING_LISTED: StoreListings = { groups: [], publications: [] };
 
 function entry(id: string, over: Partial<NodeEntry> = {}): NodeEntry {
   return {
@@ -21,7 +24,7 @@ test('the dashboard view sorts nodes, shows a paused serving node as paused and 
     'b',
     'default',
     [entry('c', { state: 'draining', paused: true }), entry('b', { paused: true }), entry('a')],
-    [],
+    NOTHING_LISTED,
     42,
   );
   assert.deepEqual(
@@ -35,9 +38,9 @@ test('the dashboard view sorts nodes, shows a paused serving node as paused and 
   assert.equal(view.node, 'b');
   assert.equal(view.at, 42);
   assert.deepEqual(
-    [view.groups, view.publications, view.groupsUnavailable],
-    [[], [], undefined],
-    'nothing made up: no groups, and no relays yet',
+    [view.groups, view.publications, view.groupsUnavailable, view.publicationsUnavailable],
+    [[], [], undefined, undefined],
+    'nothing made up: no groups, no publications',
   );
 });
 
@@ -50,7 +53,7 @@ test('the dashboard view lists, per app, each running version with the nodes tha
       entry('b', { versions: { chat: 'v1' }, errors: { chat: 'v2: boom' } }),
       entry('c', { versions: { chat: 'v2' } }),
     ],
-    [],
+    NOTHING_LISTED,
     0,
   );
   assert.deepEqual(view.apps, { chat: { v2: ['a', 'c'], v1: ['b'] }, game: { g1: ['a'] } });
@@ -62,9 +65,30 @@ test('the dashboard view lists the groups read from the store, and says when the
     { id: 'a'.repeat(64), size: 12 },
     { id: 'b'.repeat(64), size: 1 },
   ];
-  const view = clusterView('a', 'default', [entry('a')], groups, 0);
+  const view = clusterView('a', 'default', [entry('a')], { groups, publications: [] }, 0);
   assert.deepEqual(view.groups, groups);
   assert.equal(view.groupsUnavailable, undefined);
-  const down = clusterView('a', 'default', [entry('a')], undefined, 0);
+  const down = clusterView('a', 'default', [entry('a')], { groups: undefined, publications: [] }, 0);
   assert.deepEqual([down.groups, down.groupsUnavailable], [[], true]);
+});
+
+test('the dashboard view lists the publications read from the store, and says when the store could not be read', () => {
+  const publications: PublicationInfo[] = [
+    {
+      app: 'live',
+      name: 'cam',
+      node: 'a',
+      publisher: 'b'.repeat(64),
+      since: 7,
+      subscribers: 5,
+      nodes: { a: 2, b: 3 },
+    },
+  ];
+  const view = clusterView('a', 'default', [entry('a')], { groups: [], publications }, 0);
+  assert.deepEqual([view.publications, view.publicationsUnavailable], [publications, undefined]);
+  const down = clusterView('a', 'default', [entry('a')], { groups: [], publications: undefined }, 0);
+  assert.deepEqual(
+    [down.publications, down.publicationsUnavailable, down.groupsUnavailable],
+    [[], true, undefined],
+  );
 });
