@@ -303,7 +303,7 @@ async function main(): Promise<void> {
         'p: RedisState in the bench process on its own redis-server, one call at a time; ratio vs a bare round trip (TIME).',
         'n: 2 node processes + redis-server, sdk clients in the bench process; one join at a time, each to a fresh group of one member.',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
-        "l: 2 in-process nodes + redis-server; the stream fed to the origin's publication, players recording on the relaying node; 20 players ratio vs 1.",
+        'l: 2 in-process nodes + redis-server, an sdk publisher on one, sdk players on the other; ratio of 20 players vs 1.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { connect, type NetConnection } from '../../sdk/client.ts';
+import type { Player } from '../../sdk/player.ts';
 import type { ClusterMember } from '../support/cluster-member.ts';
-import { until } from '../support/node.ts';
+import { silentLogger, until } from '../support/node.ts';
 import { endProcess, type NodeProcess, startNodeProcess } from '../support/processes.ts';
 import {
   publishStream,
@@ -11,8 +14,6 @@ import {
   watch,
 } from '../support/recording-player.ts';
 import { type RelayCluster, startRelayCluster } from '../support/relay-cluster.ts';
-import { connect, type NetConnection } from '../../sdk/client.ts';
-import type { Player } from '../../sdk/player.ts';
 
 const STREAM = 'cam';
 /** Players on one relaying node: the link must carry one copy whatever their number. */
@@ -31,6 +32,7 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
   let a: ClusterMember;
   let b: ClusterMember;
   let c: ClusterMember;
+  let state: RedisState;
   const clients: NetConnection[] = [];
 
   const client = async (m: ClusterMember) => {
@@ -38,7 +40,10 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     clients.push(nc);
     return nc;
   };
-  /** `count` players of STREAM on node `m`, each on its own connection, and what they get. */
+  /**
+   * `count` players of STREAM on node `m`, each on its own connection, and what they get from
+   * then on (a PublishNotify right behind Play.Start is missed: play before publishing).
+   */
   const players = async (m: ClusterMember, count: number) => {
     const out: { player: Player; got: Recorded }[] = [];
     for (let i = 0; i < count; i++) {
@@ -51,19 +56,23 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
   before(async () => {
     cluster = await startRelayCluster({ nodes: 3, app: APP });
     [a, b, c] = cluster.members;
+    state = await RedisState.connect(cluster.redis.url, { cluster: 'default', logger: silentLogger });
   });
 
   after(async () => {
     await Promise.all(clients.map((nc) => nc.abort({ tellPeer: false }).catch(() => {})));
+    await state?.close();
     await cluster?.stop();
   });
 
   test('players on two other nodes receive what players on the origin receive, in order, one copy per node', async () => {
-    const publisher = await (await client(a)).publish(STREAM);
+    // Players first: each hears the publisher come (PublishNotify), wherever it publishes.
     const onA = await players(a, 1);
     const onB = await players(b, PLAYERS_B);
     const onC = await players(c, 1);
     const everyone = [...onA, ...onB, ...onC];
+    const publisherConn = await client(a);
+    const publisher = await publisherConn.publish(STREAM);
     await until(
       () => everyone.every((p) => codes(p.got, 'PublishNotify') === 1),
       10_000,
@@ -72,14 +81,31 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     assert.equal(b.running.relays.stats().relays, 1, `one relay on B for ${PLAYERS_B} players`);
     assert.equal(a.running.linkAcceptor.stats().relayed, 2, 'one relay per (stream, node) at the origin');
     assert.equal(a.running.linkAcceptor.stats().open, 2);
-    const record = await a.running.cluster.state.publications.get('app', STREAM);
-    assert.deepEqual(record?.nodes, { [a.running.cluster.id]: 1, [b.running.cluster.id]: PLAYERS_B, [c.running.cluster.id]: 1 }, 'relays are not counted as players');
+    const counted = {
+      [a.running.cluster.id]: 1,
+      [b.running.cluster.id]: PLAYERS_B,
+      [c.running.cluster.id]: 1,
+    };
+    // Player counts reach the store coalesced (a quarter second): read until they are all there.
+    let registered = await state.publications.get('app', STREAM);
+    for (let i = 0; i < 50 && Object.keys(registered?.nodes ?? {}).length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      registered = await state.publications.get('app', STREAM);
+    }
+    assert.deepEqual(registered?.nodes, counted, 'relays are not counted as players');
+    assert.equal(registered?.node, a.running.cluster.id);
 
     const linkB = b.running.links.get(a.running.cluster.id);
     const linkC = c.running.links.get(a.running.cluster.id);
-    const publisherAtA = a.running.node.openConnections().find((conn) => conn.peerId === publisher.peerId);
+    const publisherAtA = a.running.node
+      .openConnections()
+      .find((conn) => conn.peerId === publisherConn.peerId);
     assert.ok(linkB && linkC && publisherAtA);
-    const before = { b: linkB.bytesReceived, c: linkC.bytesReceived, pub: publisherAtA.session.bytesReceived };
+    const before = {
+      b: linkB.bytesReceived,
+      c: linkC.bytesReceived,
+      pub: publisherAtA.session.bytesReceived,
+    };
     const stream = syntheticStream(6);
     await publishStream(publisher, stream, 5);
     const expected = stream.length - 1;
@@ -116,8 +142,8 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
   });
 
   test('a late player on the relaying node starts with the metadata and codec configurations', async () => {
-    const publisher = await (await client(a)).publish(STREAM);
     const first = await players(b, 1);
+    const publisher = await (await client(a)).publish(STREAM);
     await until(() => codes(first[0].got, 'PublishNotify') === 1, 10_000, 'the first player');
     const stream = syntheticStream(1);
     await publishStream(publisher, stream, 0);
@@ -177,7 +203,11 @@ describe('relaying when the origin node dies (node process, SIGKILL)', () => {
     origin = await startNodeProcess(cluster.dir, ['--redis', cluster.redis.url]);
     const [b] = cluster.members;
     const id = origin.id;
-    await until(() => b.running.cluster.servers().some((s) => s.id === id), 10_000, 'node B to see the origin');
+    await until(
+      () => b.running.cluster.servers().some((s) => s.id === id),
+      10_000,
+      'node B to see the origin',
+    );
     const pubConn = await connect(`rtmfp://${origin.rtmfp}/app`);
     clients.push(pubConn);
     const publisher = await pubConn.publish(STREAM);

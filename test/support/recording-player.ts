@@ -1,9 +1,9 @@
 import { LivePlayer, type MediaFlow } from '../../runtime/rtmfp/live-player.ts';
+import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
+import { decodeCommand, decodeTCMessage, encodeData, TCMessageType } from '../../runtime/rtmfp/tc-message.ts';
 import { FlvTagType } from '../../sdk/flv.ts';
 import type { Player } from '../../sdk/player.ts';
 import type { Publisher } from '../../sdk/publisher.ts';
-import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
-import { decodeCommand, decodeTCMessage, encodeData, TCMessageType } from '../../runtime/rtmfp/tc-message.ts';
 
 /** What one of a player's flows carried: media payloads (hex) in order, and status codes. */
 export interface Recorded {

@@ -28,7 +28,11 @@ export interface RelayCluster {
 }
 
 /** Redis, `app` deployed as RELAY_APP_NAME, and `nodes` nodes (relay links idle out after `idleMs`). */
-export async function startRelayCluster(o: { nodes: number; app: string; idleMs?: number }): Promise<RelayCluster> {
+export async function startRelayCluster(o: {
+  nodes: number;
+  app: string;
+  idleMs?: number;
+}): Promise<RelayCluster> {
   const redis = await startRedis();
   const dir = mkdtempSync(join(tmpdir(), 'fnhost-relay-'));
   const members: ClusterMember[] = [];
@@ -46,8 +50,9 @@ export async function startRelayCluster(o: { nodes: number; app: string; idleMs?
       const id = m.running.cluster.id;
       await until(
         () =>
-          members.every((x) => x.running.cluster.servers().some((s) => s.id === id && s.state === 'serving')) &&
-          m.running.apps.version(RELAY_APP_NAME) !== undefined,
+          members.every((x) =>
+            x.running.cluster.servers().some((s) => s.id === id && s.state === 'serving'),
+          ) && m.running.apps.version(RELAY_APP_NAME) !== undefined,
         10_000,
         `node ${id} serving, seen by every node, with the app`,
       );
