@@ -191,7 +191,21 @@ export async function startClusterNode(
     ...streams.counts,
     streamDrops: streams.drops.snapshot(),
     streamsRefused: streams.refused,
+    ...relayCounts(),
   }));
+  /** The relay's figures for `/metrics` (links and relays exist once the node joined its cluster). */
+  function relayCounts() {
+    const out = links?.stats();
+    const accepted = linkAcceptor.stats();
+    return {
+      relayLinksOut: out?.open ?? 0,
+      relayLinksIn: accepted.open,
+      relayedIn: relays?.stats().relays ?? 0,
+      relayedOut: accepted.relayed,
+      relayLinksFailed: out?.failed ?? {},
+      relayLinksRefused: accepted.refused,
+    };
+  }
   const bound = (await rtmfp.start()).map(formatAddress);
   const load = new LoadMeter(() => {
     const cpu = process.cpuUsage();

@@ -12,7 +12,7 @@ import {
   RELAY_APP,
   signLinkRequest,
 } from '../relay/link-credential.ts';
-import { LINK_IDLE_MS, LinkTable } from '../relay/link-table.ts';
+import { LINK_IDLE_MS, LinkTable, linkable } from '../relay/link-table.ts';
 import { type Address, formatAddress } from '../rtmfp/address.ts';
 import type { Session } from '../rtmfp/session.ts';
 import { TCClientConnection } from '../rtmfp/tc-client.ts';
@@ -219,7 +219,7 @@ export interface RelayLinkStats {
 /**
  * This node's media links to the other nodes: one per far node, shared by every relay to it,
  * opened on first use, closed once unused for `idleMs`, and closed at once when the far node's
- * record says it is gone, draining, stopping or restarted (checked on every heartbeat).
+ * record says it is gone, stopping or restarted (checked on every heartbeat).
  */
 export class RelayLinks {
   private readonly o: RelayLinksOptions;
@@ -236,7 +236,7 @@ export class RelayLinks {
 
   /**
    * A lease on the link to `node`, opening it if there is none. Throws a RelayLinkError for
-   * this node, or a node that is not live and serving.
+   * this node, or a node that is not live and serving or draining.
    */
   use(node: string): RelayLease {
     if (this.stopped) throw new RelayLinkError('stopped', 'this node is stopping');
@@ -245,7 +245,7 @@ export class RelayLinks {
     let link = this.table.get(node);
     if (!link) {
       const entry = this.o.servers().find((s) => s.id === node);
-      if (entry?.state !== 'serving')
+      if (!entry || !linkable(entry.state))
         throw new RelayLinkError('not-serving', `node ${node} is ${entry ? entry.state : 'not live'}`);
       const target = linkAddress(entry);
       if (!target) throw new RelayLinkError('no-address', `node ${node} has no RTMFP address in its record`);
@@ -265,11 +265,11 @@ export class RelayLinks {
     };
   }
 
-  /** Closes the links to nodes that are not serving any more (called after each heartbeat). */
+  /** Closes the links to nodes that do not serve them any more (called after each heartbeat). */
   serversChanged(live: readonly NodeEntry[]): void {
     for (const link of this.table.takeUnserved(live)) {
       const entry = live.find((n) => n.id === link.node);
-      const why = !entry ? 'is gone' : entry.state !== 'serving' ? `is ${entry.state}` : 'restarted';
+      const why = !entry ? 'is gone' : !linkable(entry.state) ? `is ${entry.state}` : 'restarted';
       link.close(new RelayLinkError('far-node-gone', `node ${link.node} ${why}`));
     }
   }

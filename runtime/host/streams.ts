@@ -81,10 +81,10 @@ export class NodeStreams implements StreamEvents, OriginPublications {
     this.log = o.logger.child({ component: 'streams' });
   }
 
-  /** Live publications on this node (relayed ones too), and players on this node. */
+  /** Live publications whose publisher is on this node (not relayed ones), and players on this node. */
   get counts(): { publications: number; players: number } {
     let publications = 0;
-    for (const l of this.local.values()) if (l.pub.publishing) publications++;
+    for (const l of this.local.values()) if (l.publisher && l.pub.publishing) publications++;
     return { publications, players: this.playing.size };
   }
 

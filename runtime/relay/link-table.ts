@@ -3,6 +3,18 @@ import type { NodeEntry } from '../cluster/state.ts';
 /** A link with no user lingers this long, so players coming and going do not reopen it each time. */
 export const LINK_IDLE_MS = 10_000;
 
+/**
+ * States in which a node serves links. A draining node still serves its publications until its
+ * deadline sends its clients elsewhere (DESIGN.md "Drain has a deadline"), so relays from it go
+ * on and new ones may start; a stopping node is leaving now.
+ */
+const LINKABLE: ReadonlySet<NodeEntry['state']> = new Set(['serving', 'draining']);
+
+/** Whether links may be opened to, and kept to, a node in `state`. */
+export function linkable(state: NodeEntry['state']): boolean {
+  return LINKABLE.has(state);
+}
+
 /** What the table needs of a link: the far node's epoch once it answered (undefined while opening). */
 export interface TableLink {
   readonly farEpoch: string | undefined;
@@ -18,7 +30,7 @@ interface Entry<L> {
 /**
  * This node's media links to other nodes, one per far node (issue 10: one copy per (stream,
  * node) needs one link per pair of nodes), with how many relays use each, and which ones are
- * due to close: idle past `idleMs`, or to a node that is gone, draining, stopping or restarted.
+ * due to close: idle past `idleMs`, or to a node that is gone, stopping or restarted.
  * Pure: time and the cluster's live nodes come in; the host opens and closes the sessions.
  */
 export class LinkTable<L extends TableLink> {
@@ -91,8 +103,8 @@ export class LinkTable<L extends TableLink> {
   }
 
   /**
-   * Links whose far node is not serving any more, as the store sees it (`live`): gone (died
-   * or left), draining or stopping, or another process now (epoch changed). Removed from the
+   * Links whose far node does not serve them any more, as the store sees it (`live`): gone
+   * (died or left), stopping, or another process now (epoch changed). Removed from the
    * table, for the caller to close.
    */
   takeUnserved(live: readonly NodeEntry[]): L[] {
@@ -101,7 +113,7 @@ export class LinkTable<L extends TableLink> {
     for (const [node, e] of this.entries) {
       const n = byId.get(node);
       const epoch = e.link.farEpoch;
-      if (n && n.state === 'serving' && (epoch === undefined || epoch === n.epoch)) continue;
+      if (n && linkable(n.state) && (epoch === undefined || epoch === n.epoch)) continue;
       this.entries.delete(node);
       out.push(e.link);
     }

@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RedisState } from '../../runtime/cluster/redis-state.ts';
-import { parseConfig } from '../../runtime/config/config.ts';
 import { RelayLinkError } from '../../runtime/host/relay-links.ts';
-import { bundleApp } from '../../runtime/sandbox/bundle.ts';
 import { connect, type StatusError } from '../../sdk/client.ts';
-import { type ClusterMember, startClusterMember } from '../support/cluster-member.ts';
-import { silentLogger, until } from '../support/node.ts';
+import type { ClusterMember } from '../support/cluster-member.ts';
+import { until } from '../support/node.ts';
 import { endProcess, type NodeProcess, startNodeProcess } from '../support/processes.ts';
-import { startRedis, type TestRedis } from '../support/redis.ts';
+import { type RelayCluster, startRelayCluster } from '../support/relay-cluster.ts';
 
-const HEARTBEAT_MS = 200;
-const SECRET = 'relay-links-test-secret-0123';
 /** Short, so the idle close is seen in a test. */
 const IDLE_MS = 300;
-const APP = 'app';
 /** Every client is refused: a link that ran the app's handlers would be too. */
 const APP_CODE = `
 import { defineApp, reject } from 'fnhost/sdk';
@@ -26,27 +17,12 @@ export default defineApp({
 });
 `;
 
-const config = (dir: string, secret: string) =>
-  parseConfig(
-    `name = "${APP}"\n[node]\nrtmfp = "127.0.0.1:0"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "${secret}"\n`,
-    { dir, env: {} },
-  );
-
 describe('node-to-node media links (real redis-server, real UDP)', () => {
-  let redis: TestRedis;
-  let dir: string;
-  const members: ClusterMember[] = [];
+  let cluster: RelayCluster;
   let far: ClusterMember;
   let near: ClusterMember;
   let stranger: ClusterMember;
 
-  const member = async (secret = SECRET): Promise<ClusterMember> => {
-    const m = await startClusterMember(config(dir, secret), redis.url, silentLogger, {
-      relayLinkIdleMs: IDLE_MS,
-    });
-    members.push(m);
-    return m;
-  };
   const sees = (m: ClusterMember, id: string, state = 'serving') =>
     until(
       () => m.running.cluster.servers().some((s) => s.id === id && s.state === state),
@@ -55,39 +31,17 @@ describe('node-to-node media links (real redis-server, real UDP)', () => {
     );
 
   before(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'fnhost-relay-'));
-    mkdirSync(join(dir, 'functions'));
-    writeFileSync(join(dir, 'functions', 'index.ts'), APP_CODE);
-    writeFileSync(
-      join(dir, 'wrangler-like.toml'),
-      `name = "${APP}"\nmain = "functions/"\n[cluster]\nheartbeat_ms = ${HEARTBEAT_MS}\nsecret = "${SECRET}"\n`,
-    );
-    const bundle = await bundleApp(join(dir, 'functions'));
-    const deployer = await RedisState.connect(redis.url, { cluster: 'default', logger: silentLogger });
-    await deployer.putBundle(APP, bundle);
-    await deployer.deploy(APP, {
-      hash: bundle.hash,
-      deployedAt: await deployer.time(),
-      files: [],
-      by: 'test',
-    });
-    await deployer.close();
-    far = await member();
-    near = await member();
-    stranger = await member('another-cluster-secret-0123');
-    for (const m of [near, stranger]) await sees(m, far.running.cluster.id);
-    await until(() => far.running.apps.version(APP) === bundle.hash, 10_000, 'the app on the far node');
+    cluster = await startRelayCluster({ nodes: 2, app: APP_CODE, idleMs: IDLE_MS });
+    [far, near] = cluster.members;
+    stranger = await cluster.add('another-cluster-secret-0123');
   });
 
   after(async () => {
-    for (const m of members) await m.stop().catch(() => {});
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   test('a link opens authenticated both ways, and the far node runs no handler for it nor counts it as a client', async () => {
-    const refusedClient = await connect(`rtmfp://${far.running.rtmfp[0]}/${APP}`).then(
+    const refusedClient = await connect(cluster.url(far)).then(
       () => undefined,
       (e: StatusError) => e,
     );
@@ -158,23 +112,30 @@ describe('node-to-node media links (real redis-server, real UDP)', () => {
     assert.equal(near.running.links.stats().open, 0);
   });
 
-  test('a link closes when the far node drains', async () => {
-    const draining = await member();
-    await sees(near, draining.running.cluster.id);
+  test('a link to a node that drains stays until the node stops', async () => {
+    const draining = await cluster.add();
     const lease = near.running.links.use(draining.running.cluster.id);
     await lease.link.ready;
     await draining.running.setDraining(true);
-    await until(() => lease.link.state === 'closed', 5_000, 'the link to a draining node to close');
-    assert.equal(lease.link.error?.reason, 'far-node-gone');
-    assert.match(lease.link.error?.message ?? '', /draining/);
-    assert.throws(() => near.running.links.use(draining.running.cluster.id), /draining/);
+    await sees(near, draining.running.cluster.id, 'draining');
+    // Its publications are served until its deadline: the link stays, and takes more relays.
+    assert.equal(lease.link.state, 'up');
+    const more = near.running.links.use(draining.running.cluster.id);
+    assert.equal(more.link, lease.link);
+    await cluster.remove(draining);
+    await until(() => lease.link.state === 'closed', 5_000, 'the link to a stopped node to close');
+    assert.equal(near.running.links.stats().open, 0);
+    const id = draining.running.cluster.id;
+    await until(() => !near.running.cluster.servers().some((n) => n.id === id), 5_000, 'the node to leave');
+    assert.throws(() => near.running.links.use(id), /not live/);
     lease.release();
+    more.release();
   });
 
   test('a link closes when the far node dies', async () => {
     let doomed: NodeProcess | undefined;
     try {
-      doomed = await startNodeProcess(dir, ['--redis', redis.url]);
+      doomed = await startNodeProcess(cluster.dir, ['--redis', cluster.redis.url]);
       const id = doomed.id;
       await sees(near, id);
       const lease = near.running.links.use(id);
