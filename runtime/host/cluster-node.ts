@@ -34,7 +34,7 @@ export interface RunningNode {
   metrics: NodeMetrics;
   /** This node's media links to other nodes (issue 10), one per far node. */
   links: RelayLinks;
-  /** Other nodes' media links to this one; the stream layer serves relays through `serveFrom`. */
+  /** Other nodes' media links to this one; their plays reach the stream layer (`NodeStreams`). */
   linkAcceptor: LinkAcceptor;
   /** Streams this node fetches from their origin nodes, one relay per stream, over `links`. */
   relays: StreamRelays;
@@ -172,40 +172,6 @@ export async function startClusterNode(
       unknown: (peerId, from) => apps.rendezvousUnknown(peerId, from),
     },
   });
-  metrics.readFrom(() => ({
-    sessions: rtmfp.sessions.size,
-    connections: rtmfp.stats().connections,
-    hellos: rtmfp.hellos,
-    redirects: rtmfp.redirects,
-    keyings: rtmfp.keyings,
-    opened: rtmfp.handshakes,
-    received: rtmfp.received,
-    sent: rtmfp.sent,
-    bytesReceived: rtmfp.bytesReceived,
-    bytesSent: rtmfp.bytesSent,
-    drops: rtmfp.drops.snapshot(),
-    handshakesOverBound: apps.handshakesOverBound,
-    heap: apps.heapBytes(),
-    groupMemberships: groups.memberships,
-    groupJoinsFailed: groups.joinsFailed,
-    ...streams.counts,
-    streamDrops: streams.drops.snapshot(),
-    streamsRefused: streams.refused,
-    ...relayCounts(),
-  }));
-  /** The relay's figures for `/metrics` (links and relays exist once the node joined its cluster). */
-  function relayCounts() {
-    const out = links?.stats();
-    const accepted = linkAcceptor.stats();
-    return {
-      relayLinksOut: out?.open ?? 0,
-      relayLinksIn: accepted.open,
-      relayedIn: relays?.stats().relays ?? 0,
-      relayedOut: accepted.relayed,
-      relayLinksFailed: out?.failed ?? {},
-      relayLinksRefused: accepted.refused,
-    };
-  }
   const bound = (await rtmfp.start()).map(formatAddress);
   const load = new LoadMeter(() => {
     const cpu = process.cpuUsage();
@@ -257,7 +223,7 @@ export async function startClusterNode(
   });
   self.id = cluster.id;
   const member = cluster;
-  links = new RelayLinks({
+  const outLinks = new RelayLinks({
     opener: rtmfp,
     self: () => ({ id: member.id, epoch: member.epoch }),
     secret,
@@ -265,12 +231,47 @@ export async function startClusterNode(
     log,
     idleMs: tuning.relayLinkIdleMs,
   });
+  links = outLinks;
   const relays = new StreamRelays({
-    links,
+    links: outLinks,
     now: () => performance.now(),
     ended: (end) => log.warn(end, 'a relayed stream ended: its players here heard UnpublishNotify'),
   });
   follower = new RelayFollower({ relays, publications: state.publications, node: () => self.id, log });
+  /** The relay's figures for `/metrics`. */
+  const relayCounts = () => {
+    const out = outLinks.stats();
+    const accepted = linkAcceptor.stats();
+    return {
+      relayLinksOut: out.open,
+      relayLinksIn: accepted.open,
+      relayedIn: relays.stats().relays,
+      relayedOut: accepted.relayed,
+      relayLinksFailed: out.failed,
+      relayLinksRefused: accepted.refused,
+    };
+  };
+  metrics.readFrom(() => ({
+    sessions: rtmfp.sessions.size,
+    connections: rtmfp.stats().connections,
+    hellos: rtmfp.hellos,
+    redirects: rtmfp.redirects,
+    keyings: rtmfp.keyings,
+    opened: rtmfp.handshakes,
+    received: rtmfp.received,
+    sent: rtmfp.sent,
+    bytesReceived: rtmfp.bytesReceived,
+    bytesSent: rtmfp.bytesSent,
+    drops: rtmfp.drops.snapshot(),
+    handshakesOverBound: apps.handshakesOverBound,
+    heap: apps.heapBytes(),
+    groupMemberships: groups.memberships,
+    groupJoinsFailed: groups.joinsFailed,
+    ...streams.counts,
+    streamDrops: streams.drops.snapshot(),
+    streamsRefused: streams.refused,
+    ...relayCounts(),
+  }));
   // Clients that connected before the node had its ID are registered now.
   rtmfp.rendezvous.reassert();
 
@@ -364,7 +365,7 @@ export async function startClusterNode(
       clusterMessagesDropped: cluster?.dropped,
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
-      relay: { links: links?.stats(), accepted: linkAcceptor.stats(), streams: relays.stats() },
+      relay: { links: outLinks.stats(), accepted: linkAcceptor.stats(), streams: relays.stats() },
     }),
     cluster: async () => {
       const unread = (what: string) => (err: unknown) => {
@@ -388,7 +389,7 @@ export async function startClusterNode(
     rtmfp: bound,
     sources,
     metrics,
-    links,
+    links: outLinks,
     linkAcceptor,
     relays,
     async setPaused(value) {
@@ -416,7 +417,7 @@ export async function startClusterNode(
       clearInterval(sampler);
       follower?.stop();
       relays.stopAll();
-      links?.stop();
+      outLinks.stop();
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
       step('leaving the cluster and closing sessions');

@@ -209,7 +209,11 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
     gauge('fnhost_players', 'NetStreams playing on this node.', (c) => c.players);
     gauge('fnhost_relay_links_out', 'Media links from this node to other nodes.', (c) => c.relayLinksOut);
     gauge('fnhost_relay_links_in', "Other nodes' media links to this node.", (c) => c.relayLinksIn);
-    gauge('fnhost_relayed_streams_in', 'Streams published elsewhere relayed to this node.', (c) => c.relayedIn);
+    gauge(
+      'fnhost_relayed_streams_in',
+      'Streams published elsewhere relayed to this node.',
+      (c) => c.relayedIn,
+    );
     gauge(
       'fnhost_relayed_streams_out',
       'Streams relayed from this node, counted once per stream and node.',

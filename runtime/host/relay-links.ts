@@ -14,6 +14,7 @@ import {
 } from '../relay/link-credential.ts';
 import { LINK_IDLE_MS, LinkTable, linkable } from '../relay/link-table.ts';
 import { type Address, formatAddress } from '../rtmfp/address.ts';
+import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
 import type { Session } from '../rtmfp/session.ts';
 import { TCClientConnection } from '../rtmfp/tc-client.ts';
 import type { OutgoingEvents, OutgoingOpening } from './node.ts';
@@ -66,7 +67,7 @@ export class RelayLink {
     this.ready = new Promise<void>((resolve, reject) => {
       this.settle = (error) => (error ? reject(error) : resolve());
     });
-    // A link nobody waits on may still fail: that is told through `closed`, not as an unhandled rejection.
+    // A link nobody waits on may still fail: that is told through `onClosed`, not as an unhandled rejection.
     this.ready.catch(() => {});
   }
 
@@ -104,7 +105,6 @@ export class RelayLink {
       LINK_OPEN_TIMEOUT_MS,
     );
     this.timer.unref();
-    let request: LinkRequest | undefined;
     const opening = opener.openSession(uri, target, {
       opened: (session) => {
         this.opening = undefined;
@@ -114,14 +114,13 @@ export class RelayLink {
         }
         this.session = session;
         this.state = 'connecting';
-        request = signLinkRequest(
+        const request = signLinkRequest(
           o.secret,
           { node: o.self.id, epoch: o.self.epoch, to: this.node, peerId: opening.peerId },
           Date.now(),
         );
-        const sent = request;
         this.tc = new TCClientConnection(session, {
-          connected: (ok, info) => this.onConnected(ok, info, o.secret, sent, opening.peerId),
+          connected: (ok, info) => this.onConnected(ok, info, o.secret, request, opening.peerId),
           call: (name, _args, reply) => reply?.(false, `${name}: a relay link answers no calls`),
           status: () => {},
         });
@@ -149,20 +148,19 @@ export class RelayLink {
 
   private onConnected(
     ok: boolean,
-    info: unknown,
+    info: AmfValue,
     secret: Buffer,
     request: LinkRequest,
     peerId: string,
   ): void {
     if (this.state !== 'connecting') return;
     if (!ok) {
-      const description =
-        typeof info === 'object' && info && 'description' in info ? String(info.description) : '';
+      const description = isObject(info) ? String(info.description ?? '') : '';
       this.close(new RelayLinkError('refused', `node ${this.node} refused the link: ${description}`));
       return;
     }
     try {
-      this.farEpoch = checkLinkAcceptance(secret, info as never, this.node, request, peerId);
+      this.farEpoch = checkLinkAcceptance(secret, info, this.node, request, peerId);
     } catch (e) {
       this.close(new RelayLinkError('unauthenticated', errorText(e)));
       return;
@@ -350,4 +348,8 @@ async function resolveTarget(target: Address): Promise<Address> {
   if (isIP(target.address) !== 0) return target;
   const { address } = await lookup(target.address);
   return { address, port: target.port };
+}
+
+function isObject(v: AmfValue): v is AmfObject {
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }

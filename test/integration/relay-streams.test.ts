@@ -81,6 +81,14 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     assert.equal(b.running.relays.stats().relays, 1, `one relay on B for ${PLAYERS_B} players`);
     assert.equal(a.running.linkAcceptor.stats().relayed, 2, 'one relay per (stream, node) at the origin');
     assert.equal(a.running.linkAcceptor.stats().open, 2);
+    const metricsA = await a.running.metrics.text();
+    assert.match(metricsA, /^fnhost_relayed_streams_out 2$/m);
+    assert.match(metricsA, /^fnhost_relay_links_in 2$/m);
+    assert.match(metricsA, /^fnhost_players 1$/m, 'relays are not players of the origin');
+    const metricsB = await b.running.metrics.text();
+    assert.match(metricsB, /^fnhost_relay_links_out 1$/m);
+    assert.match(metricsB, /^fnhost_relayed_streams_in 1$/m);
+    assert.match(metricsB, new RegExp(`^fnhost_players ${PLAYERS_B}$`, 'm'));
     const counted = {
       [a.running.cluster.id]: 1,
       [b.running.cluster.id]: PLAYERS_B,
