@@ -1,4 +1,7 @@
-import { defineApp, reject } from 'fnhost/sdk';
+import { defineApp, leastLoaded, redirect, reject } from 'fnhost/sdk';
+
+/** Players of each stream on this node (each node runs its own copy of the app). */
+const players = new Map<string, number>();
 
 /**
  * The example app `fnhost dev` runs: a chat lobby. Connect with a user name:
@@ -32,6 +35,30 @@ export default defineApp({
     ctx.log.info('left', { name: String(client.data.name) });
   },
 
+  // Live streams: anyone connected may publish a name nobody else publishes in the cluster.
+  onPublish(client, stream, ctx) {
+    ctx.log.info('publishing', { name: String(client.data.name), stream: stream.name });
+  },
+
+  // Past MAX_PLAYERS_PER_NODE players of a stream here, a player is sent to the least-loaded
+  // other node (NetStream.Play.Failed with the address; `nc.play(name, { followRedirect: true })`
+  // goes there). With no other node to take it, it plays here anyway.
+  async onSubscribe(_client, stream, ctx) {
+    const limit = Number(ctx.env.MAX_PLAYERS_PER_NODE || Number.POSITIVE_INFINITY);
+    const here = players.get(stream.name) ?? 0;
+    if (here >= limit) {
+      const to = await leastLoaded(ctx, { exceptSelf: true });
+      if (to) throw redirect(to);
+    }
+    players.set(stream.name, here + 1);
+  },
+
+  onUnsubscribe(_client, stream) {
+    const left = (players.get(stream.name) ?? 1) - 1;
+    if (left > 0) players.set(stream.name, left);
+    else players.delete(stream.name);
+  },
+
   rpc: {
     whoami(client) {
       return { id: client.id, name: String(client.data.name), address: client.address };
@@ -44,6 +71,11 @@ export default defineApp({
     // A counter shared by every client of the app (ctx.kv, app-scoped).
     async count(_client, _args, ctx) {
       return ctx.kv.incr('messages');
+    },
+    // Who publishes a stream, and how many play it on each node.
+    async stream(_client, [name], ctx) {
+      const publication = await ctx.publications.get(String(name));
+      return publication && { ...publication };
     },
     echo(_client, args) {
       return args.length === 1 ? args[0] : args;

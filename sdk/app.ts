@@ -137,6 +137,35 @@ export interface Groups {
   get(id: string): Promise<GroupView>;
 }
 
+/** A NetStream's stream as onPublish, onUnpublish, onSubscribe, onUnsubscribe and onData see it. */
+export interface Stream {
+  /** The stream name, without its `?query`. */
+  readonly name: string;
+  /** What the `?query` of the name the client sent held (`cam?token=x` → `{ token: 'x' }`). */
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** A live publication across the cluster. */
+export interface PublicationView {
+  readonly name: string;
+  /** The origin: the ID of the node its publisher is connected to. */
+  readonly node: string;
+  /** The publisher's peer ID. */
+  readonly publisher: string;
+  /** When it started (ms since the epoch, the cluster store's clock). */
+  readonly since: number;
+  /** Players on every node. */
+  readonly subscribers: number;
+  /** Node ID → players there (nodes with none are absent). */
+  readonly nodes: Readonly<Record<string, number>>;
+}
+
+/** This app's live publications across the cluster. */
+export interface Publications {
+  /** The publication of `name`, or null when nobody publishes it (player counts need a publisher). */
+  get(name: string): Promise<PublicationView | null>;
+}
+
 /** Structured logging: lines are tagged with app, event and client, and reach `fnhost tail`. */
 export interface Log {
   debug(message: string, fields?: Record<string, Value>): void;
@@ -151,6 +180,7 @@ export interface Ctx {
   readonly servers: Servers;
   readonly clients: Clients;
   readonly groups: Groups;
+  readonly publications: Publications;
   /** `[vars]` from the config, and secrets. */
   readonly env: Readonly<Record<string, string>>;
   readonly log: Log;
@@ -194,6 +224,26 @@ export interface App {
   /** A client that onJoinGroup let in left the group (closed its flow, or disconnected). */
   onUnjoinGroup?(client: Client, group: Group, ctx: Ctx): Awaitable<void>;
   /**
+   * NetStream `publish`: any throw refuses it (NetStream.Publish.BadName with the message), and
+   * so does a name another publisher holds anywhere in the cluster (checked after this).
+   */
+  onPublish?(client: Client, stream: Stream, ctx: Ctx): Awaitable<void>;
+  /** A publish onPublish let in ended (closeStream, unpublish, disconnect). */
+  onUnpublish?(client: Client, stream: Stream, ctx: Ctx): Awaitable<void>;
+  /**
+   * NetStream `play`: `throw redirect(address)` sends NetStream.Play.Failed with the address as
+   * description and in `info.ex.redirect` (players such as `nc.play(name, { followRedirect })`
+   * go there); any other throw refuses it with its message.
+   */
+  onSubscribe?(client: Client, stream: Stream, ctx: Ctx): Awaitable<void>;
+  /** A play onSubscribe let in ended (closeStream, another play, disconnect). */
+  onUnsubscribe?(client: Client, stream: Stream, ctx: Ctx): Awaitable<void>;
+  /**
+   * A data message a publisher sent (`@setDataFrame` metadata arrives as its handler name,
+   * e.g. `onMetaData`; cue points as theirs); never audio or video. Defining it opts in.
+   */
+  onData?(client: Client, stream: Stream, name: string, args: Value[], ctx: Ctx): Awaitable<void>;
+  /**
    * An IHello asked for a peer ID no node of the cluster has connected (a P2P initiator looking
    * for a peer, RTMFP-NOTES §6): return up to 7 addresses `host:port` to redirect the initiator
    * to (e.g. another cluster's rendezvous), or nothing to leave it unanswered. Anything else is
@@ -213,14 +263,18 @@ export function defineApp<T extends App>(app: T): T {
   return app;
 }
 
-/** Thrown from `onConnection`: the client gets NetConnection.Connect.Rejected with `message`. */
+/**
+ * Thrown from `onConnection` (NetConnection.Connect.Rejected), `onPublish`, `onSubscribe` or
+ * `onJoinGroup`: the client is refused with `message`.
+ */
 export function reject(message: string): Error {
   return Object.assign(new Error(message), { name: 'RejectError', fnhost: 'reject' as const });
 }
 
 /**
- * Thrown from `onConnection`: the connect is refused and the info object carries the new
- * address (`info.ex.redirect`, `info.ex.code` 302: the Wowza/FMS convention players follow).
+ * Thrown from `onConnection` or `onSubscribe`: the connect or play is refused and the info
+ * object carries the new address (`info.ex.redirect`, `info.ex.code` 302: the Wowza/FMS
+ * convention players follow).
  */
 export function redirect(addresses: string | string[]): Error {
   const list = Array.isArray(addresses) ? addresses : [addresses];

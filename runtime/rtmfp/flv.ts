@@ -4,22 +4,32 @@ import { decodeData, encodeData, TCMessageType } from './tc-message.ts';
 
 /**
  * What a live media message is to the fan-out (RTMFP-NOTES §8.1-8.2): codec configurations and
- * metadata are cached for late joiners and never dropped; a keyframe starts a GOP; an ordinary
- * frame may be dropped for a slow player.
+ * metadata are cached for late joiners and never dropped; an end of sequence is never dropped
+ * either (RTMFP-NOTES §8.1, rtmfp-cpp's "sequence special"); a keyframe starts a GOP; an
+ * ordinary frame may be dropped for a slow player.
  */
-export type MediaKind = 'audio-config' | 'video-config' | 'keyframe' | 'frame' | 'audio' | 'data';
+export type MediaKind =
+  | 'audio-config'
+  | 'video-config'
+  | 'video-end'
+  | 'keyframe'
+  | 'frame'
+  | 'audio'
+  | 'data';
 
 /** FLV video tag: frame type in the high nibble, 1 = keyframe (FLV spec, VIDEODATA). */
 const VIDEO_KEYFRAME = 1;
 /** FLV video codec IDs whose first body byte is a packet type: AVC (7), HEVC (12, the common extension). */
 const CODEC_AVC = 7;
 const CODEC_HEVC = 12;
-/** AVCPacketType 0: AVCDecoderConfigurationRecord (the sequence header). */
+/** AVCPacketType 0: AVCDecoderConfigurationRecord (the sequence header); 2: end of sequence. */
 const AVC_SEQUENCE_HEADER = 0;
+const AVC_END_OF_SEQUENCE = 2;
 /** Enhanced RTMP: bit 7 of the first video byte marks an extended header; its low nibble is the packet type. */
 const VIDEO_EX_HEADER = 0x80;
-/** Enhanced RTMP PacketTypeSequenceStart: the codec configuration record. */
+/** Enhanced RTMP PacketTypeSequenceStart (the codec configuration record) and SequenceEnd. */
 const EX_SEQUENCE_START = 0;
+const EX_SEQUENCE_END = 2;
 /** FLV sound format 10 = AAC; its first body byte is AACPacketType, 0 = AudioSpecificConfig. */
 const SOUND_AAC = 10;
 const AAC_SEQUENCE_HEADER = 0;
@@ -33,11 +43,15 @@ export function classifyMedia(type: number, body: Buffer): MediaKind {
     const first = body[0];
     if (first & VIDEO_EX_HEADER) {
       if ((first & 0x0f) === EX_SEQUENCE_START) return 'video-config';
+      if ((first & 0x0f) === EX_SEQUENCE_END) return 'video-end';
       return ((first >> 4) & 0x07) === VIDEO_KEYFRAME ? 'keyframe' : 'frame';
     }
     const codec = first & 0x0f;
-    if ((codec === CODEC_AVC || codec === CODEC_HEVC) && body.length > 1 && body[1] === AVC_SEQUENCE_HEADER)
-      return 'video-config';
+    if ((codec === CODEC_AVC || codec === CODEC_HEVC) && body.length > 1) {
+      if (body[1] === AVC_SEQUENCE_HEADER) return 'video-config';
+      // Flagged as a keyframe, but it ends the stream rather than starting a GOP.
+      if (body[1] === AVC_END_OF_SEQUENCE) return 'video-end';
+    }
     return first >> 4 === VIDEO_KEYFRAME ? 'keyframe' : 'frame';
   }
   if (type === TCMessageType.audio) {

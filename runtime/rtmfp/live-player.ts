@@ -130,6 +130,7 @@ export class LivePlayer {
         if (this.receiveAudio) this.out.audio.write(message);
         return;
       case 'video-config':
+      case 'video-end':
         if (this.receiveVideo) this.out.video.write(message);
         return;
       case 'audio':

@@ -44,6 +44,11 @@ export class LivePublication {
   /** From the last keyframe: video and audio, in order (empty when none or too big). */
   private gop: Cached[] = [];
   private gopBytes = 0;
+  /**
+   * The last keyframe's timestamp: audio comes on a flow of its own, so audio from before the
+   * keyframe may arrive after it and is not part of its GOP.
+   */
+  private gopStart = 0;
   /** Added to a publisher's timestamps (mod 2^32); set by the first message after `start()`. */
   private offset = 0;
   private rebase = true;
@@ -96,9 +101,11 @@ export class LivePublication {
     const { type, payload } = message;
     let kind: MediaKind;
     let encoded: Buffer;
+    let timestamp = 0;
     if (type === TCMessageType.audio || type === TCMessageType.video) {
       kind = classifyMedia(type, payload);
-      encoded = encodeTCMessage(type, this.timestamp(message.timestamp), payload);
+      timestamp = this.timestamp(message.timestamp);
+      encoded = encodeTCMessage(type, timestamp, payload);
     } else if (type === TCMessageType.dataAmf0 || type === TCMessageType.dataAmf3) {
       if (payload.length > MAX_DATA_MESSAGE_BYTES)
         throw new ProtocolError('data-too-large', `data message of ${payload.length} bytes`);
@@ -113,7 +120,7 @@ export class LivePublication {
     } else {
       throw new ProtocolError('not-media', `message type ${type} is not audio, video or data`);
     }
-    this.cache(kind, encoded);
+    this.cache(kind, encoded, timestamp);
     for (const p of this.players) p.deliver(kind, encoded, now);
   }
 
@@ -161,7 +168,7 @@ export class LivePublication {
     this.dataKeyframes.set(handler, encoded);
   }
 
-  private cache(kind: MediaKind, message: Buffer): void {
+  private cache(kind: MediaKind, message: Buffer, timestamp: number): void {
     switch (kind) {
       case 'audio-config':
         this.audioConfig = message;
@@ -171,12 +178,16 @@ export class LivePublication {
         return;
       case 'keyframe':
         this.dropGop();
+        this.gopStart = timestamp;
         this.keepInGop(kind, message);
         return;
       case 'frame':
-      case 'audio':
         if (this.gop.length > 0) this.keepInGop(kind, message);
         return;
+      case 'audio':
+        if (this.gop.length > 0 && timestamp >= this.gopStart) this.keepInGop(kind, message);
+        return;
+      case 'video-end':
       case 'data':
         return;
     }

@@ -17,8 +17,12 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/** Starts Redis and `nodes` node processes, then deploys `app` (functions/index.ts) to them. */
-export async function startTestCluster(o: { nodes: number; app: string }): Promise<TestCluster> {
+/** Starts Redis and `nodes` node processes, then deploys `app` (functions/index.ts) to them with `vars`. */
+export async function startTestCluster(o: {
+  nodes: number;
+  app: string;
+  vars?: Record<string, string>;
+}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'fnhost-cluster-'));
   const nodes: NodeProcess[] = [];
   let redis: TestRedis | undefined;
@@ -31,7 +35,10 @@ export async function startTestCluster(o: { nodes: number; app: string }): Promi
     redis = await startRedis();
     writeFileSync(
       join(dir, 'wrangler-like.toml'),
-      `name = "app"\nmain = "functions/"\n[cluster]\nheartbeat_ms = ${TEST_HEARTBEAT_MS}\nsecret = "test-cluster-secret-0123"\n`,
+      `name = "app"\nmain = "functions/"\n[cluster]\nheartbeat_ms = ${TEST_HEARTBEAT_MS}\nsecret = "test-cluster-secret-0123"\n` +
+        `[vars]\n${Object.entries(o.vars ?? {})
+          .map(([k, v]) => `${k} = ${JSON.stringify(v)}\n`)
+          .join('')}`,
     );
     mkdirSync(join(dir, 'functions'));
     writeFileSync(join(dir, 'functions', 'index.ts'), o.app);

@@ -631,3 +631,26 @@ describe('RecvFlow receive buffer', () => {
 function bytesOf(r: AckResult): { ackedBytes: number; lostBytes: number } {
   return { ackedBytes: r.ackedBytes, lostBytes: r.lostBytes };
 }
+
+describe('SendFlow abandoned fragments and the FSN', () => {
+  test('an abandoned fragment going out again below the FSN carries offset 0, never a negative one', () => {
+    const send = new SendFlow(
+      1,
+      METADATA,
+      undefined,
+      () => {},
+      () => 0,
+    );
+    for (const [i, m] of ['a', 'b', 'c'].entries()) {
+      send.write(Buffer.from(m), { lifetimeMs: 100 });
+      send.markSent(send.queue[i], i + 1);
+    }
+    send.write(Buffer.from('d'));
+    send.expireAll();
+    send.onTimeout(); // the abandoned ones are lost: they go out again, empty, with ABN
+    const first = send.queue[0];
+    assert.ok(first.abandoned && first.needsSend);
+    assert.equal(send.fsnOffset(first.seq), 0);
+    assert.equal(send.fsnOffset(send.queue[3].seq), 1);
+  });
+});

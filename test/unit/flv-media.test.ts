@@ -13,6 +13,11 @@ describe('FLV media classification', () => {
     assert.equal(video(0x27, 0x01, 0, 0, 0), 'frame');
   });
 
+  test('an AVC end of sequence is not a GOP start, though flagged as a keyframe', () => {
+    assert.equal(video(0x17, 0x02, 0, 0, 0), 'video-end');
+    assert.equal(video(0x92, 0x68, 0x76, 0x63, 0x31), 'video-end');
+  });
+
   test('HEVC (codec 12) sequence header and keyframe', () => {
     assert.equal(video(0x1c, 0x00), 'video-config');
     assert.equal(video(0x1c, 0x01), 'keyframe');

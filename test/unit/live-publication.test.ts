@@ -141,6 +141,18 @@ describe('live publication fan-out', () => {
     ]);
   });
 
+  test("audio from before the last keyframe that arrives after it (its own flow) is not in the keyframe's GOP", () => {
+    const pub = new LivePublication('cam');
+    pub.start();
+    pub.ingest(KEY(0, 1), 0);
+    pub.ingest(KEY(1000, 2), 0);
+    pub.ingest(AAC(500, 5), 0);
+    pub.ingest(AAC(1003, 6), 0);
+    const late = player();
+    pub.subscribe(late.p, 0);
+    assert.deepEqual(bodies(late.out.audio), ['af0106']);
+  });
+
   test('a player sees no video before a keyframe', () => {
     const pub = new LivePublication('cam');
     pub.start();
@@ -197,6 +209,20 @@ describe('live publication fan-out', () => {
       [undefined, AUDIO_LIFETIME_MS],
     );
     assert.ok(p.out.data.writes.every((w) => w.lifetimeMs === undefined));
+  });
+
+  test('an end of sequence reaches players without lifetime and neither expires nor restarts the GOP', () => {
+    const pub = new LivePublication('cam');
+    const p = player();
+    pub.subscribe(p.p, 0);
+    pub.start();
+    pub.ingest(KEY(0), 0);
+    pub.ingest(media(TCMessageType.video, 40, 0x17, 0x02, 0, 0, 0), 0);
+    assert.equal(p.out.video.expired, 1);
+    assert.equal(p.out.video.writes.at(-1)?.lifetimeMs, undefined);
+    const late = player();
+    pub.subscribe(late.p, 0);
+    assert.deepEqual(bodies(late.out.video), ['170100000001']);
   });
 
   test('a keyframe expires what is left of the previous GOP', () => {
