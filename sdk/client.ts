@@ -27,6 +27,7 @@ import type { StreamHost } from './net-stream.ts';
 import { PeerConnection } from './peer.ts';
 import { Player, type PlayOptions } from './player.ts';
 import { Publisher, type PublishOptions } from './publisher.ts';
+import { MAX_REDIRECTS, playRedirectOf, redirected, redirectOf } from './redirect.ts';
 import { isRecord, StatusError } from './status.ts';
 
 export type {
@@ -45,8 +46,6 @@ export { FlvError, FlvTagType, NetGroup, PeerConnection, Player, Publisher, read
 const DEFAULT_PORT = 1935;
 /** How long a graceful close waits for the server's Close Ack. */
 const CLOSE_WAIT_MS = 2_000;
-/** Redirects (`ex.code` 302) a connect follows at most, so two servers cannot bounce it forever. */
-const MAX_REDIRECTS = 5;
 /** How long `connectPeer` waits for the peer by default (ms). */
 const PEER_TIMEOUT_MS = 10_000;
 const PEER_ID = /^[0-9a-f]{64}$/;
@@ -117,6 +116,8 @@ export class NetConnection extends EventEmitter {
   private readonly options: ClientOptions;
   /** NetGroups joined, by our GC flow's ID (the server's member flow is associated to it). */
   private readonly netGroups = new Map<number, NetGroup>();
+  /** What the NetStreams on this connection run when it closes. */
+  private readonly streamEnds = new Set<() => void>();
 
   /** Starts the handshake with `target` at once. */
   private constructor(url: string, socket: dgram.Socket, target: Address, options: ClientOptions) {
@@ -373,9 +374,12 @@ export class NetConnection extends EventEmitter {
   /** What this connection's NetStreams use of it. */
   private streamHost(): StreamHost {
     return {
-      events: this,
       createStream: (handler) => this.createStream(handler),
       deleteStream: (stream) => this.tc?.deleteStream(stream),
+      onClose: (listener) => {
+        this.streamEnds.add(listener);
+        return () => this.streamEnds.delete(listener);
+      },
     };
   }
 
@@ -468,8 +472,10 @@ export class NetConnection extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.closeInfo = info;
-    this.tc?.failPending(info);
+    this.tc?.end(info);
     for (const group of [...this.netGroups.values()]) group.closed();
+    for (const end of [...this.streamEnds]) end();
+    this.streamEnds.clear();
     if (this.session?.state !== 'closing') this.teardown();
     this.emit('close', info);
     const redirect = this.options.followRedirects ? redirectOf(info) : undefined;
@@ -534,34 +540,4 @@ function closedInfo(description: string): AmfObject {
 
 function failedInfo(description: string): AmfObject {
   return { level: 'error', code: 'NetConnection.Connect.Failed', description };
-}
-
-/** The options of a connection made again elsewhere: everything but the old one's port and session ID. */
-function redirected(options: ClientOptions): ClientOptions {
-  const { localPort: _port, sessionId: _id, ...rest } = options;
-  return rest;
-}
-
-/**
- * Where a Play.Failed sends the player: `ex.redirect`, or the first rtmfp:// URL in its
- * description (Cumulus apps' convention, RTMFP-NOTES §9), as a URL with that server's host and
- * port and `current`'s path (the same app and query).
- */
-function playRedirectOf(info: AmfValue, current: string): string | undefined {
-  if (!isRecord(info)) return undefined;
-  const ex = info.ex;
-  const named =
-    (isRecord(ex) && typeof ex.redirect === 'string' ? ex.redirect : undefined) ??
-    (typeof info.description === 'string' ? /rtmfp:\/\/[^\s"'<>]+/i.exec(info.description)?.[0] : undefined);
-  const server = named ? /^(?:rtmfp:\/\/)?((?:\[[^\]]+\]|[^:/\s]+)(?::\d+)?)/i.exec(named)?.[1] : undefined;
-  if (!server) return undefined;
-  const path = /^rtmfp:\/\/[^/]*(\/.*)?$/i.exec(current)?.[1] ?? '/';
-  return `rtmfp://${server}${path}`;
-}
-
-/** The URL of a redirect info object (`ex.code` 302, `ex.redirect`), if it is one. */
-function redirectOf(info: AmfValue): string | undefined {
-  const ex = isRecord(info) ? info.ex : undefined;
-  if (!isRecord(ex) || ex.code !== 302 || typeof ex.redirect !== 'string') return undefined;
-  return /^rtmfp:\/\//i.test(ex.redirect) ? ex.redirect : undefined;
 }

@@ -12,8 +12,8 @@ export interface StreamHost {
   /** `createStream`; rejects with the server's `_error` as a StatusError. */
   createStream(handler: TCClientStreamHandler): Promise<TCClientStream>;
   deleteStream(stream: TCClientStream): void;
-  /** The connection's events: `close` ends the stream. */
-  readonly events: EventEmitter;
+  /** Calls `listener` once when the connection closes; returns what stops that. */
+  onClose(listener: () => void): () => void;
 }
 
 /**
@@ -27,7 +27,7 @@ export abstract class NetStream extends EventEmitter {
   closed = false;
   protected stream: TCClientStream | undefined;
   private readonly host: StreamHost;
-  private readonly onConnectionClose = () => this.end();
+  private readonly unwatch: () => void;
   /** The start under way: gets every status until it settles. */
   private starting: ((info: AmfValue) => void) | undefined;
 
@@ -35,7 +35,7 @@ export abstract class NetStream extends EventEmitter {
     super();
     this.host = host;
     this.name = name;
-    host.events.once('close', this.onConnectionClose);
+    this.unwatch = host.onClose(() => this.end());
   }
 
   /** Messages from the server on this stream that did not decode (dropped). */
@@ -102,7 +102,7 @@ export abstract class NetStream extends EventEmitter {
   protected end(): void {
     if (this.closed) return;
     this.closed = true;
-    this.host.events.off('close', this.onConnectionClose);
+    this.unwatch();
     this.starting?.(this.closedInfo());
     this.emit('close');
   }

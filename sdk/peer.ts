@@ -118,7 +118,7 @@ export class PeerConnection extends EventEmitter {
   onClosed(): void {
     if (this.closed) return;
     this.closed = true;
-    this.client?.failPending({ level: 'status', code: 'NetConnection.Connect.Closed' });
+    this.client?.end({ level: 'status', code: 'NetConnection.Connect.Closed' });
     this.server?.onSessionClosed();
     this.emit('close');
   }

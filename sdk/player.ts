@@ -37,7 +37,8 @@ export class Player extends NetStream implements AsyncIterable<MediaMessage> {
   dropped = 0;
   private readonly maxBuffered: number;
   private readonly buffer: MediaMessage[] = [];
-  private waiting: ((r: IteratorResult<MediaMessage>) => void) | undefined;
+  /** Readers waiting for the next message, in the order they asked. */
+  private readonly waiting: ((r: IteratorResult<MediaMessage>) => void)[] = [];
   /** A connection a redirect opened for this play: it closes with the play. */
   private owned: NetConnection | undefined;
 
@@ -105,9 +106,7 @@ export class Player extends NetStream implements AsyncIterable<MediaMessage> {
         const m = this.buffer.shift();
         if (m) return Promise.resolve({ value: m, done: false });
         if (this.closed) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          this.waiting = resolve;
-        });
+        return new Promise((resolve) => this.waiting.push(resolve));
       },
       // A `break` out of the loop stops the play.
       return: async () => {
@@ -123,9 +122,8 @@ export class Player extends NetStream implements AsyncIterable<MediaMessage> {
 
   protected override onMedia(m: MediaMessage): void {
     if (this.closed) return;
-    const waiting = this.waiting;
+    const waiting = this.waiting.shift();
     if (waiting) {
-      this.waiting = undefined;
       waiting({ value: m, done: false });
       return;
     }
@@ -135,9 +133,7 @@ export class Player extends NetStream implements AsyncIterable<MediaMessage> {
 
   protected override end(): void {
     super.end();
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.({ value: undefined, done: true });
+    for (const waiting of this.waiting.splice(0)) waiting({ value: undefined, done: true });
   }
 
   /** Frees one place: the oldest media a decoder can do without, else (all configuration) the oldest. */

@@ -13,6 +13,12 @@ export interface PublishOptions {
   type?: 'live' | 'record' | 'append';
   /** Give up waiting for NetStream.Publish.Start after this long (ms). Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Send every message reliably, e.g. to publish a file faster than real time. By default audio
+   * and video have tcpublish's lifetimes (2.2 s, 2 s; codec configuration is always reliable)
+   * and a keyframe abandons what is still unsent of the previous GOP.
+   */
+  reliable?: boolean;
 }
 
 /**
@@ -22,13 +28,16 @@ export interface PublishOptions {
  * when a higher-priority publisher took the name), `close`.
  */
 export class Publisher extends NetStream {
-  private constructor(host: StreamHost, name: string) {
+  private readonly lifetimes: boolean;
+
+  private constructor(host: StreamHost, name: string, o: PublishOptions) {
     super(host, name);
+    this.lifetimes = !o.reliable;
   }
 
   /** createStream + publish; resolves on NetStream.Publish.Start, rejects with a StatusError. */
   static async start(host: StreamHost, name: string, o: PublishOptions = {}): Promise<Publisher> {
-    const publisher = new Publisher(host, name);
+    const publisher = new Publisher(host, name, o);
     await publisher.start(
       (stream) => stream.publish(name, o.type ?? 'live'),
       'NetStream.Publish.Start',
@@ -39,12 +48,12 @@ export class Publisher extends NetStream {
 
   /** An audio message: an FLV audio tag body at `timestamp` ms. */
   audio(timestamp: number, body: Uint8Array): void {
-    this.open().audio(timestamp, body);
+    this.open().audio(timestamp, asBuffer(body), this.lifetimes);
   }
 
   /** A video message: an FLV video tag body at `timestamp` ms. */
   video(timestamp: number, body: Uint8Array): void {
-    this.open().video(timestamp, body);
+    this.open().video(timestamp, asBuffer(body), this.lifetimes);
   }
 
   /** A data message in AMF0 (type 18), e.g. `data(0, '@setDataFrame', 'onMetaData', {…})`. */
@@ -59,8 +68,8 @@ export class Publisher extends NetStream {
    */
   write(tag: FlvTag): void {
     const stream = this.open();
-    if (tag.type === FlvTagType.audio) stream.audio(tag.timestamp, tag.body);
-    else if (tag.type === FlvTagType.video) stream.video(tag.timestamp, tag.body);
+    if (tag.type === FlvTagType.audio) stream.audio(tag.timestamp, tag.body, this.lifetimes);
+    else if (tag.type === FlvTagType.video) stream.video(tag.timestamp, tag.body, this.lifetimes);
     else if (tag.type === FlvTagType.data && startsWith(tag.body, ON_METADATA))
       stream.rawData(tag.timestamp, Buffer.concat([SET_DATA_FRAME, tag.body]));
     else if (tag.type === FlvTagType.data) stream.rawData(tag.timestamp, tag.body);
@@ -83,4 +92,8 @@ export class Publisher extends NetStream {
 
 function startsWith(body: Buffer, prefix: Buffer): boolean {
   return body.length >= prefix.length && body.subarray(0, prefix.length).equals(prefix);
+}
+
+function asBuffer(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }

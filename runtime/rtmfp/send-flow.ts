@@ -7,6 +7,7 @@ import {
   DataOption,
   optionsLength,
 } from './chunks.ts';
+import { deadlineOf, type MessageDeadline, type MessageLifetime } from './message-lifetime.ts';
 import type { Option } from './option.ts';
 import { MAX_PACKET_BODY } from './packet.ts';
 
@@ -17,24 +18,7 @@ const PACKET_HEADER = 5;
 /** RFC 7016 §3.6.2.2: a fragment is lost after this many acks of later packets. */
 export const NAKS_FOR_LOSS = 3;
 
-/**
- * Partial reliability for one message (RFC 7016 §3.6.2.3, RTMFP-NOTES §8.1): media that is
- * late is worth less than the bandwidth it takes, so it is given up instead of retransmitted.
- */
-export interface MessageLifetime {
-  /** ms (session clock) after which the message is abandoned if not fully acknowledged. */
-  lifetimeMs: number;
-  /** Abandon it instead if its first fragment is not sent within this many ms (default: lifetimeMs). */
-  startWithinMs?: number;
-}
-
-/** The deadlines of one message written with a lifetime, shared by its fragments. */
-interface MessageDeadline {
-  abandonAt: number;
-  /** Infinity once the first fragment has gone out. */
-  startBy: number;
-  abandoned: boolean;
-}
+export type { MessageLifetime };
 
 /** One fragment of a message on a send flow (RFC 7016 §3.6.2). */
 export interface Fragment {
@@ -149,14 +133,8 @@ export class SendFlow {
     if (this.state !== 'open') return;
     const data = Buffer.isBuffer(message) ? message : Buffer.from(message);
     const now = this.clock();
-    let deadline: MessageDeadline | undefined;
-    if (lifetime) {
-      const { lifetimeMs, startWithinMs = lifetimeMs } = lifetime;
-      checkMs('lifetimeMs', lifetimeMs);
-      checkMs('startWithinMs', startWithinMs);
-      deadline = { abandonAt: now + lifetimeMs, startBy: now + startWithinMs, abandoned: false };
-      this.nextExpiry = Math.min(this.nextExpiry, deadline.abandonAt, deadline.startBy);
-    }
+    const deadline = lifetime && deadlineOf(lifetime, now);
+    if (deadline) this.nextExpiry = Math.min(this.nextExpiry, deadline.abandonAt, deadline.startBy);
     if (data.length <= this.maxFragment) {
       this.push(DataFlags.fragmentWhole, data, now, deadline);
     } else {
@@ -422,15 +400,14 @@ function isAcked(seq: number, ack: AckRanges): boolean {
   return false;
 }
 
-/** RFC 7016 §2.3.11: an abandoned fragment is sent with ABN and no data (FIN kept). */
+/**
+ * An abandoned fragment goes out with ABN and no data, FIN kept (RFC 7016 §2.3.11 flags), as
+ * rtmfp-cpp's `SendFlow::assembleData` does: moving the FSN alone (§3.6.2.3) would leave the
+ * receiver waiting whenever nothing follows on the flow.
+ */
 function emptyOut(f: Fragment): void {
   f.flags = DataFlags.abandon | (f.flags & DataFlags.final);
   f.data = EMPTY;
-}
-
-function checkMs(name: string, value: number): void {
-  if (!Number.isFinite(value) || value < 0)
-    throw new RangeError(`message lifetime: ${name} must be a finite number of ms ≥ 0, got ${value}`);
 }
 
 const EMPTY = Buffer.alloc(0);

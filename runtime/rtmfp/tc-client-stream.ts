@@ -1,8 +1,10 @@
 import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import { classifyMedia } from './flv.ts';
+import { AUDIO_LIFETIME_MS, VIDEO_LIFETIME_MS } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
 import type { RecvFlow } from './recv-flow.ts';
-import type { SendFlow } from './send-flow.ts';
+import type { MessageLifetime, SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
 import {
   type Command,
@@ -24,6 +26,9 @@ export interface TCClientStreamHandler {
   /** The server refused one of our flows of this stream (RFC 7016 §2.3.16). */
   refused(code: number): void;
 }
+
+const AUDIO_LIFETIME: MessageLifetime = { lifetimeMs: AUDIO_LIFETIME_MS };
+const VIDEO_LIFETIME: MessageLifetime = { lifetimeMs: VIDEO_LIFETIME_MS };
 
 /** Which of a stream's flows a message goes on. */
 type FlowKind = 'audio' | 'video' | 'data';
@@ -80,14 +85,28 @@ export class TCClientStream {
     this.command('closeStream', []);
   }
 
-  /** An audio message (FLV audio tag body). */
-  audio(timestamp: number, body: Uint8Array): void {
-    this.writeMessage('audio', encodeTCMessage(TCMessageType.audio, timestamp, body));
+  /**
+   * An audio message (FLV audio tag body). With `lifetimes`, as tcpublish sends it
+   * (RTMFP-NOTES §8.1): abandoned if not delivered within 2.2 s, except codec configuration.
+   */
+  audio(timestamp: number, body: Buffer, lifetimes = true): void {
+    const config = classifyMedia(TCMessageType.audio, body) === 'audio-config';
+    const lifetime = lifetimes && !config ? AUDIO_LIFETIME : undefined;
+    this.writeMessage('audio', encodeTCMessage(TCMessageType.audio, timestamp, body), lifetime);
   }
 
-  /** A video message (FLV video tag body). */
-  video(timestamp: number, body: Uint8Array): void {
-    this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body));
+  /**
+   * A video message (FLV video tag body). With `lifetimes`, as tcpublish sends it: abandoned if
+   * not delivered within 2 s, except codec configuration and end of sequence; a keyframe starts
+   * a new GOP, so what is left of the previous one is abandoned at once.
+   */
+  video(timestamp: number, body: Buffer, lifetimes = true): void {
+    const kind = classifyMedia(TCMessageType.video, body);
+    if (lifetimes && kind === 'keyframe') this.flows.video?.expireAll();
+    // Sequence headers and ends are "special" to tcpublish: sent reliably (Message::isVideoSequenceSpecial).
+    const special = kind === 'video-config' || kind === 'video-end';
+    const lifetime = lifetimes && !special ? VIDEO_LIFETIME : undefined;
+    this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body), lifetime);
   }
 
   /** A data message in AMF0 (type 18), e.g. `['@setDataFrame', 'onMetaData', {…}]`. */
@@ -102,9 +121,9 @@ export class TCClientStream {
 
   /**
    * A whole TC message (`type · ts32 · body`) encoded once by the caller, e.g. one a relay
-   * forwards: it goes on the flow of its type.
+   * forwards: it goes on the flow of its type, reliably or with `lifetime`.
    */
-  writeMessage(kind: FlowKind, message: Buffer): void {
+  writeMessage(kind: FlowKind, message: Buffer, lifetime?: MessageLifetime): void {
     if (this.session.state !== 'open') return;
     let flow = this.flows[kind];
     if (!flow) {
@@ -112,7 +131,7 @@ export class TCClientStream {
       flow.onException = (code) => this.handler.refused(code);
       this.flows[kind] = flow;
     }
-    flow.write(message);
+    flow.write(message, lifetime);
   }
 
   /** Session hook, through TCClientConnection: one of the server's flows for this stream. */

@@ -127,8 +127,8 @@ export class TCClientConnection {
     flow.onMessage = (m) => this.onMessage(m);
   }
 
-  /** Fails every call still waiting for an answer; the streams end with the connection. */
-  failPending(info: AmfValue): void {
+  /** The connection is over: every call still waiting for an answer fails, every stream ends. */
+  end(info: AmfValue): void {
     for (const done of this.pending.values()) done(false, info);
     this.pending.clear();
     for (const stream of this.streams.values()) stream.close();

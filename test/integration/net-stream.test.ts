@@ -33,6 +33,7 @@ function synthetic(frames: number): FlvTag[] {
   return tags;
 }
 
+const READ_LIMIT_MS = 10_000;
 const TYPE = { 8: 'audio', 9: 'video', 18: 'data' } as const;
 
 /** What a player should read for a tag (a data tag's values decoded). */
@@ -42,12 +43,17 @@ function asMessage(tag: FlvTag): MediaMessage {
   return m;
 }
 
+/** The next `n` messages, or fewer if the player ends (after 10 s it is closed, so a test fails instead of hanging). */
 async function read(player: Player, n: number): Promise<MediaMessage[]> {
   const got: MediaMessage[] = [];
-  if (n === 0) return got;
-  for await (const m of player) {
-    got.push(m);
-    if (got.length === n) break;
+  const stop = setTimeout(() => void player.close(), READ_LIMIT_MS);
+  try {
+    for await (const m of player) {
+      got.push(m);
+      if (got.length === n) break;
+    }
+  } finally {
+    clearTimeout(stop);
   }
   return got;
 }
@@ -87,7 +93,8 @@ describe('NetStream publish and play in the client', () => {
     const player = await playNc.play('cam');
     const statuses: AmfValue[] = [];
     player.on('status', (s) => statuses.push(s));
-    const publisher = await pubNc.publish('cam');
+    // Written faster than real time: without `reliable` each keyframe would abandon the GOP before it.
+    const publisher = await pubNc.publish('cam', { reliable: true });
     await until(() => statuses.length > 0, 5_000, 'PublishNotify');
     const tags = synthetic(60);
     for (const tag of tags) publisher.write(tag);
@@ -169,7 +176,7 @@ describe('NetStream publish and play in the client', () => {
   test('a slow player holds at most maxBuffered messages: the oldest frames go, codec configuration stays', async () => {
     const pubNc = await open();
     const playNc = await open();
-    const publisher = await pubNc.publish('fast');
+    const publisher = await pubNc.publish('fast', { reliable: true });
     const player = await playNc.play('fast', { maxBuffered: 10 });
     const tags = synthetic(40);
     for (const tag of tags) publisher.write(tag);
@@ -202,6 +209,27 @@ describe('NetStream publish and play in the client', () => {
     await nc.close();
     assert.deepEqual(await reading, []);
     assert.equal(player.closed, true);
+  });
+
+  test('every NetStream of a connection ends when it closes, however many there are', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const nc = await NetConnection.open(server.url());
+      const players = await Promise.all(Array.from({ length: 20 }, (_, i) => nc.play(`many-${i}`)));
+      const publisher = await nc.publish('many-out');
+      await nc.close();
+      assert.ok(players.every((p) => p.closed));
+      assert.equal(publisher.closed, true);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   test('breaking out of the loop closes the play on the server', async () => {

@@ -108,6 +108,18 @@ export function scriptedServer() {
       if (moved === 0) return;
     }
   };
+  /** `ms` pass, datagrams delivered (or, with `lose`, every one either way lost); timers run. */
+  const run = (ms: number, o: { lose?: boolean } = {}) => {
+    for (const end = now + ms; now < end; ) {
+      now += 50;
+      for (const s of [client, server]) s.service(now);
+      const toServer = wire.toServer.splice(0);
+      const toClient = wire.toClient.splice(0);
+      if (o.lose) continue;
+      for (const d of toServer) server.receive(d, CLIENT, now);
+      for (const d of toClient) client.receive(d, SERVER, now);
+    }
+  };
   tc.connect({ tcUrl: 'rtmfp://server/live', app: 'live', args: [] });
   pump();
   assert.ok(serverControl, 'connected');
@@ -137,6 +149,7 @@ export function scriptedServer() {
     statuses,
     createStreamAnswers,
     pump,
+    run,
     openStreamFlow,
     commandsOn,
     mediaFlows,

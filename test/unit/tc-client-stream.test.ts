@@ -188,6 +188,62 @@ describe('client NetStream protocol', () => {
   });
 });
 
+describe('client NetStream partial reliability (tcpublish)', () => {
+  const AVC_CONFIG = Buffer.from('1700000000014d401f', 'hex');
+  const AAC_CONFIG = Buffer.from('af001210', 'hex');
+  const frame = (n: number) => Buffer.from([0x27, 1, 0, 0, 0, n]);
+  const delivered = (s: ReturnType<typeof withStream>) =>
+    s
+      .mediaFlows(1)
+      .flatMap((messages) =>
+        messages.map((m) => `${m.type === TCMessageType.audio ? 'audio' : 'video'}@${m.timestamp}`),
+      );
+
+  test('audio and video past their lifetimes (2.2 s, 2 s) are abandoned; codec configuration still arrives', () => {
+    const s = withStream();
+    s.stream.video(0, AVC_CONFIG);
+    s.stream.audio(0, AAC_CONFIG);
+    s.stream.video(40, frame(1));
+    s.stream.audio(43, Buffer.from('af0105', 'hex'));
+    s.run(2_500, { lose: true });
+    s.run(10_000);
+    assert.deepEqual(delivered(s).sort(), ['audio@0', 'video@0']);
+  });
+
+  test('without lifetimes the same messages are retransmitted until they arrive', () => {
+    const s = withStream();
+    s.stream.video(40, frame(1), false);
+    s.stream.audio(43, Buffer.from('af0105', 'hex'), false);
+    s.run(2_500, { lose: true });
+    s.run(10_000);
+    assert.deepEqual(delivered(s).sort(), ['audio@43', 'video@40']);
+  });
+
+  test('an end of sequence is sent reliably and does not abandon the GOP it ends', () => {
+    const endOfSequence = Buffer.from('1702000000', 'hex');
+    const s = withStream();
+    s.stream.video(40, frame(1));
+    s.stream.video(80, endOfSequence);
+    s.pump();
+    assert.deepEqual(delivered(s), ['video@40', 'video@80']);
+    const lossy = withStream();
+    lossy.stream.video(80, endOfSequence);
+    lossy.run(2_500, { lose: true });
+    lossy.run(10_000);
+    assert.deepEqual(delivered(lossy), ['video@80']);
+  });
+
+  test('a keyframe abandons what is unsent of the previous GOP, not the configuration', () => {
+    const s = withStream();
+    s.stream.video(0, AVC_CONFIG);
+    s.stream.video(40, frame(1));
+    s.stream.video(80, frame(2));
+    s.stream.video(120, Buffer.from([0x17, 1, 0, 0, 0, 3]));
+    s.pump();
+    assert.deepEqual(delivered(s), ['video@0', 'video@120']);
+  });
+});
+
 describe('media messages', () => {
   test('decode audio, video and AMF0/AMF3 data; other message types are not media', () => {
     assert.deepEqual(decodeMediaMessage(Buffer.from('0800000010af01', 'hex')), {
@@ -200,7 +256,7 @@ describe('media messages', () => {
     assert.equal(decodeMediaMessage(encodeUserControl(UserControlEvent.streamBegin, 1)), undefined);
   });
 
-  test('codec configuration, metadata and empty bodies are config; coded frames are not', () => {
+  test('metadata, codec configuration and end of sequence are kept; coded frames are not', () => {
     const m = (type: MediaMessage['type'], hex: string): MediaMessage => ({
       type,
       timestamp: 0,
@@ -208,15 +264,14 @@ describe('media messages', () => {
     });
     const config = [
       m('video', '1700000000'), // AVC sequence header
-      m('video', '1702000000'), // AVC end of sequence
       m('video', '9068766331'), // Enhanced RTMP SequenceStart, 'hvc1'
+      m('video', '1702000000'), // AVC end of sequence
       m('audio', 'af00'), // AAC sequence header
       m('audio', '904f707573'), // Enhanced RTMP audio SequenceStart, 'Opus'
-      m('video', ''),
       m('data', '02000a6f6e4d65746144617461'),
     ];
     const frames = [
-      m('video', '1701000000'),
+      m('video', '1701000000'), // AVC keyframe
       m('video', '2701000000'),
       m('video', '9168766331'), // Enhanced RTMP CodedFrames
       m('video', '22'), // Sorenson H.263
