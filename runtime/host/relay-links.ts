@@ -175,7 +175,7 @@ export class RelayLink {
     this.state = 'closed';
     this.error = error;
     clearTimeout(this.timer);
-    this.tc?.failPending({ level: 'error', code: 'NetConnection.Call.Failed', description: error.message });
+    this.tc?.end({ level: 'error', code: 'NetConnection.Call.Failed', description: error.message });
     this.settle(error);
     const listeners = [...this.closedListeners];
     this.closedListeners.clear();
