@@ -12,8 +12,8 @@ import { formatNumber, type Row } from './report.ts';
 
 /** Seconds of stream per measurement (one GOP a second, 25 fps). */
 const GOPS = 8;
-/** Frames are sent this far apart: 4× real time, so the link is neither idle nor flooded. */
-const FRAME_INTERVAL_MS = 10;
+/** Frames are sent this far apart: real time (25 fps); media has lifetimes, a burst could expire frames. */
+const FRAME_INTERVAL_MS = 40;
 const PLAYER_COUNTS = [1, 20] as const;
 const APP = `import { defineApp } from 'fnhost/sdk';
 export default defineApp({});

@@ -24,6 +24,9 @@ const APP = `import { defineApp } from 'fnhost/sdk';
 export default defineApp({});
 `;
 
+/** The synthetic stream's frame interval: 25 fps. */
+const FRAME_MS = 40;
+
 const mediaCount = (r: Recorded) => r.audio.length + r.video.length;
 const codes = (r: Recorded, code: string) => r.statuses.filter((c) => c === `NetStream.Play.${code}`).length;
 
@@ -114,14 +117,18 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
       c: linkC.bytesReceived,
       pub: publisherAtA.session.bytesReceived,
     };
-    const stream = syntheticStream(6);
-    await publishStream(publisher, stream, 5);
+    // Real time (25 fps): media has lifetimes, so a burst on a busy machine could expire frames.
+    const stream = syntheticStream(3);
+    await publishStream(publisher, stream, FRAME_MS);
     const expected = stream.length - 1;
     await until(
       () => everyone.every((p) => mediaCount(p.got) === expected),
       30_000,
       `${everyone.length} players to get ${expected} audio and video messages`,
-    );
+    ).catch((e: Error) => {
+      const counts = everyone.map((p) => mediaCount(p.got));
+      throw new Error(`${e.message}; they got ${counts.join(' ')}`);
+    });
     const reference = onA[0].got;
     for (const p of [...onB, ...onC]) {
       assert.deepEqual(p.got.video, reference.video);
