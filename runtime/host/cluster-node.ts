@@ -268,7 +268,7 @@ export async function startClusterNode(
     groupMemberships: groups.memberships,
     groupJoinsFailed: groups.joinsFailed,
     ...streams.counts,
-    streamDrops: streams.drops.snapshot(),
+    streamDrops: streams.dropSnapshot(),
     streamsRefused: streams.refused,
     ...relayCounts(),
   }));

@@ -46,7 +46,7 @@ export interface NodeCounts {
   /** Live publications whose publisher is on this node, and players on this node. */
   publications: number;
   players: number;
-  /** Messages refused on NetStream flows, by reason (`media-not-publishing`, `data-too-large`, …). */
+  /** Messages refused on NetStream flows and media slow players lost, by reason (`media-not-publishing`, `slow-video`, …). */
   streamDrops: Record<string, number>;
   /** Publishes and plays refused, by reason (`taken`, `refused`, `redirected`, `no-app`). */
   streamsRefused: Record<string, number>;
@@ -234,7 +234,7 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
       });
     byReason(
       'fnhost_stream_messages_dropped_total',
-      'Messages refused on NetStream flows: media-not-publishing, data-too-large, not-media, bad-stream-command, …',
+      'Messages refused on NetStream flows (media-not-publishing, data-too-large, not-media, bad-stream-command, …) and media slow players lost (slow-audio, slow-video).',
       (c) => c.streamDrops,
     );
     byReason(

@@ -4,7 +4,7 @@ import { errorText } from '../error-text.ts';
 import type { AmfObject } from '../rtmfp/amf-value.ts';
 import { ProtocolError } from '../rtmfp/errors.ts';
 import { readDataFrame } from '../rtmfp/flv.ts';
-import type { LivePlayer } from '../rtmfp/live-player.ts';
+import type { LivePlayer, PlayerDrop } from '../rtmfp/live-player.ts';
 import { LivePublication } from '../rtmfp/live-publication.ts';
 import type { TCMessage } from '../rtmfp/tc-message.ts';
 import { TCMessageType } from '../rtmfp/tc-message.ts';
@@ -16,6 +16,7 @@ import { toPlain } from './handler-values.ts';
 import type { OriginPublications } from './link-acceptor.ts';
 import type { StreamFeed } from './relay-follower.ts';
 
+const PLAYER_DROPS: readonly PlayerDrop[] = ['slow-audio', 'slow-video'];
 /** How long player counts wait to be written to the store, so a burst of plays is one write per stream. */
 const SUBSCRIBER_FLUSH_MS = 250;
 /** onData calls one publication may cause per second; past it data still flows, unseen by the app. */
@@ -71,6 +72,8 @@ export class NodeStreams implements StreamEvents, OriginPublications {
   private readonly playing = new Map<LivePlayer, Local>();
   /** Messages refused on stream flows, by reason. */
   readonly drops = new DropCounter();
+  /** What players that stopped lost for being slow (those playing count in `dropSnapshot`). */
+  private readonly slowDrops: Record<PlayerDrop, number> = { 'slow-audio': 0, 'slow-video': 0 };
   /** Publishes and plays refused, by reason (`taken`, `refused`, `redirected`, `no-app`). */
   readonly refused: Record<string, number> = {};
   private readonly dirty = new Set<Local>();
@@ -79,6 +82,17 @@ export class NodeStreams implements StreamEvents, OriginPublications {
   constructor(o: NodeStreamsOptions) {
     this.o = o;
     this.log = o.logger.child({ component: 'streams' });
+  }
+
+  /**
+   * Messages refused on stream flows and media players lost for being slow (`slow-audio`,
+   * `slow-video`), by reason.
+   */
+  dropSnapshot(): Record<string, number> {
+    const lost = { ...this.slowDrops };
+    for (const player of this.playing.keys())
+      for (const reason of PLAYER_DROPS) lost[reason] += player.dropped[reason];
+    return { ...this.drops.snapshot(), ...lost };
   }
 
   /** Live publications whose publisher is on this node (not relayed ones), and players on this node. */
@@ -139,6 +153,7 @@ export class NodeStreams implements StreamEvents, OriginPublications {
     const l = this.playing.get(player);
     if (!l) return;
     this.playing.delete(player);
+    for (const reason of PLAYER_DROPS) this.slowDrops[reason] += player.dropped[reason];
     l.pub.unsubscribe(player);
     if (this.localPlayers(l) === 0) this.o.relays?.unfollow(l.app, l.name);
     this.forgetIfIdle(l);

@@ -14,7 +14,7 @@ const MAX_GOP_MESSAGES = 4_096;
 /** Data keyframes (`@setDataFrame` handlers) kept per publication. */
 const MAX_DATA_KEYFRAMES = 16;
 /** Largest data message taken from a publisher: data is decoded, kept and never dropped. */
-export const MAX_DATA_MESSAGE_BYTES = 64 * 1024;
+const MAX_DATA_MESSAGE_BYTES = 64 * 1024;
 const TIMESTAMP_MODULO = 2 ** 32;
 
 interface Cached {
@@ -143,11 +143,6 @@ export class LivePublication {
   /** Removes a player; true if it was one. */
   unsubscribe(player: LivePlayer): boolean {
     return this.players.delete(player);
-  }
-
-  /** The players, e.g. to tell them the publication is gone from this node. */
-  get subscribers(): ReadonlySet<LivePlayer> {
-    return this.players;
   }
 
   private timestamp(ts: number): number {

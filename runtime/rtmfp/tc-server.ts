@@ -216,11 +216,6 @@ export class TCServerConnection {
     this.handler.closed(this);
   }
 
-  /** The NetStreams open now (createStream'd and not deleted). */
-  get netStreams(): Iterable<NetStream> {
-    return this.streams.values();
-  }
-
   private deleteStreams(): void {
     for (const stream of this.streams.values()) stream.delete();
     this.streams.clear();

@@ -72,8 +72,8 @@ export class NetStream {
   state: NetStreamState = 'idle';
   /** The name published or played (pending or live), else ''. */
   name = '';
-  /** The player while playing. */
-  player: LivePlayer | undefined;
+  /** The player while playing (receiveAudio, receiveVideo and pause go to it). */
+  private player: LivePlayer | undefined;
   private readonly session: Session;
   private readonly controlFlowId: number;
   private readonly events: StreamEvents;

@@ -38,4 +38,23 @@ describe('the example app: subscribers past a per-node limit go to the least-loa
     connections.push(followed.connection);
     assert.equal(followed.connection.url, `rtmfp://${cluster.nodes[1].rtmfp}/app`);
   });
+
+  test('ctx.publications.get counts players on every node; a publisher of the name on another node gets BadName', async () => {
+    const [n0, n1] = cluster.nodes;
+    const asker = await open(1, 'asker');
+    const deadline = Date.now() + 5_000;
+    type Seen = { node?: string; nodes?: Record<string, number> } | null;
+    let info: Seen = null;
+    while (Date.now() < deadline) {
+      info = (await asker.call('stream', 'show')) as Seen;
+      if (info?.nodes?.[n0.id] === 2 && info.nodes[n1.id] === 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(info?.node, n0.id, 'the origin is the publisher’s node');
+    assert.deepEqual(info?.nodes, { [n0.id]: 2, [n1.id]: 1 });
+    const second = await asker.publish('show').catch((e: unknown) => e);
+    assert.ok(second instanceof StatusError, String(second));
+    assert.equal(second.code, 'NetStream.Publish.BadName');
+    assert.match(second.description, new RegExp(`on node ${n0.id}`));
+  });
 });
