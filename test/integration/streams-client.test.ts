@@ -69,9 +69,13 @@ describe('the client publishing and playing through a node', () => {
   let edge: TestAppNode;
   before(async () => {
     const plain = { 'index.ts': `import { defineApp } from 'fnhost/sdk';\nexport default defineApp({});\n` };
-    edge = await startAppNode({ files: plain, name: 'live' });
+    // These tests are about streams, not handler limits: a first handler call on a busy machine
+    // can take more than the tests' usual 50 ms of CPU.
+    const limits = { cpuMs: 1_000 };
+    edge = await startAppNode({ files: plain, name: 'live', limits });
     origin = await startAppNode({
       name: 'live',
+      limits,
       vars: { EDGE: `127.0.0.1:${edge.port}` },
       files: {
         'index.ts': `
