@@ -100,8 +100,8 @@ export class NetConnection extends EventEmitter {
   /** Our certificate, as initiator to the server and to peers and as responder to peers. */
   private readonly identity: ServerIdentity;
   private readonly server: Address;
-  /** `connectPeer`s under way, by their opening. */
-  private readonly peerOpenings = new Map<Opening, (session: Session) => void>();
+  /** `connectPeer`s under way, by their opening: each takes the peer connection it opened. */
+  private readonly peerOpenings = new Map<Opening, (peer: PeerConnection) => void>();
   private readonly peers = new Set<PeerConnection>();
   private session: Session | undefined;
   private tc: TCClientConnection | undefined;
@@ -141,9 +141,13 @@ export class NetConnection extends EventEmitter {
         hello: (tag, _uri, from, now) => this.endpoint.rHello(tag, from, now),
         forwardedHello: (session, hello, now) => this.onForwardedHello(session, hello, now),
         opened: (session, how, now) => {
-          if (how.role === 'responder') this.acceptPeer(session, how.peerId);
-          else if (how.opening === this.opening) this.startSession(session, how.farFingerprint, now);
-          else this.peerOpenings.get(how.opening)?.(session);
+          if (how.role === 'initiator') {
+            if (how.opening === this.opening) this.startSession(session, how.farFingerprint, now);
+            else this.openedPeer(how.opening, session);
+          } else if (how.replaces && this.peerOpenings.has(how.replaces)) {
+            // Glare: the peer opened to us as we opened to it, and its session won.
+            this.openedPeer(how.replaces, session, how.peerId);
+          } else this.acceptPeer(session, how.peerId);
         },
         flow: (s, flow) => {
           if (s !== this.session) peerOf(s)?.onFlow(flow);
@@ -328,9 +332,7 @@ export class NetConnection extends EventEmitter {
         this.endpoint.cancel(opening);
         reject(new Error(`connectPeer: peer ${id.slice(0, 8)}… did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.peerOpenings.set(opening, (session) => {
-        this.peerOpenings.delete(opening);
-        const peer = this.addPeer(PeerConnection.opened(session, id, (name) => this.handlers.get(name)));
+      this.peerOpenings.set(opening, (peer) => {
         peer.once('connected', (ok: boolean, info: AmfValue) => {
           clearTimeout(timeout);
           if (ok) resolvePromise(peer);
@@ -391,6 +393,25 @@ export class NetConnection extends EventEmitter {
         stream ? resolvePromise(stream) : reject(new StatusError(info, 'createStream failed')),
       );
     });
+  }
+
+  /**
+   * The session a `connectPeer` waits for is up: one we opened, or with `acceptedFrom` (the
+   * peer's ID) the one the peer opened to us at the same moment, which won the glare (RFC 7016
+   * §3.5.1.3). Either way our NetConnection's handlers answer on it.
+   */
+  private openedPeer(opening: Opening, session: Session, acceptedFrom?: string): void {
+    const waiting = this.peerOpenings.get(opening);
+    if (!waiting) return;
+    this.peerOpenings.delete(opening);
+    const handlers = (name: string) => this.handlers.get(name);
+    waiting(
+      this.addPeer(
+        acceptedFrom === undefined
+          ? PeerConnection.opened(session, opening.farPeerId!, handlers)
+          : PeerConnection.accepted(session, acceptedFrom, handlers),
+      ),
+    );
   }
 
   /**

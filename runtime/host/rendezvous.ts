@@ -188,11 +188,12 @@ export class Rendezvous {
       this.o.log.debug({ fromNode, target: request.target }, 'forward-hello for a peer not here');
       return;
     }
+    // The same reply address a single node would pick: both nodes count attempts alike.
     conn.session.forwardIHello(
       forwardedIHello({
         tag: Buffer.from(request.tag, 'hex'),
-        attempt: 0,
-        initiator: { observed: initiator, reported: [] },
+        attempt: request.attempt,
+        initiator: { observed: initiator, reported: parseAddresses(request.reported) },
         targetPeerId: Buffer.from(request.target, 'hex'),
         target: peerOf(conn),
       }),
@@ -241,14 +242,25 @@ export class Rendezvous {
         );
       return;
     }
-    const reported = record.lan.map(parseAddress).filter((a): a is Address => a !== undefined);
-    this.o.redirect(tag, from, redirectAddresses({ observed, reported }, attempt));
+    this.o.redirect(
+      tag,
+      from,
+      redirectAddresses({ observed, reported: parseAddresses(record.lan) }, attempt),
+    );
     this.stats.remote++;
+    const reported = this.byAddress.get(addressKey(from))?.peerAddresses ?? [];
+    // The Redirect is what the initiator waits for; Node puts a datagram on the wire a tick
+    // later (dgram resolves even an IP literal on process.nextTick), so sealing the request
+    // (JSON, HMAC) and writing it to Redis in this tick would hold the Redirect back. The
+    // target hears one turn of the event loop later, a few microseconds.
+    await new Promise<void>((r) => setImmediate(r));
     const request: ForwardHelloRequest = {
       target: peerId,
       epd: makeEPD({ fingerprint: Buffer.from(peerId, 'hex') }).toString('hex'),
       tag: tag.toString('hex'),
       address: formatAddress(from),
+      attempt,
+      reported: reported.map(formatAddress),
     };
     await d.forward(record.node, request).catch((err: unknown) => {
       this.o.log.warn(
@@ -290,6 +302,10 @@ export class Rendezvous {
       this.o.log.warn({ peerId: conn.peerId, err: errorText(err) }, 'could not register a peer in the store');
     });
   }
+}
+
+function parseAddresses(texts: readonly string[]): Address[] {
+  return texts.map(parseAddress).filter((a): a is Address => a !== undefined);
 }
 
 function peerOf(conn: TCServerConnection): RendezvousPeer {

@@ -46,7 +46,16 @@ export interface EndpointPlatform {
 
 /** How a session came to be, as `opened` tells. */
 export type Opened =
-  | { role: 'responder'; peerId: string; keyingMs: number }
+  | {
+      role: 'responder';
+      peerId: string;
+      keyingMs: number;
+      /**
+       * Our opening to the same peer that lost the glare to this session (RFC 7016 §3.5.1.3,
+       * `nearWinsGlare`): cancelled, and this session is the one it was opening.
+       */
+      replaces?: Opening;
+    }
   | { role: 'initiator'; opening: Opening; farFingerprint: Buffer };
 
 /** What the endpoint tells the host. Called synchronously. */
@@ -98,6 +107,17 @@ interface Accepting {
   riKeying: Buffer | undefined;
   /** The initiator has sent in the session: a repeat of its IIKeying is a stale duplicate. */
   established: boolean;
+}
+
+/**
+ * Glare: two endpoints each opening a session to the other at once (RFC 7016 §3.5.1.3, an
+ * IIKeying from the peer we are opening to). The Flash profile settles it by the certificates
+ * (RFC 7425 §4.3.6): the near end prevails unless the far's sorts before its own, byte by byte —
+ * rtmfp-cpp's `FlashCryptoAdapter::checkNearWinsGlare` (`not (far < near)`), so both ends agree
+ * and exactly one session opens. `near` is the certificate our IIKeying carries.
+ */
+export function nearWinsGlare(near: Buffer, far: Buffer): boolean {
+  return Buffer.compare(far, near) >= 0;
 }
 
 /** A session with what the endpoint keeps on it (`context` stays the host's). */
@@ -376,8 +396,16 @@ export class Endpoint {
         this.events.dropped('keying-failed', { from, err: result });
         return;
       }
+      const glare = this.openingTo(result.peerId);
+      if (glare && nearWinsGlare(glare.certificate, job.certificate)) {
+        // Our own opening to this peer goes on: the peer gives up its opening when our IIKeying
+        // reaches it, and answers it.
+        this.accepting.delete(key);
+        this.events.dropped('iikeying-glare');
+        return;
+      }
       try {
-        this.accept(entry, key, initiatorSessionId, result, from, doneAt, doneAt - keyedFrom);
+        this.accept(entry, key, initiatorSessionId, result, from, doneAt, doneAt - keyedFrom, glare);
       } catch (e) {
         // A fault here fails this handshake, not the endpoint (a pool calls back from a promise).
         this.accepting.delete(key);
@@ -404,6 +432,7 @@ export class Endpoint {
     from: Address,
     now: number,
     keyingMs: number,
+    replaces: Opening | undefined,
   ): void {
     const where = addressKey(from);
     // The endpoint at this address started over: its old session is stale (rtmfp-cpp's
@@ -427,7 +456,8 @@ export class Endpoint {
     entry.session = session;
     entry.riKeying = this.responder.riKeying(initiatorSessionId, localId, k.skrc, now);
     this.accepted++;
-    this.events.opened(session, { role: 'responder', peerId: k.peerId, keyingMs }, now);
+    if (replaces) this.cancel(replaces);
+    this.events.opened(session, { role: 'responder', peerId: k.peerId, keyingMs, replaces }, now);
     this.platform.send(entry.riKeying, from);
   }
 
@@ -472,6 +502,12 @@ export class Endpoint {
   private forgetAccepting(session: EndpointSession): void {
     if (session.acceptKey && this.accepting.get(session.acceptKey)?.session === session)
       this.accepting.delete(session.acceptKey);
+  }
+
+  /** Our opening to the peer `peerId` (hex), if one is under way. */
+  private openingTo(peerId: string): Opening | undefined {
+    for (const opening of this.openings.values()) if (opening.farPeerId === peerId) return opening;
+    return undefined;
   }
 
   private allocateSessionId(): number {

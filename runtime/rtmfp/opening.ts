@@ -31,6 +31,8 @@ export interface OpenOptions {
  */
 export class Opening {
   readonly localId: number;
+  /** The peer ID (hex) this opening is to, when it opens to a peer rather than a server URI. */
+  readonly farPeerId: string | undefined;
   /** When the IHello or IIKeying goes out again. */
   deadline = 0;
   private readonly initiator: Initiator;
@@ -39,6 +41,7 @@ export class Opening {
 
   constructor(o: OpenOptions, localId: number) {
     this.localId = localId;
+    this.farPeerId = o.peerId?.toString('hex');
     this.targets = o.targets;
     this.initiator = new Initiator({
       uri: o.uri,
@@ -53,6 +56,11 @@ export class Opening {
   /** Our peer ID (hex SHA-256 of the certificate the IIKeying carries). */
   get peerId(): string {
     return this.initiator.peerId;
+  }
+
+  /** The certificate our IIKeying carries: what the far end compares with its own on glare. */
+  get certificate(): Buffer {
+    return this.initiator.certificate;
   }
 
   /** Sends the current startup datagram (IHello, then IIKeying) to every target; sets `deadline`. */

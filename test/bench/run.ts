@@ -302,6 +302,7 @@ async function main(): Promise<void> {
         'm: in the bench process; ratio vs n++ on a field, which is what the node does per packet (prom-client reads it at scrape).',
         'p: RedisState in the bench process on its own redis-server, one call at a time; ratio vs a bare round trip (TIME).',
         'n: 2 node processes + redis-server, sdk clients in the bench process; one join at a time, each to a fresh group of one member.',
+        'r: 2 node processes + redis-server, sdk clients in the bench process; same- and cross-node introductions alternate; step rows: ratio = that step ÷ the cross-node extra.',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
         'l: 2 in-process nodes + redis-server, an sdk publisher on one, sdk players on the other; ratio of 20 players vs 1.',
         process.env[TCLOAD_ENV]

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
 import { connect } from '../../sdk/client.ts';
 import { silentLogger, until } from '../support/node.ts';
-import { exchange, twoClients } from '../support/peers.ts';
+import { exchange, openAtOnce, twoClients } from '../support/peers.ts';
 import { endProcess } from '../support/processes.ts';
 import { startTestCluster, TEST_HEARTBEAT_MS, type TestCluster } from '../support/test-cluster.ts';
 
@@ -64,6 +64,49 @@ describe('P2P rendezvous across two nodes (real redis-server, node processes)', 
       await exchange(a, b);
     } finally {
       await Promise.all([a.abort(), b.abort()]);
+    }
+  });
+
+  test('two clients on different nodes calling connectPeer to each other at once get one session', async () => {
+    const [a, b] = await twoClients(url(0), url(1));
+    try {
+      watch(a.peerId);
+      watch(b.peerId);
+      await registered(a.peerId, cluster.nodes[0].id);
+      await registered(b.peerId, cluster.nodes[1].id);
+      for (let i = 0; i < 3; i++) await openAtOnce(a, b);
+    } finally {
+      await Promise.all([a.abort(), b.abort()]);
+    }
+  });
+
+  test("a target on another node answers the initiator's reported LAN address too, as one on the same node does", async () => {
+    // Stands for the initiator's LAN side: every datagram it gets is a target's RHello.
+    const lan = dgram.createSocket('udp4');
+    const rHellosFrom: number[] = [];
+    lan.on('message', (_m, rinfo) => rHellosFrom.push(rinfo.port));
+    await new Promise<void>((r) => lan.bind(0, '127.0.0.1', r));
+    const a = await connect(url(0));
+    const [near, far] = await twoClients(url(0), url(1));
+    try {
+      const reported = `127.0.0.1:${lan.address().port}`;
+      a.call('setPeerInfo', reported).catch(() => {}); // the node answers setPeerInfo with nothing
+      const deadline = Date.now() + 5_000;
+      while (!(await state.p2p.peer(a.peerId))?.lan.includes(reported)) {
+        assert.ok(Date.now() < deadline, 'the store holds the reported address');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      watch(far.peerId);
+      await registered(far.peerId, cluster.nodes[1].id);
+      // Both peers share one public IP (127.0.0.1), so the target's first RHello goes to the
+      // initiator's reported address, its next to the observed one (RTMFP-NOTES §6 step 2).
+      for (const target of [near, far]) {
+        await (await a.connectPeer(target.peerId, { timeoutMs: 5_000 })).close();
+        await until(() => rHellosFrom.includes(target.localPort), 5_000, 'an RHello at the reported address');
+      }
+    } finally {
+      lan.close();
+      await Promise.all([a.abort(), near.abort(), far.abort()]);
     }
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startNode, type TestNode, until } from '../support/node.ts';
-import { exchange, twoClients } from '../support/peers.ts';
+import { exchange, openAtOnce, twoClients } from '../support/peers.ts';
 
 describe('P2P rendezvous on one node', () => {
   let n: TestNode;
@@ -15,6 +15,15 @@ describe('P2P rendezvous on one node', () => {
     try {
       await exchange(a, b);
       assert.equal(n.node.rendezvous.stats.local >= 1, true);
+    } finally {
+      await Promise.all([a.abort(), b.abort()]);
+    }
+  });
+
+  test('two clients calling connectPeer to each other at once get one session, both resolving to it', async () => {
+    const [a, b] = await twoClients(n.url(), n.url());
+    try {
+      for (let i = 0; i < 5; i++) await openAtOnce(a, b);
     } finally {
       await Promise.all([a.abort(), b.abort()]);
     }

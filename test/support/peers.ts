@@ -30,3 +30,31 @@ export async function exchange(a: NetConnection, b: NetConnection): Promise<void
   toA.handle('sum', (x, y) => Number(x) + Number(y));
   assert.equal(await toB.call('sum', 2, 3), 5);
 }
+
+/**
+ * `a` and `b` call `connectPeer` to each other at the same moment (glare, RFC 7016 §3.5.1.3):
+ * both resolve to one session, opened by one and accepted by the other, which carries calls
+ * both ways; neither sees a second session come in.
+ */
+export async function openAtOnce(a: NetConnection, b: NetConnection): Promise<void> {
+  const extra: string[] = [];
+  const onPeer = (peer: PeerConnection) => extra.push(peer.peerId);
+  a.on('peer', onPeer);
+  b.on('peer', onPeer);
+  try {
+    const [toB, toA] = await Promise.all([
+      a.connectPeer(b.peerId, { timeoutMs: 5_000 }),
+      b.connectPeer(a.peerId, { timeoutMs: 5_000 }),
+    ]);
+    assert.deepEqual([toB.peerId, toA.peerId], [b.peerId, a.peerId]);
+    assert.deepEqual([toB.role, toA.role].sort(), ['initiator', 'responder'], 'one session, not two');
+    assert.equal(await toB.call('whoami'), 'b');
+    assert.equal(await toA.call('whoami'), 'a');
+    assert.deepEqual(extra, [], 'no second session came in');
+    toB.close();
+    toA.close();
+  } finally {
+    a.off('peer', onPeer);
+    b.off('peer', onPeer);
+  }
+}

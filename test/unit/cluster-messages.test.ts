@@ -133,9 +133,11 @@ describe('node-to-node messages', () => {
     epd: `210f${'ab'.repeat(32)}`,
     tag: '0123456789abcdef0123456789abcdef',
     address: '198.51.100.4:50123',
+    attempt: 2,
+    reported: ['192.168.1.20:50123', '[fd00::20]:50124'],
   };
 
-  test("a forward-hello request reaches the target's node with the initiator's EPD, tag and address", async () => {
+  test("a forward-hello request reaches the target's node with the initiator's EPD, tag, addresses and attempt", async () => {
     assert.equal(await a.forwardHello('b', hello), true);
     assert.equal(await a.forwardHello('b', { ...hello, address: '[2001:db8::4]:50123' }), true);
     await settle();
@@ -153,9 +155,19 @@ describe('node-to-node messages', () => {
     await state.publish('rpc:b', signed(SECRET, { ...hello, address: 'attacker.example:1' }));
     await state.publish('rpc:b', signed(SECRET, { ...hello, target: 'not a peer' }));
     await state.publish('rpc:b', signed(SECRET, 'nothing'));
+    await state.publish('rpc:b', signed(SECRET, { ...hello, reported: ['lan.example:1'] }));
+    await state.publish('rpc:b', signed(SECRET, { ...hello, attempt: -1 }));
     await settle();
     assert.equal(hellos.length, count);
-    assert.deepEqual([b.dropped.forged - forged, b.dropped.malformed - malformed], [1, 3]);
+    assert.deepEqual([b.dropped.forged - forged, b.dropped.malformed - malformed], [1, 5]);
+  });
+
+  test('a forward-hello from a node that predates attempts and reported addresses is taken as a first attempt with none', async () => {
+    const count = hellos.length;
+    const { attempt: _a, reported: _r, ...older } = hello;
+    await state.publish('rpc:b', signedRequest('forward-hello', older));
+    await settle();
+    assert.deepEqual(hellos.slice(count), [['a', { ...older, attempt: 0, reported: [] }]]);
   });
 
   test('forwardHello refuses a request the other node would drop, and a node that is not live', async () => {
@@ -168,6 +180,19 @@ describe('node-to-node messages', () => {
       a.forwardHello('b', { ...hello, address: '198.51.100.4' }),
       /forward-hello: address must be an observed "ip:port", got "198\.51\.100\.4"/,
     );
+    for (const attempt of [-1, 1.5, '1', null]) {
+      await assert.rejects(
+        a.forwardHello('b', { ...hello, attempt: attempt as number }),
+        /forward-hello: attempt must be a non-negative integer/,
+      );
+    }
+    const tooMany = Array.from({ length: 17 }, (_, i) => `192.168.1.${i + 1}:50123`);
+    for (const reported of [tooMany, ['192.168.1.20'], 'a:1', [7]]) {
+      await assert.rejects(
+        a.forwardHello('b', { ...hello, reported: reported as string[] }),
+        /forward-hello: reported must be a list of at most 16 "ip:port" addresses/,
+      );
+    }
     assert.equal(await a.forwardHello('nobody', hello), false);
   });
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { type Address, AddressOrigin, addressKey, sameAddress } from '../../runtime/rtmfp/address.ts';
 import { makeEPD } from '../../runtime/rtmfp/certificate.ts';
 import { ChunkType, type ForwardedIHello } from '../../runtime/rtmfp/chunks.ts';
-import { Endpoint } from '../../runtime/rtmfp/endpoint.ts';
+import { Endpoint, nearWinsGlare } from '../../runtime/rtmfp/endpoint.ts';
 import { type KeyingAdapter, keyInline } from '../../runtime/rtmfp/handshake.ts';
 import type { Opening } from '../../runtime/rtmfp/opening.ts';
 import { PacketReader } from '../../runtime/rtmfp/packet.ts';
@@ -25,7 +25,7 @@ interface Datagram {
 interface Peer {
   address: Address;
   endpoint: Endpoint;
-  opened: { session: Session; role: 'initiator' | 'responder'; peerId: string }[];
+  opened: { session: Session; role: 'initiator' | 'responder'; peerId: string; replaces?: Opening }[];
   closed: { session: Session; reason: CloseReason }[];
   messages: string[];
   drops: string[];
@@ -77,8 +77,9 @@ class Net {
         forwardedHello: (_session, hello) => p.forwarded.push(hello),
         opened: (session, how) => {
           if (o.failOpen) throw new Error('the host failed');
-          const peerId = how.role === 'responder' ? how.peerId : how.farFingerprint.toString('hex');
-          p.opened.push({ session, role: how.role, peerId });
+          if (how.role === 'responder')
+            p.opened.push({ session, role: how.role, peerId: how.peerId, replaces: how.replaces });
+          else p.opened.push({ session, role: how.role, peerId: how.farFingerprint.toString('hex') });
         },
         flow: (_session, flow) => {
           flow.onMessage = (m) => p.messages.push(m.toString());
@@ -384,5 +385,51 @@ describe('one RTMFP endpoint, initiator and responder (RFC 7016 §3.5)', () => {
     assert.deepEqual(client.forwarded[0].epd, forwarded.epd);
     assert.deepEqual(client.forwarded[0].tag, forwarded.tag);
     assert.equal(client.forwarded[0].replyAddress.port, 40_000);
+  });
+
+  test('two peers opening to each other at once end with one session, the lower certificate its initiator (glare)', () => {
+    for (let run = 0; run < 6; run++) {
+      const net = new Net();
+      const p = net.peer(40_000 + run, { accepts: true });
+      const q = net.peer(41_000 + run, { accepts: true });
+      // As the sdk client does: one certificate as responder and in its own IIKeyings.
+      const toPeer = (from: Peer, to: Peer) =>
+        from.endpoint.open(
+          {
+            peerId: to.endpoint.identity.fingerprint,
+            certificate: from.endpoint.identity.certificate,
+            targets: [to.address],
+            groups: GROUPS,
+          },
+          net.now,
+        );
+      const pq = toPeer(p, q);
+      const qp = toPeer(q, p);
+      net.run();
+      net.advance(2_000);
+      net.run();
+      assert.equal(p.opened.length, 1, 'one session at p');
+      assert.equal(q.opened.length, 1, 'one session at q');
+      const pWins = Buffer.compare(p.endpoint.identity.certificate, q.endpoint.identity.certificate) < 0;
+      const [winner, loser, lostOpening] = pWins ? [p, q, qp] : [q, p, pq];
+      assert.equal(winner.opened[0].role, 'initiator');
+      assert.equal(loser.opened[0].role, 'responder');
+      assert.equal(loser.opened[0].replaces, lostOpening, "the loser's opening is the session it got");
+      assert.equal(winner.opened[0].session.remoteId, loser.opened[0].session.localId);
+      assert.equal(loser.opened[0].session.remoteId, winner.opened[0].session.localId);
+      assert.ok(winner.drops.includes('iikeying-glare'), "the winner ignored the loser's IIKeying");
+      say(net, loser.opened[0].session, 'over the one session');
+      net.run();
+      assert.deepEqual(winner.messages, ['over the one session']);
+    }
+  });
+
+  test('nearWinsGlare: both ends of a glare agree on one winner, by the certificates byte by byte', () => {
+    const a = Buffer.from('0102', 'hex');
+    const b = Buffer.from('0103', 'hex');
+    assert.equal(nearWinsGlare(a, b), true);
+    assert.equal(nearWinsGlare(b, a), false);
+    assert.equal(nearWinsGlare(a, Buffer.from('010200', 'hex')), true, 'a prefix sorts first');
+    assert.equal(nearWinsGlare(Buffer.from('010200', 'hex'), a), false);
   });
 });
