@@ -37,6 +37,8 @@ export interface ClusterHooks {
   joined(server: NodeEntry): void;
   /** A node left or was reaped. */
   left(server: NodeEntry): void;
+  /** The live nodes as of this heartbeat (after `joined`/`left`), this node included. */
+  updated?(servers: NodeEntry[]): void;
   /** Another node's `server.send(name, …)` for `app` arrived, authenticated. */
   message(from: NodeEntry | undefined, fromId: string, app: string, name: string, args: unknown[]): void;
   /** An operator's command (`pause`, `resume`, `drain`) arrived, authenticated. */
@@ -224,6 +226,7 @@ export class ClusterNode {
     this.live = next;
     for (const [id, e] of next) if (!previous.has(id) && id !== this.id) this.o.hooks.joined(e);
     for (const [id, e] of previous) if (!next.has(id) && id !== this.id) this.o.hooks.left(e);
+    this.o.hooks.updated?.(entries);
   }
 
   private async subscribe(): Promise<void> {

@@ -6,6 +6,7 @@ import { type AppSecrets, type NodeEntry, type NodeState, type State, shortHash 
 import type { FnhostConfig } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
 import type { HttpSources } from '../http/server.ts';
+import { StreamRelays } from '../relay/stream-relays.ts';
 import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import type { ServerInfo } from '../sandbox/sandbox.ts';
@@ -14,9 +15,12 @@ import { Balancer, MIN_SEAT_TTL_MS } from './balancer.ts';
 import { clusterView, DASHBOARD_GROUPS, DASHBOARD_PUBLICATIONS } from './cluster-view.ts';
 import { Drain } from './drain.ts';
 import { NodeGroups } from './groups.ts';
+import { LinkAcceptor } from './link-acceptor.ts';
 import { LOAD_SAMPLE_MS, LoadMeter } from './load-meter.ts';
 import { RtmfpNode } from './node.ts';
 import { NodeMetrics } from './node-metrics.ts';
+import { RelayFollower } from './relay-follower.ts';
+import { RelayLinks } from './relay-links.ts';
 import { NodeStreams } from './streams.ts';
 
 export interface RunningNode {
@@ -28,6 +32,12 @@ export interface RunningNode {
   sources: HttpSources;
   /** This node's Prometheus registry (what `/metrics` serves). */
   metrics: NodeMetrics;
+  /** This node's media links to other nodes (issue 10), one per far node. */
+  links: RelayLinks;
+  /** Other nodes' media links to this one; their plays reach the stream layer (`NodeStreams`). */
+  linkAcceptor: LinkAcceptor;
+  /** Streams this node fetches from their origin nodes, one relay per stream, over `links`. */
+  relays: StreamRelays;
   /**
    * Pauses (true) or resumes (false): a paused node keeps its clients and takes new ones that
    * reach it, but balancing sends it none. The record says so at once (a heartbeat is sent).
@@ -64,6 +74,8 @@ export async function startClusterNode(
   http: string | undefined,
   /** `drained`: a drain reached its deadline and sent every client elsewhere (the caller exits). */
   events: { drained?: () => void } = {},
+  /** `relayLinkIdleMs`: how long an unused media link to another node stays open (default LINK_IDLE_MS). */
+  tuning: { relayLinkIdleMs?: number } = {},
 ): Promise<RunningNode> {
   const identity = makeServerIdentity();
   let nodeState: NodeState = 'starting';
@@ -115,11 +127,16 @@ export async function startClusterNode(
       },
     },
   });
+  let follower: RelayFollower | undefined;
   const streams = new NodeStreams({
     publications: state.publications,
     node: () => self.id,
     apps,
     logger: log,
+    relays: {
+      follow: (app, name, sink) => follower?.follow(app, name, sink),
+      unfollow: (app, name) => follower?.unfollow(app, name),
+    },
   });
   const drain: Drain = new Drain({
     log,
@@ -130,6 +147,13 @@ export async function startClusterNode(
     drained: () => events.drained?.(),
   });
   const hooks = apps.nodeHooks();
+  let secret: Buffer | undefined;
+  const linkAcceptor = new LinkAcceptor({
+    self: () => (cluster ? { id: cluster.id, epoch: cluster.epoch } : undefined),
+    secret: () => secret,
+    origin: streams,
+    log,
+  });
   const rtmfp: RtmfpNode = new RtmfpNode({
     listen: config.node.rtmfp,
     identity,
@@ -138,6 +162,7 @@ export async function startClusterNode(
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
+    links: linkAcceptor,
     streams,
     peers: {
       nodeId: () => self.id,
@@ -147,6 +172,85 @@ export async function startClusterNode(
       unknown: (peerId, from) => apps.rendezvousUnknown(peerId, from),
     },
   });
+  const bound = (await rtmfp.start()).map(formatAddress);
+  const load = new LoadMeter(() => {
+    const cpu = process.cpuUsage();
+    return {
+      packets: rtmfp.received + rtmfp.sent,
+      bytes: rtmfp.bytesReceived + rtmfp.bytesSent,
+      cpuMicros: cpu.user + cpu.system,
+    };
+  }, performance.now());
+  const sampler = setInterval(() => load.sample(performance.now()), LOAD_SAMPLE_MS);
+  sampler.unref();
+  self.publicAddress ||= bound[0];
+  secret = await messageSecret(state, config.cluster.secret);
+  let links: RelayLinks | undefined;
+
+  cluster = new ClusterNode({
+    state,
+    logger: log,
+    secret,
+    heartbeatMs: config.cluster.heartbeatMs,
+    describe: () => ({
+      state: nodeState,
+      publicAddress: self.publicAddress,
+      rtmfp: bound,
+      http,
+      load: { clients: rtmfp.stats().connections, ...load.rates(performance.now()) },
+      paused,
+      versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
+      errors: loadErrors,
+      secretRevisions,
+    }),
+    hooks: {
+      joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
+      left: (s) => void apps.serverChanged('serverLeft', serverInfo(s)),
+      updated: (servers) => links?.serversChanged(servers),
+      message: (from, fromId, app, name, args) =>
+        void apps.deliver(
+          app,
+          from
+            ? serverInfo(from)
+            : { id: fromId, publicAddress: '', load: { clients: 0 }, paused: false, state: 'serving' },
+          name,
+          args,
+        ),
+      control: (name, args) => void operatorCommand(name, args),
+      groupIntroduce: (_from, request) => void groups.introduced(request),
+      forwardHello: (fromId, request) => rtmfp.rendezvous.forward(fromId, request),
+    },
+  });
+  self.id = cluster.id;
+  const member = cluster;
+  const outLinks = new RelayLinks({
+    opener: rtmfp,
+    self: () => ({ id: member.id, epoch: member.epoch }),
+    secret,
+    servers: () => member.servers(),
+    log,
+    idleMs: tuning.relayLinkIdleMs,
+  });
+  links = outLinks;
+  const relays = new StreamRelays({
+    links: outLinks,
+    now: () => performance.now(),
+    ended: (end) => log.warn(end, 'a relayed stream ended: its players here heard UnpublishNotify'),
+  });
+  follower = new RelayFollower({ relays, publications: state.publications, node: () => self.id, log });
+  /** The relay's figures for `/metrics`. */
+  const relayCounts = () => {
+    const out = outLinks.stats();
+    const accepted = linkAcceptor.stats();
+    return {
+      relayLinksOut: out.open,
+      relayLinksIn: accepted.open,
+      relayedIn: relays.stats().relays,
+      relayedOut: accepted.relayed,
+      relayLinksFailed: out.failed,
+      relayLinksRefused: accepted.refused,
+    };
+  };
   metrics.readFrom(() => ({
     sessions: rtmfp.sessions.size,
     connections: rtmfp.stats().connections,
@@ -166,54 +270,8 @@ export async function startClusterNode(
     ...streams.counts,
     streamDrops: streams.dropSnapshot(),
     streamsRefused: streams.refused,
+    ...relayCounts(),
   }));
-  const bound = (await rtmfp.start()).map(formatAddress);
-  const load = new LoadMeter(() => {
-    const cpu = process.cpuUsage();
-    return {
-      packets: rtmfp.received + rtmfp.sent,
-      bytes: rtmfp.bytesReceived + rtmfp.bytesSent,
-      cpuMicros: cpu.user + cpu.system,
-    };
-  }, performance.now());
-  const sampler = setInterval(() => load.sample(performance.now()), LOAD_SAMPLE_MS);
-  sampler.unref();
-  self.publicAddress ||= bound[0];
-
-  cluster = new ClusterNode({
-    state,
-    logger: log,
-    secret: await messageSecret(state, config.cluster.secret),
-    heartbeatMs: config.cluster.heartbeatMs,
-    describe: () => ({
-      state: nodeState,
-      publicAddress: self.publicAddress,
-      rtmfp: bound,
-      http,
-      load: { clients: rtmfp.stats().connections, ...load.rates(performance.now()) },
-      paused,
-      versions: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a) ?? ''])),
-      errors: loadErrors,
-      secretRevisions,
-    }),
-    hooks: {
-      joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
-      left: (s) => void apps.serverChanged('serverLeft', serverInfo(s)),
-      message: (from, fromId, app, name, args) =>
-        void apps.deliver(
-          app,
-          from
-            ? serverInfo(from)
-            : { id: fromId, publicAddress: '', load: { clients: 0 }, paused: false, state: 'serving' },
-          name,
-          args,
-        ),
-      control: (name, args) => void operatorCommand(name, args),
-      groupIntroduce: (_from, request) => void groups.introduced(request),
-      forwardHello: (fromId, request) => rtmfp.rendezvous.forward(fromId, request),
-    },
-  });
-  self.id = cluster.id;
   // Clients that connected before the node had its ID are registered now.
   rtmfp.rendezvous.reassert();
 
@@ -307,6 +365,7 @@ export async function startClusterNode(
       clusterMessagesDropped: cluster?.dropped,
       apps: Object.fromEntries(apps.appNames.map((a) => [a, apps.version(a)])),
       servers: cluster?.servers(),
+      relay: { links: outLinks.stats(), accepted: linkAcceptor.stats(), streams: relays.stats() },
     }),
     cluster: async () => {
       const unread = (what: string) => (err: unknown) => {
@@ -330,6 +389,9 @@ export async function startClusterNode(
     rtmfp: bound,
     sources,
     metrics,
+    links: outLinks,
+    linkAcceptor,
+    relays,
     async setPaused(value) {
       paused = value;
       await cluster?.heartbeatNow();
@@ -353,6 +415,9 @@ export async function startClusterNode(
       nodeState = 'stopping';
       drain.stop();
       clearInterval(sampler);
+      follower?.stop();
+      relays.stopAll();
+      outLinks.stop();
       // Sessions are closed while the cluster is left: a store that does not answer must not
       // keep clients waiting (the shutdown deadline cuts the leave short; others reap the node).
       step('leaving the cluster and closing sessions');

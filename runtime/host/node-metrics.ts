@@ -50,6 +50,15 @@ export interface NodeCounts {
   streamDrops: Record<string, number>;
   /** Publishes and plays refused, by reason (`taken`, `refused`, `redirected`, `no-app`). */
   streamsRefused: Record<string, number>;
+  /** Media links to other nodes open now, and other nodes' links to this one. */
+  relayLinksOut: number;
+  relayLinksIn: number;
+  /** Streams relayed to this node now, and streams this node relays to others (one per stream and node). */
+  relayedIn: number;
+  relayedOut: number;
+  /** Links that failed (to open or later), by reason, and other nodes' links refused here, by reason. */
+  relayLinksFailed: Record<string, number>;
+  relayLinksRefused: Record<string, number>;
 }
 
 /**
@@ -198,6 +207,18 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
       (c) => c.publications,
     );
     gauge('fnhost_players', 'NetStreams playing on this node.', (c) => c.players);
+    gauge('fnhost_relay_links_out', 'Media links from this node to other nodes.', (c) => c.relayLinksOut);
+    gauge('fnhost_relay_links_in', "Other nodes' media links to this node.", (c) => c.relayLinksIn);
+    gauge(
+      'fnhost_relayed_streams_in',
+      'Streams published elsewhere relayed to this node.',
+      (c) => c.relayedIn,
+    );
+    gauge(
+      'fnhost_relayed_streams_out',
+      'Streams relayed from this node, counted once per stream and node.',
+      (c) => c.relayedOut,
+    );
     const counts = () => this.counts();
     const byReason = (name: string, help: string, pick: (c: NodeCounts) => Record<string, number>) =>
       new Counter({
@@ -220,6 +241,16 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
       'fnhost_streams_refused_total',
       'Publishes and plays refused: taken (name published elsewhere), refused or redirected (by the app), no-app.',
       (c) => c.streamsRefused,
+    );
+    byReason(
+      'fnhost_relay_links_failed_total',
+      'Media links from this node that failed: refused, unauthenticated, timeout, far-node-gone, …',
+      (c) => c.relayLinksFailed,
+    );
+    byReason(
+      'fnhost_relay_links_refused_total',
+      "Other nodes' links refused here: forged (wrong secret), stale, replayed, misdirected, malformed, …",
+      (c) => c.relayLinksRefused,
     );
     new Counter({
       name: 'fnhost_group_joins_failed_total',

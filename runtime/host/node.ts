@@ -4,12 +4,15 @@ import { isIP, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { EndpointClock } from '../endpoint-clock.ts';
+import { RELAY_APP } from '../relay/link-credential.ts';
 import { type Address, AddressOrigin, formatAddress } from '../rtmfp/address.ts';
 import { Endpoint, type Opened, TICK_MS } from '../rtmfp/endpoint.ts';
 import { ProtocolError } from '../rtmfp/errors.ts';
 import { makeServerIdentity, type ServerIdentity } from '../rtmfp/handshake.ts';
-import type { Session, SessionConfig } from '../rtmfp/session.ts';
-import { TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
+import type { Opening } from '../rtmfp/opening.ts';
+import type { RecvFlow } from '../rtmfp/recv-flow.ts';
+import type { CloseReason, Session, SessionConfig } from '../rtmfp/session.ts';
+import { appOfUrl, NO_STREAMS, TCServerConnection, type TCServerHandler } from '../rtmfp/tc-server.ts';
 import type { StreamEvents } from '../rtmfp/tc-stream.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DropCounter } from './drops.ts';
@@ -59,8 +62,72 @@ export interface NodeOptions {
   groupsPerClient?: number;
   /** The cluster's peers, for rendezvous across nodes; absent: this node's clients only. */
   peers?: PeerDirectory;
-  /** Live streams (NodeStreams); absent: publish and play are refused. */
+  /** The clients' NetStreams (publish, play, media); absent: publish and play are refused. */
   streams?: StreamEvents;
+  /**
+   * Connections to the relay app (other nodes' media links, runtime/relay): never an app's
+   * client, never balanced or redirected. Absent: their `connect` is rejected.
+   */
+  links?: LinkHandler;
+}
+
+/** The far end of media links: their connects and calls, and their NetStreams once accepted. */
+export interface LinkHandler extends TCServerHandler {
+  streams(conn: TCServerConnection): StreamEvents;
+}
+
+/**
+ * A connection's NetStream events go to the apps' stream layer, or, once its `connect` names
+ * the relay app, to the links': one per connection, so a media message costs one indirection.
+ */
+class StreamRoute implements StreamEvents {
+  target: StreamEvents;
+
+  constructor(target: StreamEvents) {
+    this.target = target;
+  }
+
+  publish(...a: Parameters<StreamEvents['publish']>): void {
+    this.target.publish(...a);
+  }
+
+  unpublished(...a: Parameters<StreamEvents['unpublished']>): void {
+    this.target.unpublished(...a);
+  }
+
+  play(...a: Parameters<StreamEvents['play']>): void {
+    this.target.play(...a);
+  }
+
+  stopped(...a: Parameters<StreamEvents['stopped']>): void {
+    this.target.stopped(...a);
+  }
+
+  media(...a: Parameters<StreamEvents['media']>): void {
+    this.target.media(...a);
+  }
+
+  dropped(...a: Parameters<StreamEvents['dropped']>): void {
+    this.target.dropped(...a);
+  }
+}
+
+/** What a session this node opens (as initiator) tells its owner. */
+export interface OutgoingEvents {
+  /** The session is up; `farFingerprint` is the responder certificate's SHA-256. */
+  opened(session: Session, farFingerprint: Buffer): void;
+  /** The far end opened a flow; set `flow.onMessage` or `flow.reject(code)`. */
+  flow(flow: RecvFlow): void;
+  /** The session is over (once); not called for an opening cancelled before it opened. */
+  closed(reason: CloseReason): void;
+}
+
+/** A session being opened by `RtmfpNode.openSession`. */
+export interface OutgoingOpening {
+  /** Our peer ID on that session: the SHA-256 of the certificate our IIKeying carries. */
+  readonly peerId: string;
+  /** Stops opening; nothing is told. A session that already opened is the owner's to close. */
+  cancel(): void;
 }
 
 /**
@@ -73,9 +140,15 @@ const lookupLiteral: dgram.SocketOptions['lookup'] = (host, options, callback) =
   else dnsLookup(host, options, callback);
 };
 
-/** What the node keeps on each session (`session.context`); unset once the session is closed. */
+/**
+ * What the node keeps on each session (`session.context`): the NetConnection of a session it
+ * answered, unset once the session is closed; or the owner of a session it opened.
+ */
 interface SessionEntry {
   conn: TCServerConnection | undefined;
+  /** Where the NetStreams of `conn` report. */
+  streams?: StreamRoute;
+  outgoing?: OutgoingEvents;
 }
 
 /**
@@ -95,7 +168,14 @@ export class RtmfpNode {
   private readonly sockets: dgram.Socket[] = [];
   private socket4: dgram.Socket | undefined;
   private socket6: dgram.Socket | undefined;
+  /** Clients' NetConnections (connecting or connected). */
   private readonly connections = new Set<TCServerConnection>();
+  /** Other nodes' media links to this one (connect to RELAY_APP): not clients. */
+  private readonly links = new Set<TCServerConnection>();
+  /** Sessions this node is opening, by the endpoint's opening. */
+  private readonly outgoing = new Map<Opening, OutgoingEvents>();
+  /** Every connection's handler: the relay app's connections go to `links`, the rest to the apps. */
+  private readonly router: TCServerHandler;
   private readonly attempts = new Map<string, number>();
   /** Introduces peers (RTMFP-NOTES §6): this node's clients, and the cluster's through the store. */
   readonly rendezvous: Rendezvous;
@@ -137,9 +217,19 @@ export class RtmfpNode {
           this.rendezvous.hello(epd, tag, from, this.countAttempt(tag) - 1, now),
         opened: (session, how) => this.opened(session, how),
         // No context: opening its connection failed (`fault`), and the session is aborted.
-        flow: (session, flow) => (session.context as SessionEntry | undefined)?.conn?.onFlow(flow),
-        closed: (session) => {
+        flow: (session, flow) => {
           const entry = session.context as SessionEntry | undefined;
+          if (entry?.outgoing) entry.outgoing.flow(flow);
+          else entry?.conn?.onFlow(flow);
+        },
+        closed: (session, reason) => {
+          const entry = session.context as SessionEntry | undefined;
+          if (entry?.outgoing) {
+            const owner = entry.outgoing;
+            entry.outgoing = undefined;
+            owner.closed(reason);
+            return;
+          }
           const conn = entry?.conn;
           if (!entry || !conn) return;
           // What lingers until release is the Session alone (it answers a repeated Close Request).
@@ -161,6 +251,7 @@ export class RtmfpNode {
       },
     });
     this.clock = new EndpointClock(this.endpoint);
+    this.router = this.makeRouter(options.handler, options.links);
   }
 
   get fingerprint(): string {
@@ -217,7 +308,7 @@ export class RtmfpNode {
     if (this.stopped) return;
     this.stopped = true;
     this.clock.stop();
-    for (const conn of [...this.connections]) conn.close('Server shutting down.');
+    for (const conn of [...this.connections, ...this.links]) conn.close('Server shutting down.');
     const deadline = performance.now() + SHUTDOWN_GRACE_MS;
     while (this.sessions.size > 0 && performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, TICK_MS));
@@ -229,9 +320,32 @@ export class RtmfpNode {
     await this.pool.close();
   }
 
-  /** The open NetConnections (connecting or connected), e.g. to send them elsewhere. */
+  /** The open NetConnections of clients (connecting or connected), e.g. to send them elsewhere. */
   openConnections(): TCServerConnection[] {
     return [...this.connections];
+  }
+
+  /** Other nodes' media links to this node, open now. */
+  openLinks(): TCServerConnection[] {
+    return [...this.links];
+  }
+
+  /**
+   * Opens a session to `target` as initiator (RFC 7016 §3.5.1), its EPD naming `uri` (RFC 7425
+   * §4.4.2), for a node-to-node link: `events` hears it open, its flows and its end. The caller
+   * gives up with `cancel` (the endpoint retries its IHello until then).
+   */
+  openSession(uri: string, target: Address, events: OutgoingEvents): OutgoingOpening {
+    if (this.stopped) throw new Error(`node: stopped, cannot open a session to ${formatAddress(target)}`);
+    const opening = this.endpoint.open({ uri, targets: [target] }, performance.now());
+    this.outgoing.set(opening, events);
+    return {
+      peerId: opening.peerId,
+      cancel: () => {
+        if (!this.outgoing.delete(opening)) return;
+        this.endpoint.cancel(opening);
+      },
+    };
   }
 
   stats(): NodeStats {
@@ -274,15 +388,26 @@ export class RtmfpNode {
     }
   }
 
-  /** A keyed session is up: its NetConnection starts. */
+  /** A keyed session is up: its NetConnection starts, or its opener hears of it. */
   private opened(session: Session, how: Opened): void {
-    if (how.role !== 'responder') return;
-    const conn = new TCServerConnection(session, how.peerId, this.options.handler, {
+    if (how.role !== 'responder') {
+      const owner = this.outgoing.get(how.opening);
+      if (!owner) {
+        session.abort();
+        return;
+      }
+      this.outgoing.delete(how.opening);
+      session.context = { conn: undefined, outgoing: owner } satisfies SessionEntry;
+      owner.opened(session, how.farFingerprint);
+      return;
+    }
+    const streams = new StreamRoute(this.options.streams ?? NO_STREAMS);
+    const conn = new TCServerConnection(session, how.peerId, this.router, {
       groupsPerClient: this.options.groupsPerClient,
       peerInfo: (c) => this.rendezvous.update(c),
-      streams: this.options.streams,
+      streams,
     });
-    session.context = { conn } satisfies SessionEntry;
+    session.context = { conn, streams } satisfies SessionEntry;
     this.connections.add(conn);
     this.rendezvous.add(conn);
     this.options.handshakes?.opened(how.keyingMs / 1000);
@@ -290,6 +415,11 @@ export class RtmfpNode {
 
   /** RHello, unless the app's onHandshake sends the client elsewhere (RFC 7016 §2.3.5 Redirect). */
   private onIHello(tag: Buffer, uri: string, from: Address, now: number): void {
+    // A node's media link is answered here: balancing and the apps' onHandshake are for clients.
+    if (appOfUrl(uri) === RELAY_APP) {
+      this.endpoint.rHello(tag, from, now);
+      return;
+    }
     this.hellos++;
     const decision = this.options.handshake?.(
       { from, uri, attempts: this.countAttempt(tag), tag: tag.toString('hex') },
@@ -337,6 +467,57 @@ export class RtmfpNode {
       this.log.error({ err, from: formatAddress(from) }, 'could not write the redirect; answering here');
       this.answerHello(tag, from, undefined, now);
     }
+  }
+
+  /**
+   * Connections to the relay app leave the clients (load, balancing, drain, rendezvous) once
+   * their `connect` names it, and go to `links`; the others to the apps.
+   */
+  private makeRouter(apps: TCServerHandler, links: LinkHandler | undefined): TCServerHandler {
+    const isLink = (conn: TCServerConnection) => this.links.has(conn);
+    return {
+      connect: (conn, request) => {
+        if (request.app !== RELAY_APP) {
+          apps.connect(conn, request);
+          return;
+        }
+        this.connections.delete(conn);
+        this.rendezvous.remove(conn);
+        this.links.add(conn);
+        if (!links) {
+          conn.reject('this node accepts no relay links');
+          return;
+        }
+        const route = (conn.session.context as SessionEntry | undefined)?.streams;
+        if (route) route.target = links.streams(conn);
+        links.connect(conn, request);
+      },
+      call: (conn, name, args, reply) => {
+        if (!isLink(conn)) apps.call(conn, name, args, reply);
+        else if (links) links.call(conn, name, args, reply);
+        else reply?.error(`${name}: not a method of a relay link`);
+      },
+      closed: (conn) => {
+        if (!isLink(conn)) {
+          apps.closed(conn);
+          return;
+        }
+        this.links.delete(conn);
+        links?.closed(conn);
+      },
+      ...(apps.groupJoin && {
+        groupJoin: (conn, membership) => {
+          if (isLink(conn)) membership.refuse();
+          else apps.groupJoin?.(conn, membership);
+        },
+        groupLeave: (conn, membership) => {
+          if (!isLink(conn)) apps.groupLeave?.(conn, membership);
+        },
+        groupJoinFailed: (conn, error) => {
+          if (!isLink(conn)) apps.groupJoinFailed?.(conn, error);
+        },
+      }),
+    };
   }
 
   /** IHellos seen per tag (a retrying client reuses its tag); bounded, oldest forgotten first. */

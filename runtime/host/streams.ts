@@ -13,6 +13,8 @@ import type { NetStream, PlayRequest, PublishRequest, StreamEvents } from '../rt
 import type { DispatchKind, Outcome, StreamInfo } from '../sandbox/sandbox.ts';
 import { DropCounter } from './drops.ts';
 import { toPlain } from './handler-values.ts';
+import type { OriginPublications } from './link-acceptor.ts';
+import type { StreamFeed } from './relay-follower.ts';
 
 const PLAYER_DROPS: readonly PlayerDrop[] = ['slow-audio', 'slow-video'];
 /** How long player counts wait to be written to the store, so a burst of plays is one write per stream. */
@@ -37,6 +39,8 @@ export interface NodeStreamsOptions {
   node: () => string;
   apps: StreamApps;
   logger: Logger;
+  /** Streams published on other nodes, relayed here for this node's players; absent: standalone. */
+  relays?: StreamFeed;
 }
 
 /** A publication here and what the store knows of it. */
@@ -46,6 +50,8 @@ interface Local {
   pub: LivePublication;
   /** The NetStream publishing it here, if any. */
   publisher: NetStream | undefined;
+  /** Other nodes' relays among its players: not counted as players of this node. */
+  relayed: number;
   dataWindow: number;
   dataEvents: number;
 }
@@ -57,7 +63,7 @@ interface Local {
  * What is held here is the truth: after a store outage it is claimed and counted again
  * (`reassert`), as NetGroup memberships are.
  */
-export class NodeStreams implements StreamEvents {
+export class NodeStreams implements StreamEvents, OriginPublications {
   private readonly o: NodeStreamsOptions;
   private readonly log: Logger;
   /** `app` NUL `name` → its publication here (kept while it has a publisher or players). */
@@ -89,11 +95,29 @@ export class NodeStreams implements StreamEvents {
     return { ...this.drops.snapshot(), ...lost };
   }
 
-  /** Live publications on this node, and players on this node. */
+  /** Live publications whose publisher is on this node (not relayed ones), and players on this node. */
   get counts(): { publications: number; players: number } {
     let publications = 0;
-    for (const l of this.local.values()) if (l.pub.publishing) publications++;
+    for (const l of this.local.values()) if (l.publisher && l.pub.publishing) publications++;
     return { publications, players: this.playing.size };
+  }
+
+  /**
+   * Another node's relay plays (app, name) here (the link acceptor): a player of the
+   * publication like any other, but no handler runs for it and the registry does not count it
+   * (the relaying node counts its own players).
+   */
+  subscribeRelay(app: string, name: string, player: LivePlayer, now: number): void {
+    const l = this.localOf(app, name);
+    l.relayed++;
+    l.pub.subscribe(player, now);
+  }
+
+  unsubscribeRelay(app: string, name: string, player: LivePlayer): void {
+    const l = this.local.get(keyOf(app, name));
+    if (!l?.pub.unsubscribe(player)) return;
+    l.relayed--;
+    this.forgetIfIdle(l);
   }
 
   publish(stream: NetStream, request: PublishRequest): void {
@@ -110,6 +134,8 @@ export class NodeStreams implements StreamEvents {
     l.publisher = undefined;
     l.pub.stop();
     this.forgetIfIdle(l);
+    // Its players wait on: the name may be published on another node next.
+    if (this.localPlayers(l) > 0) this.o.relays?.follow(l.app, l.name, l.pub);
     void this.o.publications
       .release(l.app, l.name, this.o.node(), stream.peerId)
       .catch((e: unknown) => this.log.warn({ name, err: errorText(e) }, 'could not release a publication'));
@@ -129,6 +155,7 @@ export class NodeStreams implements StreamEvents {
     this.playing.delete(player);
     for (const reason of PLAYER_DROPS) this.slowDrops[reason] += player.dropped[reason];
     l.pub.unsubscribe(player);
+    if (this.localPlayers(l) === 0) this.o.relays?.unfollow(l.app, l.name);
     this.forgetIfIdle(l);
     this.countPlayers(l);
     void this.o.apps.clientEvent(stream.peerId, 'unsubscribe', [streamInfo(player.name, '')]);
@@ -227,6 +254,7 @@ export class NodeStreams implements StreamEvents {
     }
     l.publisher = stream;
     this.publishing.set(stream, l);
+    this.o.relays?.unfollow(l.app, l.name);
     l.pub.start({ publisher: stream.peerId });
   }
 
@@ -260,6 +288,7 @@ export class NodeStreams implements StreamEvents {
     const l = this.localOf(client.app, request.name);
     this.playing.set(player, l);
     l.pub.subscribe(player, stream.now);
+    if (!l.publisher) this.o.relays?.follow(l.app, l.name, l.pub);
     this.countPlayers(l);
   }
 
@@ -290,7 +319,15 @@ export class NodeStreams implements StreamEvents {
     const key = keyOf(app, name);
     let l = this.local.get(key);
     if (!l) {
-      l = { app, name, pub: new LivePublication(name), publisher: undefined, dataWindow: 0, dataEvents: 0 };
+      l = {
+        app,
+        name,
+        pub: new LivePublication(name),
+        publisher: undefined,
+        relayed: 0,
+        dataWindow: 0,
+        dataEvents: 0,
+      };
       this.local.set(key, l);
     }
     return l;
@@ -316,7 +353,7 @@ export class NodeStreams implements StreamEvents {
     const node = this.o.node();
     await Promise.all(
       batch.map((l) =>
-        this.o.publications.setSubscribers(l.app, l.name, node, l.pub.playerCount).catch((e: unknown) => {
+        this.o.publications.setSubscribers(l.app, l.name, node, this.localPlayers(l)).catch((e: unknown) => {
           this.log.warn(
             { name: l.name, err: errorText(e) },
             'could not count players; retrying when the store is back',
@@ -324,6 +361,11 @@ export class NodeStreams implements StreamEvents {
         }),
       ),
     );
+  }
+
+  /** Players of this node (not other nodes' relays). */
+  private localPlayers(l: Local): number {
+    return l.pub.playerCount - l.relayed;
   }
 }
 

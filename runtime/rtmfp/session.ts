@@ -121,6 +121,9 @@ export class Session {
   deadline = 0;
   /** Free for the layer above (e.g. the TC connection). */
   context: unknown;
+  /** Datagram bytes this session sent and was handed, on the wire (e.g. a relay link's cost). */
+  bytesSent = 0;
+  bytesReceived = 0;
 
   readonly recvFlows = new Map<number, RecvFlow>();
   /** Our flows to the peer, under one congestion window. */
@@ -185,6 +188,7 @@ export class Session {
    */
   receive(datagram: Buffer, from: Address, now: number): void {
     if (this.state === 'closed' && this.releaseAt === 0) return;
+    this.bytesReceived += datagram.length;
     this.receiving = true;
     try {
       this.receivePacket(datagram, from, now);
@@ -286,6 +290,12 @@ export class Session {
     this.flush(now);
   }
 
+  /** Every datagram of the session leaves here, counted. */
+  private transmit(datagram: Buffer, to: Address): void {
+    this.bytesSent += datagram.length;
+    this.hooks.send(datagram, to);
+  }
+
   /** Runs timers that are due: keepalive, timeout, retransmission, delayed acks, close. */
   service(now: number): void {
     this.clock = now;
@@ -331,7 +341,7 @@ export class Session {
       this.writeControl(pw, now, piggyback);
       const more = burst < MAX_BURST_PACKETS && this.sender.write(pw, now);
       if (pw.empty) break;
-      this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), this.address);
+      this.transmit(this.cipher.seal(pw.view(), this.remoteId), this.address);
       if (!more) break;
       burst++;
     }
@@ -370,7 +380,7 @@ export class Session {
     if (this.state !== 'open') return;
     const pw = writer.begin(this.ownMode, timestampOf(this.clock), this.echoOf(this.clock));
     writeForwardedIHello(pw.w, c);
-    this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), this.address);
+    this.transmit(this.cipher.seal(pw.view(), this.remoteId), this.address);
   }
 
   /** The session clock as fresh as known: the owner's, never behind the last `now` handed in. */
@@ -452,7 +462,7 @@ export class Session {
     const s = pw.startChunk(type);
     if (body) pw.w.bytes(body.subarray(0, Math.max(0, pw.room - CHUNK_HEADER_BYTES)));
     pw.endChunk(s);
-    this.hooks.send(this.cipher.seal(pw.view(), this.remoteId), to);
+    this.transmit(this.cipher.seal(pw.view(), this.remoteId), to);
   }
 
   private writeControl(pw: PacketWriter, now: number, piggyback: boolean): void {

@@ -372,7 +372,7 @@ export function appOfUrl(url: string): string {
 }
 
 /** A node without streams: every publish and play is refused, media dropped. */
-const NO_STREAMS: StreamEvents = {
+export const NO_STREAMS: StreamEvents = {
   publish: (stream: NetStream, request: PublishRequest) =>
     stream.refusePublish(request, 'publishing is not available here', 'NetStream.Publish.Failed'),
   unpublished: () => {},

@@ -65,6 +65,12 @@ export async function countingCost(): Promise<Row[]> {
     players: 0,
     streamDrops: {},
     streamsRefused: {},
+    relayLinksOut: 0,
+    relayLinksIn: 0,
+    relayedIn: 0,
+    relayedOut: 0,
+    relayLinksFailed: {},
+    relayLinksRefused: {},
   }));
   for (let i = 0; i < 100; i++) metrics.handled('chat', `rpc.m${i % 10}`, 0.001, undefined);
   const start = process.hrtime.bigint();

@@ -12,6 +12,7 @@ import { p2pStoreFigures } from './p2p-store.bench.ts';
 import { runPacketCryptoBench } from './packet-crypto.bench.ts';
 import { publicationsStoreFigures } from './publications-store.bench.ts';
 import { REFERENCE_ENV, referenceCpu } from './reference.bench.ts';
+import { relayFigures } from './relay.bench.ts';
 import { rendezvousFigures } from './rendezvous.bench.ts';
 import { formatNumber, formatTable, type Row } from './report.ts';
 import { lifetimeCost, sealAndSendCost } from './send.bench.ts';
@@ -180,6 +181,13 @@ const STEPS: Step[] = [
     run: rendezvousFigures,
   },
   {
+    section: 'l',
+    name: 'relay link bytes ÷ stream bytes, 1 and 20 players on the relaying node',
+    unit: '×',
+    timeoutMs: 60_000,
+    run: relayFigures,
+  },
+  {
     section: 'i',
     name: 'balancing: handshake redirect CPU, /loadbalancer requests/s',
     unit: 'µs',
@@ -296,6 +304,7 @@ async function main(): Promise<void> {
         'n: 2 node processes + redis-server, sdk clients in the bench process; one join at a time, each to a fresh group of one member.',
         'r: 2 node processes + redis-server, sdk clients in the bench process; same- and cross-node introductions alternate; step rows: ratio = that step ÷ the cross-node extra.',
         'i: a node process + redis-server, 2 more nodes as redirect targets; ratio vs the same node answering RHello (no onHandshake), or vs /healthz.',
+        'l: 2 in-process nodes + redis-server, an sdk publisher on one, sdk players on the other; ratio of 20 players vs 1.',
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,

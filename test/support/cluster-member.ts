@@ -14,11 +14,12 @@ export interface ClusterMember {
   stop(): Promise<void>;
 }
 
-/** Starts a node of cluster `default` on `redisUrl` with `config`, HTTP on a free port of 127.0.0.1. */
+/** Starts a node of cluster `default` on `redisUrl` with `config` (and `tuning`), HTTP on a free port of 127.0.0.1. */
 export async function startClusterMember(
   config: FnhostConfig,
   redisUrl: string,
   logger: Logger,
+  tuning: Parameters<typeof startClusterNode>[5] = {},
 ): Promise<ClusterMember> {
   const state = await RedisState.connect(redisUrl, { cluster: 'default', logger });
   let running: RunningNode | undefined;
@@ -29,7 +30,7 @@ export async function startClusterMember(
     logger,
   );
   const http = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  running = await startClusterNode(config, state, logger, http);
+  running = await startClusterNode(config, state, logger, http, {}, tuning);
   const node = running;
   return {
     running: node,
