@@ -1,6 +1,6 @@
 import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { classifyMedia } from './flv.ts';
+import { classifyMedia, isNeverDropped } from './flv.ts';
 import { AUDIO_LIFETIME_MS, VIDEO_LIFETIME_MS } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
 import type { RecvFlow } from './recv-flow.ts';
@@ -90,8 +90,8 @@ export class TCClientStream {
    * (RTMFP-NOTES §8.1): abandoned if not delivered within 2.2 s, except codec configuration.
    */
   audio(timestamp: number, body: Buffer, lifetimes = true): void {
-    const config = classifyMedia(TCMessageType.audio, body) === 'audio-config';
-    const lifetime = lifetimes && !config ? AUDIO_LIFETIME : undefined;
+    const keep = isNeverDropped(classifyMedia(TCMessageType.audio, body));
+    const lifetime = lifetimes && !keep ? AUDIO_LIFETIME : undefined;
     this.writeMessage('audio', encodeTCMessage(TCMessageType.audio, timestamp, body), lifetime);
   }
 
@@ -104,8 +104,7 @@ export class TCClientStream {
     const kind = classifyMedia(TCMessageType.video, body);
     if (lifetimes && kind === 'keyframe') this.flows.video?.expireAll();
     // Sequence headers and ends are "special" to tcpublish: sent reliably (Message::isVideoSequenceSpecial).
-    const special = kind === 'video-config' || kind === 'video-end';
-    const lifetime = lifetimes && !special ? VIDEO_LIFETIME : undefined;
+    const lifetime = lifetimes && !isNeverDropped(kind) ? VIDEO_LIFETIME : undefined;
     this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body), lifetime);
   }
 
