@@ -110,6 +110,11 @@ export class TCServerConnection {
     });
   }
 
+  /** NetStreams this connection holds: created by `createStream`, not yet deleted. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
   /** The NetGroups this client is in now. */
   get groups(): GroupMembership[] {
     return this.netGroups.memberships;
