@@ -1,4 +1,6 @@
-import { isConfigMedia, type MediaMessage } from '../runtime/rtmfp/media-message.ts';
+import { classifyMedia, isNeverDropped } from '../runtime/rtmfp/flv.ts';
+import type { MediaMessage } from '../runtime/rtmfp/media-message.ts';
+import { TCMessageType } from '../runtime/rtmfp/tc-message.ts';
 import type { NetConnection } from './client.ts';
 import { NetStream, STREAM_START_TIMEOUT_MS, type StreamHost } from './net-stream.ts';
 import { isRecord } from './status.ts';
@@ -7,6 +9,12 @@ import { isRecord } from './status.ts';
 export const PLAYER_BUFFER_MESSAGES = 1024;
 /** Statuses after which the server sends nothing more on this play. */
 const PLAY_ENDED = new Set(['NetStream.Play.Stop', 'NetStream.Play.Complete']);
+/** The TC message type of each kind of media message, to classify it as the node does. */
+const MESSAGE_TYPE = {
+  audio: TCMessageType.audio,
+  video: TCMessageType.video,
+  data: TCMessageType.dataAmf0,
+} as const;
 
 export interface PlayOptions {
   /**
@@ -138,7 +146,7 @@ export class Player extends NetStream implements AsyncIterable<MediaMessage> {
 
   /** Frees one place: the oldest media a decoder can do without, else (all configuration) the oldest. */
   private dropOldest(): void {
-    const at = this.buffer.findIndex((m) => !isConfigMedia(m));
+    const at = this.buffer.findIndex((m) => !isNeverDropped(classifyMedia(MESSAGE_TYPE[m.type], m.body)));
     this.buffer.splice(at === -1 ? 0 : at, 1);
     this.dropped++;
   }

@@ -64,6 +64,15 @@ export function classifyMedia(type: number, body: Buffer): MediaKind {
   return 'data';
 }
 
+/**
+ * Whether a message of this kind is never dropped or abandoned: metadata and other data, codec
+ * configuration and an end of sequence (RTMFP-NOTES §8.1; tcpublish's "sequence special"). The
+ * node, the client's publisher and its player buffer all keep these.
+ */
+export function isNeverDropped(kind: MediaKind): boolean {
+  return kind === 'data' || kind === 'audio-config' || kind === 'video-config' || kind === 'video-end';
+}
+
 /** A data message as the fan-out keeps it: its handler name and the message players get. */
 export interface DataFrame {
   /** The handler the player calls (`onMetaData`, `onCuePoint`, …); '' when it names none. */

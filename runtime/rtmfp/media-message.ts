@@ -1,5 +1,4 @@
 import type { AmfValue } from './amf-value.ts';
-import { classifyMedia } from './flv.ts';
 import { decodeData, decodeTCMessage, type TCMessage, TCMessageType } from './tc-message.ts';
 
 /** What a NetStream carries to a player: an FLV tag body, or a data message's values. */
@@ -26,14 +25,4 @@ export function decodeMediaMessage(msg: Buffer | TCMessage): MediaMessage | unde
   if (type === TCMessageType.dataAmf0 || type === TCMessageType.dataAmf3)
     return { type: 'data', timestamp, body: payload, values: decodeData(message) };
   return undefined;
-}
-
-/**
- * Whether a player must not lose this message to a full buffer: data messages (metadata), codec
- * configuration and an end of sequence, which tcserver never drops either (RTMFP-NOTES §8.1).
- */
-export function isConfigMedia(m: MediaMessage): boolean {
-  if (m.type === 'data') return true;
-  const kind = classifyMedia(m.type === 'audio' ? TCMessageType.audio : TCMessageType.video, m.body);
-  return kind === 'audio-config' || kind === 'video-config' || kind === 'video-end';
 }

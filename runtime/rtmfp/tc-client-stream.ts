@@ -1,11 +1,12 @@
 import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { classifyMedia } from './flv.ts';
+import { classifyMedia, isNeverDropped } from './flv.ts';
 import { AUDIO_LIFETIME_MS, VIDEO_LIFETIME_MS } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
 import type { RecvFlow } from './recv-flow.ts';
-import type { MessageLifetime, SendFlow } from './send-flow.ts';
+import type { MessageLifetime } from './send-flow.ts';
 import type { Session } from './session.ts';
+import { type StreamFlowKind, StreamFlows } from './stream-flows.ts';
 import {
   type Command,
   decodeCommand,
@@ -13,7 +14,6 @@ import {
   encodeCommand,
   encodeData,
   encodeTCMessage,
-  encodeTCMetadata,
   type TCMessage,
   TCMessageType,
 } from './tc-message.ts';
@@ -30,9 +30,6 @@ export interface TCClientStreamHandler {
 const AUDIO_LIFETIME: MessageLifetime = { lifetimeMs: AUDIO_LIFETIME_MS };
 const VIDEO_LIFETIME: MessageLifetime = { lifetimeMs: VIDEO_LIFETIME_MS };
 
-/** Which of a stream's flows a message goes on. */
-type FlowKind = 'audio' | 'video' | 'data';
-
 /**
  * The client side of one NetStream (RFC 7425 §5; RTMFP-NOTES §5, §8). Our flows are return flows
  * to the server's NetConnection flow with metadata `TC 04 <streamId>`, one each for audio, video
@@ -45,9 +42,8 @@ export class TCClientStream {
   /** Messages from the server that did not decode: dropped, counted here. */
   malformed = 0;
   private readonly session: Session;
-  private readonly serverControlFlowId: number;
   private readonly handler: TCClientStreamHandler;
-  private readonly flows: Partial<Record<FlowKind, SendFlow>> = {};
+  private readonly flows: StreamFlows;
   private readonly recvFlows = new Set<RecvFlow>();
 
   constructor(
@@ -57,9 +53,11 @@ export class TCClientStream {
     handler: TCClientStreamHandler,
   ) {
     this.session = session;
-    this.serverControlFlowId = serverControlFlowId;
     this.streamId = streamId;
     this.handler = handler;
+    this.flows = new StreamFlows(session, streamId, serverControlFlowId, (flow) => {
+      flow.onException = (code) => this.handler.refused(code);
+    });
   }
 
   /** `publish(name, type)`: the server answers NetStream.Publish.Start or an error status. */
@@ -90,8 +88,8 @@ export class TCClientStream {
    * (RTMFP-NOTES §8.1): abandoned if not delivered within 2.2 s, except codec configuration.
    */
   audio(timestamp: number, body: Buffer, lifetimes = true): void {
-    const config = classifyMedia(TCMessageType.audio, body) === 'audio-config';
-    const lifetime = lifetimes && !config ? AUDIO_LIFETIME : undefined;
+    const keep = isNeverDropped(classifyMedia(TCMessageType.audio, body));
+    const lifetime = lifetimes && !keep ? AUDIO_LIFETIME : undefined;
     this.writeMessage('audio', encodeTCMessage(TCMessageType.audio, timestamp, body), lifetime);
   }
 
@@ -102,10 +100,9 @@ export class TCClientStream {
    */
   video(timestamp: number, body: Buffer, lifetimes = true): void {
     const kind = classifyMedia(TCMessageType.video, body);
-    if (lifetimes && kind === 'keyframe') this.flows.video?.expireAll();
+    if (lifetimes && kind === 'keyframe') this.flows.peek('video')?.expireAll();
     // Sequence headers and ends are "special" to tcpublish: sent reliably (Message::isVideoSequenceSpecial).
-    const special = kind === 'video-config' || kind === 'video-end';
-    const lifetime = lifetimes && !special ? VIDEO_LIFETIME : undefined;
+    const lifetime = lifetimes && !isNeverDropped(kind) ? VIDEO_LIFETIME : undefined;
     this.writeMessage('video', encodeTCMessage(TCMessageType.video, timestamp, body), lifetime);
   }
 
@@ -123,15 +120,9 @@ export class TCClientStream {
    * A whole TC message (`type · ts32 · body`) encoded once by the caller, e.g. one a relay
    * forwards: it goes on the flow of its type, reliably or with `lifetime`.
    */
-  writeMessage(kind: FlowKind, message: Buffer, lifetime?: MessageLifetime): void {
+  writeMessage(kind: StreamFlowKind, message: Buffer, lifetime?: MessageLifetime): void {
     if (this.session.state !== 'open') return;
-    let flow = this.flows[kind];
-    if (!flow) {
-      flow = this.session.openFlow(encodeTCMetadata({ streamId: this.streamId }), this.serverControlFlowId);
-      flow.onException = (code) => this.handler.refused(code);
-      this.flows[kind] = flow;
-    }
-    flow.write(message, lifetime);
+    this.flows.get(kind).write(message, lifetime);
   }
 
   /** Session hook, through TCClientConnection: one of the server's flows for this stream. */
@@ -143,7 +134,7 @@ export class TCClientStream {
 
   /** The stream is deleted: our flows end; the server's are no longer read. */
   close(): void {
-    if (this.session.state === 'open') for (const flow of Object.values(this.flows)) flow.close();
+    this.flows.close();
     for (const flow of this.recvFlows) flow.onMessage = () => {};
     this.recvFlows.clear();
   }

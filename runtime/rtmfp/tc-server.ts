@@ -14,6 +14,7 @@ import {
   encodeTCMetadata,
   errorInfo,
   isGroupMetadata,
+  MAX_STREAM_ID,
   statusInfo,
 } from './tc-message.ts';
 import { NetStream, type PlayRequest, type PublishRequest, type StreamEvents } from './tc-stream.ts';
@@ -67,8 +68,6 @@ export interface CallReply {
 
 export type TCState = 'connecting' | 'connected' | 'closed';
 
-/** Answered `_result` to `createStream` (RFC 7425 §5.3.2): stream IDs 1 … 2^32−1. */
-const MAX_STREAM_ID = 0xffffffff;
 /** NetStreams one connection may hold; `createStream` past it is refused. */
 const MAX_STREAMS = 1024;
 
@@ -109,6 +108,11 @@ export class TCServerConnection {
       leave: (m) => handler.groupLeave?.(this, m),
       failed: (e) => handler.groupJoinFailed?.(this, e),
     });
+  }
+
+  /** NetStreams this connection holds: created by `createStream`, not yet deleted. */
+  get streamCount(): number {
+    return this.streams.size;
   }
 
   /** The NetGroups this client is in now. */

@@ -2,14 +2,13 @@ import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
 import { LivePlayer, type PlayerOutput } from './live-player.ts';
 import type { RecvFlow } from './recv-flow.ts';
-import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
+import { StreamFlows } from './stream-flows.ts';
 import {
   type Command,
   decodeCommand,
   decodeTCMessage,
   encodeOnStatus,
-  encodeTCMetadata,
   errorInfo,
   statusInfo,
   type TCMessage,
@@ -49,8 +48,6 @@ export interface StreamEvents {
   dropped(stream: NetStream, reason: string): void;
 }
 
-type StreamFlow = 'data' | 'audio' | 'video';
-
 export type NetStreamState =
   | 'idle'
   | 'publish-pending'
@@ -75,13 +72,12 @@ export class NetStream {
   /** The player while playing (receiveAudio, receiveVideo and pause go to it). */
   private player: LivePlayer | undefined;
   private readonly session: Session;
-  private readonly controlFlowId: number;
   private readonly events: StreamEvents;
   private readonly control: (message: Buffer) => void;
   /** The publish or play waiting for the node's answer. */
   private pending: PublishRequest | PlayRequest | undefined;
-  /** Our flows for this stream, opened on first use: statuses and data, audio, video (tcserver). */
-  private readonly flows: Partial<Record<StreamFlow, SendFlow>> = {};
+  /** Our flows for this stream: statuses and data, audio, video (tcserver). */
+  private readonly flows: StreamFlows;
 
   constructor(options: {
     id: number;
@@ -96,7 +92,7 @@ export class NetStream {
     this.id = options.id;
     this.peerId = options.peerId;
     this.session = options.session;
-    this.controlFlowId = options.controlFlowId;
+    this.flows = new StreamFlows(options.session, options.id, options.controlFlowId);
     this.control = options.control;
     this.events = options.events;
   }
@@ -147,9 +143,9 @@ export class NetStream {
     this.state = 'playing';
     const out: PlayerOutput = {
       control: this.control,
-      data: this.flow('data'),
-      audio: this.flow('audio'),
-      video: this.flow('video'),
+      data: this.flows.get('data'),
+      audio: this.flows.get('audio'),
+      video: this.flows.get('video'),
     };
     this.player = new LivePlayer(this.id, this.name, out);
     return this.player;
@@ -169,20 +165,11 @@ export class NetStream {
     if (this.state === 'deleted') return;
     this.end(false);
     this.state = 'deleted';
-    if (this.session.state !== 'open') return;
-    for (const f of Object.values(this.flows)) f.close();
+    this.flows.close();
   }
 
   private status(info: AmfObject): void {
-    this.flow('data').write(encodeOnStatus(info));
-  }
-
-  private flow(which: StreamFlow): SendFlow {
-    const known = this.flows[which];
-    if (known) return known;
-    const flow = this.session.openFlow(encodeTCMetadata({ streamId: this.id }), this.controlFlowId);
-    this.flows[which] = flow;
-    return flow;
+    this.flows.get('data').write(encodeOnStatus(info));
   }
 
   private onMessage(buf: Buffer): void {

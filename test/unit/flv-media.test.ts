@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { classifyMedia, readDataFrame } from '../../runtime/rtmfp/flv.ts';
+import { classifyMedia, isNeverDropped, readDataFrame } from '../../runtime/rtmfp/flv.ts';
 import { decodeTCMessage, encodeData, TCMessageType } from '../../runtime/rtmfp/tc-message.ts';
 
 const video = (...bytes: number[]) => classifyMedia(TCMessageType.video, Buffer.from(bytes));
@@ -44,6 +44,35 @@ describe('FLV media classification', () => {
 
   test('an empty video message is an ordinary frame, never a keyframe', () => {
     assert.equal(video(), 'frame');
+  });
+
+  test('metadata, codec configuration and end of sequence are never dropped; coded frames may be', () => {
+    const hex = (type: number, h: string) => classifyMedia(type, Buffer.from(h, 'hex'));
+    const kept = [
+      hex(TCMessageType.video, '1700000000'), // AVC sequence header
+      hex(TCMessageType.video, '9068766331'), // Enhanced RTMP SequenceStart, 'hvc1'
+      hex(TCMessageType.video, '1702000000'), // AVC end of sequence
+      hex(TCMessageType.audio, 'af00'), // AAC sequence header
+      hex(TCMessageType.audio, '904f707573'), // Enhanced RTMP audio SequenceStart, 'Opus'
+      hex(TCMessageType.dataAmf0, '02000a6f6e4d65746144617461'),
+    ];
+    const droppable = [
+      hex(TCMessageType.video, '1701000000'), // AVC keyframe
+      hex(TCMessageType.video, '2701000000'),
+      hex(TCMessageType.video, '9168766331'), // Enhanced RTMP CodedFrames
+      hex(TCMessageType.video, '22'), // Sorenson H.263
+      hex(TCMessageType.audio, 'af01'),
+      hex(TCMessageType.audio, '2f'), // MP3
+      hex(TCMessageType.audio, '914f707573'),
+    ];
+    assert.deepEqual(
+      kept.map(isNeverDropped),
+      kept.map(() => true),
+    );
+    assert.deepEqual(
+      droppable.map(isNeverDropped),
+      droppable.map(() => false),
+    );
   });
 });
 

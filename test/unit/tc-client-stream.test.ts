@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AmfValue } from '../../runtime/rtmfp/amf-value.ts';
-import { decodeMediaMessage, isConfigMedia, type MediaMessage } from '../../runtime/rtmfp/media-message.ts';
+import { decodeMediaMessage, type MediaMessage } from '../../runtime/rtmfp/media-message.ts';
 import type { TCClientStream, TCClientStreamHandler } from '../../runtime/rtmfp/tc-client-stream.ts';
 import {
   encodeCommand,
@@ -254,38 +254,5 @@ describe('media messages', () => {
     const amf3 = encodeData(['onCuePoint', 1], { amf3: true, timestamp: 9 });
     assert.deepEqual(decodeMediaMessage(amf3)?.values, ['onCuePoint', 1]);
     assert.equal(decodeMediaMessage(encodeUserControl(UserControlEvent.streamBegin, 1)), undefined);
-  });
-
-  test('metadata, codec configuration and end of sequence are kept; coded frames are not', () => {
-    const m = (type: MediaMessage['type'], hex: string): MediaMessage => ({
-      type,
-      timestamp: 0,
-      body: Buffer.from(hex, 'hex'),
-    });
-    const config = [
-      m('video', '1700000000'), // AVC sequence header
-      m('video', '9068766331'), // Enhanced RTMP SequenceStart, 'hvc1'
-      m('video', '1702000000'), // AVC end of sequence
-      m('audio', 'af00'), // AAC sequence header
-      m('audio', '904f707573'), // Enhanced RTMP audio SequenceStart, 'Opus'
-      m('data', '02000a6f6e4d65746144617461'),
-    ];
-    const frames = [
-      m('video', '1701000000'), // AVC keyframe
-      m('video', '2701000000'),
-      m('video', '9168766331'), // Enhanced RTMP CodedFrames
-      m('video', '22'), // Sorenson H.263
-      m('audio', 'af01'),
-      m('audio', '2f'), // MP3
-      m('audio', '914f707573'),
-    ];
-    assert.deepEqual(
-      config.map((c) => isConfigMedia(c)),
-      config.map(() => true),
-    );
-    assert.deepEqual(
-      frames.map((c) => isConfigMedia(c)),
-      frames.map(() => false),
-    );
   });
 });
