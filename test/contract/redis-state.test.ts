@@ -244,7 +244,9 @@ describe('RedisState: Redis going away and coming back', () => {
         failedAfter(state.kv.incr('chat', 'n', 1)),
       ]);
       await redis.restart();
-      for (const after of await calls) assert.ok(typeof after === 'number' && after < 100, `${after}`);
+      // Failed, not written: and long before the 5 s command timeout a queued call would wait for
+      // (a bound that a loaded machine cannot trip; how fast is for benchmarks).
+      for (const after of await calls) assert.ok(typeof after === 'number' && after < 2_000, `${after}`);
       await until(() => statuses.at(-1) === 'up', 'up', 5_000);
       assert.deepEqual(await state.nodes(), []);
       assert.equal(await state.kv.get('chat', 'n'), null);
