@@ -90,18 +90,25 @@ function playRun(
     : spawn(binary, args, { stdio: ['ignore', 'pipe', 'ignore'] });
   const samples: Sample[] = [];
   let summary = '';
+  let serverGone = false;
   createInterface({ input: child.stdout }).on('line', (line) => {
     if (line.startsWith('SUMMARY play ')) summary = line;
     const m = LINE.exec(line);
-    if (!m) return;
-    samples.push({
-      atMs: performance.now(),
-      playing: Number(m[2]),
-      failed: Number(m[3]),
-      messagesPerS: Number(m[4]) + Number(m[5]),
-      serverCpuMs: threadsCpuMs(pid),
-      serverRssKb: rssKb(pid),
-    });
+    if (!m || serverGone) return;
+    try {
+      samples.push({
+        atMs: performance.now(),
+        playing: Number(m[2]),
+        failed: Number(m[3]),
+        messagesPerS: Number(m[4]) + Number(m[5]),
+        serverCpuMs: threadsCpuMs(pid),
+        serverRssKb: rssKb(pid),
+      });
+    } catch {
+      // Its /proc entry is gone: the server exited (tcserver has been seen to die under this load).
+      serverGone = true;
+      child.kill('SIGKILL');
+    }
   });
   const limitMs = seconds * 1000 + RUN_SLACK_MS;
   return new Promise((resolve, reject) => {
@@ -115,7 +122,8 @@ function playRun(
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      if (!summary) reject(new Error(`tcload -P -n ${players} exited with ${code} and no SUMMARY line`));
+      if (serverGone) reject(new Error(`the server (pid ${pid}) exited while ${players} players played`));
+      else if (!summary) reject(new Error(`tcload -P -n ${players} exited with ${code} and no SUMMARY line`));
       else resolve(samples);
     });
   });
@@ -178,79 +186,129 @@ export async function fanoutFigures(ctx: BenchContext): Promise<Row[]> {
     );
   const cpus = availableParallelism();
   const pinned = cpus >= 2 && hasTaskset();
-  const fnhost = await startDevProcess();
-  const reference = process.env[REFERENCE_ENV] ? await startTcserver(process.env[REFERENCE_ENV]) : undefined;
+  const reference = process.env[REFERENCE_ENV];
+  const where = pinned
+    ? `servers on CPU ${SERVER_CPU}, tcload and the publisher on CPU ${CLIENT_CPU}`
+    : 'unpinned (taskset or a second CPU missing)';
+  ctx.progress(`${formatNumber(STREAM_BITS_PER_S / 1000)} kbit/s stream; ${where}`);
+  if (pinned) pin(process.pid, String(CLIENT_CPU));
   try {
-    const servers: Server[] = [{ name: 'fnhost', url: fnhost.url, pid: fnhost.pid }];
-    if (reference) servers.push({ name: 'tcserver', url: reference.url, pid: reference.child.pid ?? -1 });
-    if (pinned) {
-      for (const s of servers) pin(s.pid, String(SERVER_CPU));
-      pin(process.pid, String(CLIENT_CPU));
-    }
-    const where = pinned
-      ? `servers on CPU ${SERVER_CPU}, tcload and the publisher on CPU ${CLIENT_CPU}`
-      : 'unpinned (taskset or a second CPU missing)';
-    ctx.progress(`${formatNumber(STREAM_BITS_PER_S / 1000)} kbit/s stream; ${where}`);
-    // runs[server][count] = one PlayRun per round.
-    const runs = servers.map(() => PLAYER_COUNTS.map(() => [] as PlayRun[]));
+    // runs[server][count][round]: what it measured, or why it could not.
+    const runs = [0, ...(reference ? [1] : [])].map(() => PLAYER_COUNTS.map(() => [] as (PlayRun | Error)[]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [c, players] of PLAYER_COUNTS.entries()) {
-        for (const [k, s] of servers.entries()) {
-          const run = await measure(binary, s, players, pinned);
-          runs[k][c].push(run);
-          ctx.progress(
-            `round ${round + 1}, ${players} players, ${s.name}: ${formatNumber(run.usPerMessage)} µs/message, ` +
-              `${formatNumber(run.delivered * 100)} % delivered, RSS ${formatNumber(run.rssKb / 1024)} MB over ${formatNumber(run.seconds)} s`,
-          );
+      // Fresh servers each round: freed memory is not given back to the system, so the memory
+      // per player is the growth from 1 to 100 players of a process that never had more.
+      const fnhost = await startDevProcess();
+      const tcserver = reference ? await startTcserver(reference) : undefined;
+      try {
+        const servers: Server[] = [{ name: 'fnhost', url: fnhost.url, pid: fnhost.pid }];
+        if (tcserver) servers.push({ name: 'tcserver', url: tcserver.url, pid: tcserver.child.pid ?? -1 });
+        if (pinned) for (const s of servers) pin(s.pid, String(SERVER_CPU));
+        for (const [c, players] of PLAYER_COUNTS.entries()) {
+          for (const [k, s] of servers.entries()) {
+            const run = await measure(binary, s, players, pinned).catch((e: unknown) =>
+              e instanceof Error ? e : new Error(String(e)),
+            );
+            runs[k][c].push(run);
+            ctx.progress(
+              `round ${round + 1}, ${players} players, ${s.name}: ` +
+                (run instanceof Error
+                  ? `FAILED: ${run.message}`
+                  : `${formatNumber(run.usPerMessage)} µs/message, ${formatNumber(run.delivered * 100)} % delivered, ` +
+                    `RSS ${formatNumber(run.rssKb / 1024)} MB over ${formatNumber(run.seconds)} s`),
+            );
+          }
         }
+      } finally {
+        tcserver?.child.kill('SIGKILL');
+        await fnhost.stop();
       }
     }
-    const rows: Row[] = PLAYER_COUNTS.map((players, c) => {
-      const mine = runs[0][c];
-      const theirs = runs[1]?.[c];
-      const cost = (r: PlayRun[]) => median(r.map((x) => x.usPerMessage));
-      const deliveredText = (name: string, r: PlayRun[]) =>
-        `${name} delivered ${r.map((x) => `${formatNumber(x.delivered * 100)} %`).join(', ')}`;
-      const roundRatios = theirs ? mine.map((m, i) => m.usPerMessage / theirs[i].usPerMessage) : [];
-      return {
-        section: 'o',
-        name: `server CPU per delivered media message, ${players} player${players === 1 ? '' : 's'} (tcload -P), median of ${ROUNDS}`,
-        value: cost(mine),
-        unit: 'µs',
-        ...(theirs
-          ? { baseline: `tcserver ${formatNumber(cost(theirs))} µs`, ratio: median(roundRatios) }
-          : {}),
-        note: [
-          theirs ? `round ratios ${roundRatios.map(formatNumber).join(', ')}` : '',
-          deliveredText('fnhost', mine),
-          theirs ? deliveredText('tcserver', theirs) : '',
-        ]
-          .filter(Boolean)
-          .join('; '),
-      };
-    });
-    const last = PLAYER_COUNTS.length - 1;
-    const perPlayerKb = (k: number) =>
-      median(
-        runs[k][last].map(
-          (r, i) => (r.rssKb - runs[k][0][i].rssKb) / (PLAYER_COUNTS[last] - PLAYER_COUNTS[0]),
-        ),
-      );
-    const mineKb = perPlayerKb(0);
-    rows.push({
-      section: 'o',
-      name: `server memory per player, RSS at ${PLAYER_COUNTS[last]} players − at ${PLAYER_COUNTS[0]}, ÷ ${PLAYER_COUNTS[last] - PLAYER_COUNTS[0]}`,
-      value: mineKb,
-      unit: 'kB',
-      ...(reference
-        ? { baseline: `tcserver ${formatNumber(perPlayerKb(1))} kB`, ratio: mineKb / perPlayerKb(1) }
-        : {}),
-      note: `RSS while playing, no forced GC; fnhost ${runs[0][0].map((r) => formatNumber(r.rssKb / 1024)).join(', ')} → ${runs[0][last].map((r) => formatNumber(r.rssKb / 1024)).join(', ')} MB`,
-    });
-    return rows;
+    return [
+      ...PLAYER_COUNTS.map((players, c) => costRow(players, runs[0][c], runs[1]?.[c])),
+      memoryRow(runs),
+    ];
   } finally {
-    reference?.child.kill('SIGKILL');
-    await fnhost.stop();
     if (pinned) pin(process.pid, `0-${cpus - 1}`);
   }
+}
+
+const ok = (runs: (PlayRun | Error)[]) => runs.filter((r): r is PlayRun => !(r instanceof Error));
+
+/** Round by round, what failed: `round 2: the server … exited …`. */
+function failures(name: string, runs: (PlayRun | Error)[]): string[] {
+  return runs.flatMap((r, i) => (r instanceof Error ? [`${name} round ${i + 1} failed: ${r.message}`] : []));
+}
+
+/** The µs per message row of one player count: fnhost's median, tcserver's, the median of the round ratios. */
+function costRow(players: number, mine: (PlayRun | Error)[], theirs: (PlayRun | Error)[] | undefined): Row {
+  const name = `server CPU per delivered media message, ${players} player${players === 1 ? '' : 's'} (tcload -P), median of ${ROUNDS} rounds`;
+  const cost = (r: (PlayRun | Error)[]) => median(ok(r).map((x) => x.usPerMessage));
+  const delivered = (who: string, r: (PlayRun | Error)[]) =>
+    `${who} delivered ${ok(r)
+      .map((x) => `${formatNumber(x.delivered * 100)} %`)
+      .join(', ')}`;
+  const problems = [...failures('fnhost', mine), ...(theirs ? failures('tcserver', theirs) : [])];
+  if (ok(mine).length === 0) return { section: 'o', name, unit: 'µs', error: problems.join('; ') };
+  const ratios = theirs
+    ? mine.flatMap((m, i) => {
+        const t = theirs[i];
+        return m instanceof Error || t === undefined || t instanceof Error
+          ? []
+          : [m.usPerMessage / t.usPerMessage];
+      })
+    : [];
+  const compared = theirs !== undefined && ratios.length > 0;
+  return {
+    section: 'o',
+    name,
+    value: cost(mine),
+    unit: 'µs',
+    ...(compared ? { baseline: `tcserver ${formatNumber(cost(theirs))} µs`, ratio: median(ratios) } : {}),
+    note: [
+      compared ? `round ratios ${ratios.map(formatNumber).join(', ')}` : '',
+      delivered('fnhost', mine),
+      theirs && ok(theirs).length > 0 ? delivered('tcserver', theirs) : '',
+      ...problems,
+    ]
+      .filter(Boolean)
+      .join('; '),
+  };
+}
+
+/** kB per player of each round where both the 1- and the 100-player runs of `server` worked. */
+function perPlayerKb(server: (PlayRun | Error)[][]): number[] {
+  const fewest = server[0];
+  const most = server[server.length - 1];
+  const added = PLAYER_COUNTS[PLAYER_COUNTS.length - 1] - PLAYER_COUNTS[0];
+  return most.flatMap((m, i) => {
+    const f = fewest[i];
+    return m instanceof Error || f instanceof Error ? [] : [(m.rssKb - f.rssKb) / added];
+  });
+}
+
+function memoryRow(runs: (PlayRun | Error)[][][]): Row {
+  const most = PLAYER_COUNTS[PLAYER_COUNTS.length - 1];
+  const fewest = PLAYER_COUNTS[0];
+  const name = `server memory per player, RSS at ${most} players − at ${fewest}, ÷ ${most - fewest}`;
+  const mine = perPlayerKb(runs[0]);
+  const theirs = runs[1] ? perPlayerKb(runs[1]) : [];
+  if (mine.length === 0)
+    return {
+      section: 'o',
+      name,
+      unit: 'kB',
+      error: `no round had both the ${fewest}- and the ${most}-player run`,
+    };
+  const kb = (v: number[]) => v.map(formatNumber).join(', ');
+  return {
+    section: 'o',
+    name,
+    value: median(mine),
+    unit: 'kB',
+    ...(theirs.length > 0
+      ? { baseline: `tcserver ${formatNumber(median(theirs))} kB`, ratio: median(mine) / median(theirs) }
+      : {}),
+    note: `RSS while playing, a fresh server each round, no forced GC; rounds: fnhost ${kb(mine)} kB${theirs.length > 0 ? `, tcserver ${kb(theirs)} kB` : ''}`,
+  };
 }
