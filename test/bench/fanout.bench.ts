@@ -34,6 +34,9 @@ const ROUNDS = 2;
 /** Beyond its -d: connects and the drain (tcload gives its drain 5 s). */
 const RUN_SLACK_MS = 20_000;
 const STREAM_NAME = 'fanout';
+/** The publisher-alone reading: after this long publishing, over this long. */
+const INGEST_SETTLE_MS = 2_000;
+const INGEST_WINDOW_MS = 5_000;
 /** Media messages a player gets a second: 25 video frames and 44.1 kHz / 1024 audio frames. */
 const MESSAGES_PER_S = 25 + 44_100 / 1024;
 
@@ -174,6 +177,45 @@ async function measure(binary: string, server: Server, players: number, pinned: 
   }
 }
 
+/** Server CPU ms a second while the publisher alone sends: the stream's cost before any player. */
+async function ingestCpu(server: Server): Promise<number> {
+  const source = await LiveSource.publish(server.url, STREAM_NAME);
+  try {
+    await new Promise((r) => setTimeout(r, INGEST_SETTLE_MS));
+    const before = threadsCpuMs(server.pid);
+    await new Promise((r) => setTimeout(r, INGEST_WINDOW_MS));
+    return ((threadsCpuMs(server.pid) - before) * 1000) / INGEST_WINDOW_MS;
+  } finally {
+    await source.stop();
+  }
+}
+
+function ingestRow(ingest: (number | Error)[][]): Row {
+  const name = 'server CPU with the publisher alone (no player), per second of stream';
+  const numbers = (v: (number | Error)[]) => v.filter((x): x is number => typeof x === 'number');
+  const [mine, theirs] = [numbers(ingest[0]), numbers(ingest[1] ?? [])];
+  const problems = ingest.flatMap((v, k) =>
+    v.flatMap((x, i) =>
+      x instanceof Error ? [`${k ? 'tcserver' : 'fnhost'} round ${i + 1}: ${x.message}`] : [],
+    ),
+  );
+  if (mine.length === 0) return { section: 'o', name, unit: 'ms/s', error: problems.join('; ') };
+  return {
+    section: 'o',
+    name,
+    value: median(mine),
+    unit: 'ms/s',
+    ...(theirs.length > 0
+      ? { baseline: `tcserver ${formatNumber(median(theirs))} ms/s`, ratio: median(mine) / median(theirs) }
+      : {}),
+    note: [
+      `what the 1- and 10-player rows carry besides the fan-out; rounds: fnhost ${mine.map(formatNumber).join(', ')}` +
+        (theirs.length > 0 ? `, tcserver ${theirs.map(formatNumber).join(', ')}` : ''),
+      ...problems,
+    ].join('; '),
+  };
+}
+
 function skipped(why: string): Row[] {
   return [{ section: 'o', name: 'live fan-out under tcload -P', unit: 'µs', note: `skipped: ${why}` }];
 }
@@ -194,6 +236,8 @@ export async function fanoutFigures(ctx: BenchContext): Promise<Row[]> {
   if (pinned) pin(process.pid, String(CLIENT_CPU));
   try {
     // runs[server][count][round]: what it measured, or why it could not.
+    // ingest[server][round]: server CPU ms a second with the publisher and no player.
+    const ingest: (number | Error)[][] = reference ? [[], []] : [[]];
     const runs = [0, ...(reference ? [1] : [])].map(() => PLAYER_COUNTS.map(() => [] as (PlayRun | Error)[]));
     for (let round = 0; round < ROUNDS; round++) {
       // Fresh servers each round: freed memory is not given back to the system, so the memory
@@ -204,8 +248,20 @@ export async function fanoutFigures(ctx: BenchContext): Promise<Row[]> {
         const servers: Server[] = [{ name: 'fnhost', url: fnhost.url, pid: fnhost.pid }];
         if (tcserver) servers.push({ name: 'tcserver', url: tcserver.url, pid: tcserver.child.pid ?? -1 });
         if (pinned) for (const s of servers) pin(s.pid, String(SERVER_CPU));
+        // Whoever went first last round goes second this one: neither always gets the fresher machine.
+        const order = round % 2 ? [...servers.keys()].reverse() : [...servers.keys()];
+        for (const k of order) {
+          const cost = await ingestCpu(servers[k]).catch((e: unknown) =>
+            e instanceof Error ? e : new Error(String(e)),
+          );
+          ingest[k].push(cost);
+          ctx.progress(
+            `round ${round + 1}, publisher alone, ${servers[k].name}: ${cost instanceof Error ? `FAILED: ${cost.message}` : `${formatNumber(cost)} ms/s`}`,
+          );
+        }
         for (const [c, players] of PLAYER_COUNTS.entries()) {
-          for (const [k, s] of servers.entries()) {
+          for (const k of order) {
+            const s = servers[k];
             const run = await measure(binary, s, players, pinned).catch((e: unknown) =>
               e instanceof Error ? e : new Error(String(e)),
             );
@@ -225,6 +281,7 @@ export async function fanoutFigures(ctx: BenchContext): Promise<Row[]> {
       }
     }
     return [
+      ingestRow(ingest),
       ...PLAYER_COUNTS.map((players, c) => costRow(players, runs[0][c], runs[1]?.[c])),
       memoryRow(runs),
     ];
