@@ -283,6 +283,7 @@ export async function fanoutFigures(ctx: BenchContext): Promise<Row[]> {
     return [
       ingestRow(ingest),
       ...PLAYER_COUNTS.map((players, c) => costRow(players, runs[0][c], runs[1]?.[c])),
+      fanoutAloneRow(ingest, runs),
       memoryRow(runs),
     ];
   } finally {
@@ -330,6 +331,39 @@ function costRow(players: number, mine: (PlayRun | Error)[], theirs: (PlayRun | 
     ]
       .filter(Boolean)
       .join('; '),
+  };
+}
+
+/**
+ * µs per message at the most players once the publisher-alone CPU is taken out, round by round:
+ * what each delivered message adds, the figure the fan-out path itself decides.
+ */
+function fanoutAlone(ingest: (number | Error)[], most: (PlayRun | Error)[]): number[] {
+  const players = PLAYER_COUNTS[PLAYER_COUNTS.length - 1];
+  return most.flatMap((r, i) => {
+    const alone = ingest[i];
+    if (r instanceof Error || alone === undefined || alone instanceof Error) return [];
+    const messagesPerS = r.delivered * players * MESSAGES_PER_S;
+    return [r.usPerMessage - (alone * 1000) / messagesPerS];
+  });
+}
+
+function fanoutAloneRow(ingest: (number | Error)[][], runs: (PlayRun | Error)[][][]): Row {
+  const players = PLAYER_COUNTS[PLAYER_COUNTS.length - 1];
+  const name = `server CPU per delivered media message, ${players} players, less the publisher-alone CPU`;
+  const mine = fanoutAlone(ingest[0], runs[0][PLAYER_COUNTS.length - 1]);
+  const theirs = runs[1] ? fanoutAlone(ingest[1], runs[1][PLAYER_COUNTS.length - 1]) : [];
+  if (mine.length === 0) return { section: 'o', name, unit: 'µs', error: 'no round with both readings' };
+  const us = (v: number[]) => v.map(formatNumber).join(', ');
+  return {
+    section: 'o',
+    name,
+    value: median(mine),
+    unit: 'µs',
+    ...(theirs.length > 0
+      ? { baseline: `tcserver ${formatNumber(median(theirs))} µs`, ratio: median(mine) / median(theirs) }
+      : {}),
+    note: `the fan-out's own cost; rounds: fnhost ${us(mine)}${theirs.length > 0 ? `, tcserver ${us(theirs)}` : ''}`,
   };
 }
 
