@@ -46,7 +46,14 @@ export async function startDevProcess(): Promise<DevProcess> {
       stdio: ['ignore', 'pipe', 'ignore'],
     },
   );
+  // The bench exits as soon as its table is out, even with a step still running: take the node along.
+  const orphan = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', orphan);
   const stop = async () => {
+    process.off('exit', orphan);
     await end(child);
     rmSync(dir, { recursive: true, force: true });
   };
