@@ -4,6 +4,7 @@ import { balanceFigures } from './balance.bench.ts';
 import { type BenchContext, since } from './clients.ts';
 import { clusterFigures } from './cluster.bench.ts';
 import { echoRate } from './echo.bench.ts';
+import { FANOUT_STEP_MS, fanoutFigures } from './fanout.bench.ts';
 import { groupFigures } from './groups.bench.ts';
 import { handlerLatency } from './handlers.bench.ts';
 import { memoryPerSession } from './memory.bench.ts';
@@ -29,8 +30,8 @@ import { TCLOAD_ENV, tcloadFigures } from './tcload.bench.ts';
 
 /** The tcload step's own time (FNHOST_BENCH_TCLOAD): warm-up, rounds, two 600-session runs per server. */
 const TCLOAD_STEP_MS = 240_000;
-/** The whole suite stays under this (more with the optional tcload step); a step past it is skipped. */
-const SUITE_BUDGET_MS = 170_000 + (process.env[TCLOAD_ENV] ? TCLOAD_STEP_MS : 0);
+/** The whole suite stays under this (more with the optional tcload steps); a step past it is skipped. */
+const SUITE_BUDGET_MS = 170_000 + (process.env[TCLOAD_ENV] ? TCLOAD_STEP_MS + FANOUT_STEP_MS : 0);
 /** Least time worth starting a step with. */
 const MIN_STEP_MS = 5_000;
 
@@ -205,6 +206,13 @@ const STEPS: Step[] = [
         },
       ]
     : []),
+  {
+    section: 'o',
+    name: 'live fan-out: server CPU per delivered message at 1, 10, 100 players, memory per player',
+    unit: 'µs',
+    timeoutMs: FANOUT_STEP_MS,
+    run: fanoutFigures,
+  },
 ];
 
 /** packet-crypto.bench.ts's rows, the PacketCipher one set against its naive baseline. */
@@ -308,6 +316,10 @@ async function main(): Promise<void> {
         process.env[TCLOAD_ENV]
           ? `h: tcload (${TCLOAD_ENV}) against fnhost${process.env[REFERENCE_ENV] ? ' and tcserver' : ''}; ratio vs tcserver, or vs our own client without it.`
           : `h: set ${TCLOAD_ENV} to a built tcload (../shared/tools/tcload.cpp) to load the servers with rtmfp-cpp's client.`,
+        process.env[TCLOAD_ENV]
+          ? `o: fnhost dev${process.env[REFERENCE_ENV] ? ' and tcserver, rounds alternating' : ''}, an sdk publisher (~290 kbit/s, real time), tcload -P players; ` +
+            "message = an audio or video message tcload's players counted; ratio vs tcserver (median of the round ratios)."
+          : `o: needs ${TCLOAD_ENV} (tcload -P plays the stream).`,
       ].join('\n');
   // Clients of a step that overran may still hold sockets and timers: exit once the output is out.
   process.stdout.write(`${out}\n`, () => process.exit(failed ? 1 : 0));

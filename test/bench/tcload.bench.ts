@@ -32,8 +32,9 @@ const LOAD_CONCURRENCY = [10, 200];
 const SLOW_SESSION_S = 2;
 /** One tcload run is stopped after this (tcserver collapses under 200 at once: minutes). */
 const RUN_TIMEOUT_MS = 45_000;
-const SERVER_CPU = 1;
-const CLIENT_CPU = 0;
+/** The core the servers are pinned to, and the one tcload and our clients get. */
+export const SERVER_CPU = 1;
+export const CLIENT_CPU = 0;
 
 /** tcload's `SUMMARY connect …` line. */
 interface TcloadSummary {
@@ -57,7 +58,8 @@ function parseSummary(output: string): TcloadSummary | undefined {
   };
 }
 
-function hasTaskset(): boolean {
+/** Whether `taskset` (util-linux) can pin processes here. */
+export function hasTaskset(): boolean {
   try {
     execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
     return true;
@@ -67,7 +69,7 @@ function hasTaskset(): boolean {
 }
 
 /** Pins every thread of `pid` to `cpus` (a taskset list; threads started later inherit it). */
-function pin(pid: number, cpus: string): void {
+export function pin(pid: number, cpus: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
