@@ -53,13 +53,13 @@ interface Barrier<F> {
 export class FlowSyncReceiver<F> {
   /** Barriers released by a bound rather than met, for the owner to count. */
   releasedEarly = 0;
-  private readonly deliver: (flow: F, message: Buffer) => void;
+  private readonly deliver: (message: Buffer) => void;
   private readonly barriers = new Map<number, Barrier<F>>();
   /** A held flow's messages after its barrier, in order. */
   private readonly held = new Map<F, Buffer[]>();
   private heldCount = 0;
 
-  constructor(deliver: (flow: F, message: Buffer) => void) {
+  constructor(deliver: (message: Buffer) => void) {
     this.deliver = deliver;
   }
 
@@ -102,7 +102,7 @@ export class FlowSyncReceiver<F> {
   private take(flow: F, message: Buffer, now: number): void {
     const sync = readFlowSync(message);
     if (!sync) {
-      this.deliver(flow, message);
+      this.deliver(message);
       return;
     }
     let barrier = this.barriers.get(sync.syncId);

@@ -49,7 +49,7 @@ export class TCClientStream {
   private readonly recvFlows = new Set<RecvFlow>();
   private readonly nextSyncId: () => number;
   /** The server's Flow Sync barriers (e.g. around UnpublishNotify) order its flows for us. */
-  private readonly sync = new FlowSyncReceiver<RecvFlow>((_flow, message) => this.onMessage(message));
+  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
 
   constructor(
     session: Session,
@@ -91,7 +91,7 @@ export class TCClientStream {
    * takes the last frames on the audio and video flows before closeStream on the data flow.
    */
   closeStream(): void {
-    if (this.session.state === 'open') this.flows.sync(this.nextSyncId());
+    this.flows.sync(this.nextSyncId());
     this.command('closeStream', []);
   }
 

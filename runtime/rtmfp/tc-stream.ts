@@ -84,7 +84,7 @@ export class NetStream {
    * The client's Flow Sync barriers (RFC 7425 §5.2): a publisher that writes one before
    * closeStream (our sdk) has its last frames, on other flows, taken before the command.
    */
-  private readonly sync = new FlowSyncReceiver<RecvFlow>((_flow, message) => this.onMessage(message));
+  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
 
   constructor(options: {
     id: number;
