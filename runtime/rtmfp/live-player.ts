@@ -32,6 +32,8 @@ export interface PlayerOutput {
   data: MediaFlow;
   audio: MediaFlow;
   video: MediaFlow;
+  /** A Flow Sync barrier on each of the stream's flows (RFC 7425 §5.2), a new syncID each time. */
+  sync(): void;
 }
 
 /** Why a player lost a message, counted per player (`dropped`). */
@@ -81,12 +83,12 @@ export class LivePlayer {
   /** The publisher left; the player stays subscribed and waits for the next one. */
   unpublishNotify(): void {
     this.waitKeyframe = true;
-    this.status('NetStream.Play.UnpublishNotify', `${this.name} is now unpublished.`);
+    this.synced('NetStream.Play.UnpublishNotify', `${this.name} is now unpublished.`);
   }
 
   /** The client stopped playing (closeStream, play of another name). */
   stop(): void {
-    this.status('NetStream.Play.Stop', `Stopped playing ${this.name}.`);
+    this.synced('NetStream.Play.Stop', `Stopped playing ${this.name}.`);
   }
 
   /** `pause(true|false)`: no media while paused; video restarts on a keyframe. */
@@ -104,6 +106,18 @@ export class LivePlayer {
   setReceiveVideo(on: boolean): void {
     if (on && !this.receiveVideo) this.waitKeyframe = true;
     this.receiveVideo = on;
+  }
+
+  /**
+   * A status between two Flow Sync barriers, as tcserver writes UnpublishNotify (RTMFP-NOTES
+   * §8.2): audio, video and data ride separate flows, so without them the client may see the
+   * status before the last frames (and a relay would stop its copy without them), or the next
+   * publication's frames before it.
+   */
+  private synced(code: string, description: string): void {
+    this.out.sync();
+    this.status(code, description);
+    this.out.sync();
   }
 
   status(code: string, description: string, extra: AmfObject = {}): void {

@@ -77,6 +77,8 @@ export class SendFlow {
   exceptionCode: number | undefined;
   /** Called when the peer rejects the flow (RFC 7016 §2.3.16). */
   onException: (code: number) => void = () => {};
+  /** Called once the flow is over: complete (closed, and all it carried acknowledged) or failed. */
+  onEnded: () => void = () => {};
 
   /** Unacknowledged fragments in sequence order. */
   readonly queue: Fragment[] = [];
@@ -224,6 +226,7 @@ export class SendFlow {
     this.exceptionCode = code;
     const inFlight = this.dropQueue();
     this.onException(code);
+    this.onEnded();
     return inFlight;
   }
 
@@ -387,7 +390,9 @@ export class SendFlow {
   }
 
   private checkComplete(): void {
-    if (this.state === 'closing' && this.queue.length === 0) this.state = 'complete';
+    if (this.state !== 'closing' || this.queue.length > 0) return;
+    this.state = 'complete';
+    this.onEnded();
   }
 }
 

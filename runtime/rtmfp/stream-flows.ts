@@ -1,3 +1,4 @@
+import { encodeFlowSync } from './flow-sync.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
 import { encodeTCMetadata } from './tc-message.ts';
@@ -46,9 +47,38 @@ export class StreamFlows {
     return this.flows[kind];
   }
 
-  /** Ends every flow opened (nothing to send when the session is no longer open). */
-  close(): void {
+  /**
+   * A Flow Sync barrier on every flow opened, counting them (RFC 7425 §5.2; rtmfp-cpp's
+   * NetStreamTransport::sync): the other end delivers nothing written after it on one flow
+   * before everything written before it on the others.
+   */
+  sync(syncId: number): void {
     if (this.session.state !== 'open') return;
-    for (const flow of Object.values(this.flows)) flow.close();
+    const open = Object.values(this.flows);
+    const barrier = encodeFlowSync(syncId, open.length);
+    for (const flow of open) flow.write(barrier);
+  }
+
+  /**
+   * Ends every flow opened (nothing to send when the session is no longer open); `ended` runs
+   * once all of them are over: everything they carried acknowledged (RFC 7016 §3.6), or refused.
+   */
+  close(ended?: () => void): void {
+    if (this.session.state !== 'open') return;
+    const flows = Object.values(this.flows);
+    let open = flows.length;
+    const one = () => {
+      open--;
+      if (open === 0) ended?.();
+    };
+    if (open === 0) ended?.();
+    for (const flow of flows) {
+      if (flow.state === 'complete' || flow.state === 'failed') {
+        one();
+        continue;
+      }
+      flow.onEnded = one;
+      flow.close();
+    }
   }
 }

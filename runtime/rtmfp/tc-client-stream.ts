@@ -1,5 +1,6 @@
 import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import { FlowSyncReceiver } from './flow-sync.ts';
 import { classifyMedia, isNeverDropped } from './flv.ts';
 import { AUDIO_LIFETIME_MS, VIDEO_LIFETIME_MS } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
@@ -35,7 +36,8 @@ const VIDEO_LIFETIME: MessageLifetime = { lifetimeMs: VIDEO_LIFETIME_MS };
  * to the server's NetConnection flow with metadata `TC 04 <streamId>`, one each for audio, video
  * and data+commands, opened when first written (as rtmfp-cpp's NetStreamTransport: a lost video
  * fragment never holds up audio). The server's flows for this stream (associated to our
- * NetConnection flow) carry its onStatus replies and, to a player, the media.
+ * NetConnection flow) carry its onStatus replies and, to a player, the media, put in order
+ * across flows where the server wrote Flow Sync (RFC 7425 §5.2).
  */
 export class TCClientStream {
   readonly streamId: number;
@@ -45,14 +47,19 @@ export class TCClientStream {
   private readonly handler: TCClientStreamHandler;
   private readonly flows: StreamFlows;
   private readonly recvFlows = new Set<RecvFlow>();
+  private readonly nextSyncId: () => number;
+  /** The server's Flow Sync barriers (e.g. around UnpublishNotify) order its flows for us. */
+  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
 
   constructor(
     session: Session,
     serverControlFlowId: number,
     streamId: number,
     handler: TCClientStreamHandler,
+    nextSyncId: () => number,
   ) {
     this.session = session;
+    this.nextSyncId = nextSyncId;
     this.streamId = streamId;
     this.handler = handler;
     this.flows = new StreamFlows(session, streamId, serverControlFlowId, (flow) => {
@@ -78,8 +85,13 @@ export class TCClientStream {
     this.command('receiveVideo', [on]);
   }
 
-  /** Stops publishing or playing (the stream stays, for deleteStream). */
+  /**
+   * Stops publishing or playing (the stream stays, for deleteStream). Behind a Flow Sync
+   * barrier on each of our flows (RFC 7425 §5.2), so a server that honours it (ours, tcserver)
+   * takes the last frames on the audio and video flows before closeStream on the data flow.
+   */
   closeStream(): void {
+    this.flows.sync(this.nextSyncId());
     this.command('closeStream', []);
   }
 
@@ -128,15 +140,27 @@ export class TCClientStream {
   /** Session hook, through TCClientConnection: one of the server's flows for this stream. */
   onFlow(flow: RecvFlow): void {
     this.recvFlows.add(flow);
-    flow.onMessage = (m) => this.onMessage(m);
-    flow.onComplete = () => this.recvFlows.delete(flow);
+    flow.onMessage = (m) => this.sync.receive(flow, m, this.session.now());
+    flow.onComplete = () => {
+      this.recvFlows.delete(flow);
+      this.sync.closed(flow, this.session.now());
+    };
   }
 
-  /** The stream is deleted: our flows end; the server's are no longer read. */
-  close(): void {
-    this.flows.close();
+  /**
+   * The stream is deleted: our flows end, `ended` runs once all they carried was acknowledged
+   * (see StreamFlows.close); the server's are no longer read.
+   */
+  close(ended?: () => void): void {
+    this.flows.close(ended);
     for (const flow of this.recvFlows) flow.onMessage = () => {};
     this.recvFlows.clear();
+    this.sync.clear();
+  }
+
+  /** Flow Sync barriers released by their bound (time, a closed flow, memory) rather than met. */
+  get syncReleasedEarly(): number {
+    return this.sync.releasedEarly;
   }
 
   private command(name: string, args: AmfValue[]): void {

@@ -42,6 +42,8 @@ export class TCClientConnection {
   /** The server's control flow (its return flow to ours): NetGroup flows are associated to it. */
   serverControlFlowId: number | undefined;
   private nextTransactionId = 1;
+  /** Flow Sync IDs for all of this connection's streams: a server keeps one set of barriers per connection (tcserver). */
+  private nextSyncId = 0;
   private readonly pending = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private connected = false;
   /** NetStreams that createStream gave us, by stream ID: the server's flows for them are accepted. */
@@ -94,7 +96,11 @@ export class TCClientConnection {
         done(undefined, { level: 'error', code: 'NetConnection.Call.Failed', description });
         return;
       }
-      const stream = new TCClientStream(this.session, main, value, handler);
+      const stream = new TCClientStream(this.session, main, value, handler, () => {
+        const id = this.nextSyncId;
+        this.nextSyncId = (id + 1) >>> 0;
+        return id;
+      });
       this.streams.set(value, stream);
       done(stream, value);
     });
@@ -104,8 +110,11 @@ export class TCClientConnection {
   deleteStream(stream: TCClientStream): void {
     if (this.streams.get(stream.streamId) !== stream) return;
     this.streams.delete(stream.streamId);
-    stream.close();
-    if (this.session.state === 'open') this.call('deleteStream', [stream.streamId]);
+    // deleteStream rides the NetConnection flow, not ordered against the stream's (RFC 7016
+    // §3.6): sent once they have delivered everything, a publisher's last frames are not cut.
+    stream.close(() => {
+      if (this.session.state === 'open') this.call('deleteStream', [stream.streamId]);
+    });
   }
 
   /**

@@ -92,6 +92,8 @@ export class TCServerConnection {
   /** The client's NetConnection flow: every flow of ours is a return flow of it (RTMFP-NOTES §5.1). */
   private controlFlowId = 0;
   private nextStreamId = 1;
+  /** Flow Sync IDs for all of this connection's streams (RFC 7425 §5.2). */
+  private nextSyncId = 0;
   private nextTransactionId = 1;
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private readonly netGroups: GroupFlows;
@@ -343,6 +345,11 @@ export class TCServerConnection {
         session: this.session,
         controlFlowId: this.controlFlowId,
         control: (message) => this.control?.write(message),
+        nextSyncId: () => {
+          const id = this.nextSyncId;
+          this.nextSyncId = (id + 1) >>> 0;
+          return id;
+        },
         events: this.streamEvents,
       }),
     );

@@ -1,5 +1,6 @@
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import { FlowSyncReceiver } from './flow-sync.ts';
 import { LivePlayer, type PlayerOutput } from './live-player.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { Session } from './session.ts';
@@ -74,10 +75,16 @@ export class NetStream {
   private readonly session: Session;
   private readonly events: StreamEvents;
   private readonly control: (message: Buffer) => void;
+  private readonly nextSyncId: () => number;
   /** The publish or play waiting for the node's answer. */
   private pending: PublishRequest | PlayRequest | undefined;
   /** Our flows for this stream: statuses and data, audio, video (tcserver). */
   private readonly flows: StreamFlows;
+  /**
+   * The client's Flow Sync barriers (RFC 7425 §5.2): a publisher that writes one before
+   * closeStream (our sdk) has its last frames, on other flows, taken before the command.
+   */
+  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
 
   constructor(options: {
     id: number;
@@ -87,6 +94,8 @@ export class NetStream {
     controlFlowId: number;
     /** Writes on our NetConnection flow (stream 0), for StreamBegin. */
     control: (message: Buffer) => void;
+    /** Flow Sync IDs, unique across the connection's streams (a client keeps one set of barriers per connection, as rtmfp-cpp's tcconn). */
+    nextSyncId: () => number;
     events: StreamEvents;
   }) {
     this.id = options.id;
@@ -94,6 +103,7 @@ export class NetStream {
     this.session = options.session;
     this.flows = new StreamFlows(options.session, options.id, options.controlFlowId);
     this.control = options.control;
+    this.nextSyncId = options.nextSyncId;
     this.events = options.events;
   }
 
@@ -104,7 +114,8 @@ export class NetStream {
 
   /** A flow of the client's with this stream ID. */
   accept(flow: RecvFlow): void {
-    flow.onMessage = (m) => this.onMessage(m);
+    flow.onMessage = (m) => this.sync.receive(flow, m, this.session.now());
+    flow.onComplete = () => this.sync.closed(flow, this.session.now());
   }
 
   /**
@@ -146,6 +157,7 @@ export class NetStream {
       data: this.flows.get('data'),
       audio: this.flows.get('audio'),
       video: this.flows.get('video'),
+      sync: () => this.flows.sync(this.nextSyncId()),
     };
     this.player = new LivePlayer(this.id, this.name, out);
     return this.player;
@@ -166,6 +178,7 @@ export class NetStream {
     this.end(false);
     this.state = 'deleted';
     this.flows.close();
+    this.sync.clear();
   }
 
   private status(info: AmfObject): void {

@@ -156,6 +156,45 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     await Promise.all(everyone.map((p) => p.player.close()));
   });
 
+  test('a publisher that unpublishes right after its last frames: players on the origin and on a relaying node get every frame', async () => {
+    const onA = await players(a, 1);
+    const onB = await players(b, 2);
+    const everyone = [...onA, ...onB];
+    const publisher = await (await client(a)).publish(STREAM);
+    await until(
+      () => everyone.every((p) => codes(p.got, 'PublishNotify') === 1),
+      10_000,
+      'PublishNotify on every node',
+    );
+    // All at once then closeStream and deleteStream, as librtmfp's TestClient does with an FLV:
+    // those commands and the origin's UnpublishNotify ride other flows than the last frames.
+    const stream = syntheticStream(1);
+    await publishStream(publisher, stream, 0);
+    await publisher.close();
+    await until(
+      () => everyone.every((p) => codes(p.got, 'UnpublishNotify') === 1),
+      10_000,
+      'UnpublishNotify on every node',
+    );
+    const expected = stream.length - 1;
+    await until(
+      () => everyone.every((p) => mediaCount(p.got) === expected),
+      10_000,
+      `${everyone.length} players to get all ${expected} audio and video messages`,
+    ).catch((e: Error) => {
+      const counts = everyone.map((p) => mediaCount(p.got));
+      const { dropped } = b.running.relays.stats();
+      throw new Error(
+        `${e.message}; they got ${counts.join(' ')}; the relay on B dropped ${JSON.stringify(dropped)}`,
+      );
+    });
+    for (const p of onB) {
+      assert.deepEqual(p.got.video, onA[0].got.video);
+      assert.deepEqual(p.got.audio, onA[0].got.audio);
+    }
+    await Promise.all(everyone.map((p) => p.player.close()));
+  });
+
   test('a late player on the relaying node starts with the metadata and codec configurations', async () => {
     const first = await players(b, 1);
     const publisher = await (await client(a)).publish(STREAM);

@@ -49,6 +49,7 @@ export function recordingPlayer(name: string): { player: LivePlayer; got: Record
     data: new RecordingFlow(got.data, got.statuses),
     audio: new RecordingFlow(got.audio, got.statuses),
     video: new RecordingFlow(got.video, got.statuses),
+    sync: () => {},
   });
   return { player, got };
 }

@@ -19,6 +19,8 @@ import {
 /** A flow that records what is written to it, with a settable unsent age. */
 class RecordingFlow implements MediaFlow {
   writes: { message: Buffer; lifetimeMs?: number }[] = [];
+  /** Where each Flow Sync barrier fell: the number of messages written before it. */
+  barriers: number[] = [];
   expired = 0;
   age = 0;
   write(message: Buffer, options: { lifetimeMs?: number } = {}): void {
@@ -44,6 +46,9 @@ function player(name = 'cam', streamId = 1) {
     data: out.data,
     audio: out.audio,
     video: out.video,
+    sync: () => {
+      for (const flow of [out.data, out.audio, out.video]) flow.barriers.push(flow.writes.length);
+    },
   });
   /** What the data flow carried, readable: status codes and data handler names. */
   const dataLog = () =>
@@ -178,6 +183,28 @@ describe('live publication fan-out', () => {
     const late = player();
     pub.subscribe(late.p, 0);
     assert.equal(late.out.video.writes.length, 0, "the old publisher's config is not sent");
+  });
+
+  test('UnpublishNotify sits between two Flow Sync barriers on every flow, after the last frames', () => {
+    const pub = new LivePublication('cam');
+    const p = player();
+    pub.subscribe(p.p, 0);
+    pub.start();
+    pub.ingest(KEY(0), 0);
+    pub.ingest(AAC(0), 0);
+    pub.ingest(AAC(23, 2), 0);
+    pub.stop();
+    const notify = p.dataLog().indexOf('NetStream.Play.UnpublishNotify');
+    assert.deepEqual(p.out.data.barriers, [notify, notify + 1]);
+    assert.deepEqual(p.out.audio.barriers, [2, 2], 'after both audio frames');
+    assert.deepEqual(p.out.video.barriers, [1, 1], 'after the keyframe');
+  });
+
+  test('Play.Stop sits between two Flow Sync barriers', () => {
+    const { p, out, dataLog } = player();
+    p.stop();
+    const stop = dataLog().indexOf('NetStream.Play.Stop');
+    assert.deepEqual(out.data.barriers, [stop, stop + 1]);
   });
 
   test('timestamps start at 0 and keep running across a republish that starts at 0 again', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AmfValue } from '../../runtime/rtmfp/amf-value.ts';
+import { encodeFlowSync } from '../../runtime/rtmfp/flow-sync.ts';
 import { decodeMediaMessage, type MediaMessage } from '../../runtime/rtmfp/media-message.ts';
 import type { TCClientStream, TCClientStreamHandler } from '../../runtime/rtmfp/tc-client-stream.ts';
 import {
@@ -15,18 +16,26 @@ import {
 import { scriptedServer } from '../support/scripted-stream-server.ts';
 
 interface Heard {
+  /** Statuses and media as they came, `code` or `type@timestamp`. */
+  order: string[];
   statuses: AmfValue[];
   media: MediaMessage[];
   refused: number[];
 }
 
 function listener(): { heard: Heard; handler: TCClientStreamHandler } {
-  const heard: Heard = { statuses: [], media: [], refused: [] };
+  const heard: Heard = { order: [], statuses: [], media: [], refused: [] };
   return {
     heard,
     handler: {
-      status: (info) => heard.statuses.push(info),
-      media: (m) => heard.media.push({ ...m, body: Buffer.from(m.body) }),
+      status: (info) => {
+        heard.order.push(String((info as { code?: string }).code));
+        heard.statuses.push(info);
+      },
+      media: (m) => {
+        heard.order.push(`${m.type}@${m.timestamp}`);
+        heard.media.push({ ...m, body: Buffer.from(m.body) });
+      },
       refused: (code) => heard.refused.push(code),
     },
   };
@@ -99,6 +108,7 @@ describe('client NetStream protocol', () => {
     status.write(onStatus('NetStream.Play.Start'));
     status.write(encodeData(['onMetaData', { duration: 0 }], { timestamp: 5 }));
     const video = s.openStreamFlow(1);
+    video.write(encodeUserControl(UserControlEvent.flowSync, 1, 2));
     video.write(encodeTCMessage(TCMessageType.video, 120, Buffer.from([0x17, 0, 1])));
     s.pump();
     assert.deepEqual(s.heard.statuses, [{ level: 'status', code: 'NetStream.Play.Start' }]);
@@ -112,6 +122,64 @@ describe('client NetStream protocol', () => {
       { type: 'video', timestamp: 120, body: Buffer.from([0x17, 0, 1]) },
     ]);
     assert.equal(s.stream.malformed, 0);
+  });
+
+  test('a flow that delivered a Flow Sync barrier holds what follows until every flow of the stream delivered it', () => {
+    const s = withStream();
+    const data = s.openStreamFlow(1);
+    const audio = s.openStreamFlow(1);
+    const video = s.openStreamFlow(1);
+    data.write(encodeFlowSync(7, 3));
+    data.write(onStatus('NetStream.Play.UnpublishNotify'));
+    data.write(encodeFlowSync(8, 3));
+    s.pump();
+    assert.deepEqual(s.heard.order, [], 'UnpublishNotify waits for the audio and video flows');
+    audio.write(encodeTCMessage(TCMessageType.audio, 960, Buffer.from([0xaf, 1, 9])));
+    audio.write(encodeFlowSync(7, 3));
+    audio.write(encodeFlowSync(8, 3));
+    audio.write(encodeTCMessage(TCMessageType.audio, 0, Buffer.from([0xaf, 1, 0])));
+    s.pump();
+    assert.deepEqual(s.heard.order, ['audio@960']);
+    video.write(encodeTCMessage(TCMessageType.video, 960, Buffer.from([0x27, 1, 9])));
+    video.write(encodeFlowSync(7, 3));
+    video.write(encodeFlowSync(8, 3));
+    s.pump();
+    assert.deepEqual(
+      s.heard.order,
+      ['audio@960', 'video@960', 'NetStream.Play.UnpublishNotify', 'audio@0'],
+      "the last frames before UnpublishNotify, the next publisher's after it",
+    );
+    assert.equal(s.stream.syncReleasedEarly, 0);
+  });
+
+  test('a Flow Sync barrier a flow never delivers is released when that flow ends', () => {
+    const s = withStream();
+    const data = s.openStreamFlow(1);
+    const audio = s.openStreamFlow(1);
+    audio.write(encodeTCMessage(TCMessageType.audio, 40, Buffer.from([0xaf, 1, 1])));
+    data.write(encodeFlowSync(3, 2));
+    data.write(onStatus('NetStream.Play.Stop'));
+    s.pump();
+    assert.deepEqual(s.heard.order, ['audio@40']);
+    audio.close();
+    s.pump();
+    assert.deepEqual(s.heard.order, ['audio@40', 'NetStream.Play.Stop']);
+    assert.equal(s.stream.syncReleasedEarly, 1);
+  });
+
+  test('closeStream follows a Flow Sync barrier on each of our flows of the stream, counting them', () => {
+    const s = withStream();
+    s.stream.publish('cam');
+    s.stream.video(40, Buffer.from([0x17, 1, 2]));
+    s.stream.audio(43, Buffer.from([0xaf, 1]));
+    s.stream.closeStream();
+    s.pump();
+    const [data, video, audio] = s.fromClient.filter((f) => f.streamId === 1).map((f) => f.messages);
+    const barrier = encodeFlowSync(0, 3);
+    assert.deepEqual(video.at(-1), barrier);
+    assert.deepEqual(audio.at(-1), barrier);
+    assert.deepEqual(data.at(-2), barrier);
+    assert.deepEqual(s.commandsOn(1).at(-1), ['closeStream']);
   });
 
   test('a malformed message on a stream flow is dropped and counted; the flow goes on', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Address } from '../../runtime/rtmfp/address.ts';
+import { encodeFlowSync } from '../../runtime/rtmfp/flow-sync.ts';
 import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import type { RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
@@ -243,6 +244,52 @@ describe('NetStream commands on stream flows', () => {
     assert.ok(c.seen.every((s) => s.associated === c.control.id));
     const flows = new Set(c.seen.filter((s) => s.streamId === id).map((s) => s.flow));
     assert.equal(flows.size, 2, 'statuses and video on flows of their own');
+  });
+
+  test('UnpublishNotify goes between two Flow Sync barriers on each of the player flows, after the last frames', () => {
+    const pub = new LivePublication('cam');
+    pub.start();
+    const c = connected({
+      play: (s, r: PlayRequest) => {
+        const player = s.startPlaying(r);
+        if (player) pub.subscribe(player, 0);
+      },
+    });
+    const { id, flow } = c.createStream();
+    c.command(flow, 'play', 'cam');
+    pub.ingest({ type: TCMessageType.video, timestamp: 0, payload: Buffer.from([0x17, 0x01, 9]) }, 0);
+    pub.ingest({ type: TCMessageType.audio, timestamp: 0, payload: Buffer.from([0xaf, 0x01, 7]) }, 0);
+    pub.stop();
+    c.pump();
+    const byFlow = new Map<number, string[]>();
+    for (const m of c.seen.filter((m) => m.streamId === id))
+      byFlow.set(m.flow, [...(byFlow.get(m.flow) ?? []), m.what]);
+    const first = 'uc {"event":34,"data":[0,3]}';
+    const second = 'uc {"event":34,"data":[1,3]}';
+    assert.deepEqual(
+      [...byFlow.values()].map((whats) => whats.slice(-3)).sort((x, y) => x[0].localeCompare(y[0])),
+      [
+        ['8 af0107', first, second],
+        ['9 170109', first, second],
+        [first, 'onStatus NetStream.Play.UnpublishNotify', second],
+      ],
+    );
+  });
+
+  test("a publisher's closeStream behind a Flow Sync barrier waits for its last frames on its other flows", () => {
+    const c = connected({ publish: (s, r) => s.acceptPublish(r) });
+    const { id, flow } = c.createStream();
+    c.command(flow, 'publish', 'cam');
+    const audio = c.client.openFlow(encodeTCMetadata({ streamId: id }), c.nodeControlId);
+    audio.write(encodeTCMessage(TCMessageType.audio, 40, Buffer.from([0xaf, 1, 1])));
+    c.pump();
+    flow.write(encodeFlowSync(0, 2));
+    c.command(flow, 'closeStream');
+    assert.equal(c.events.at(-1), `media ${id} 8 40`, 'closeStream is held');
+    audio.write(encodeTCMessage(TCMessageType.audio, 80, Buffer.from([0xaf, 1, 2])));
+    audio.write(encodeFlowSync(0, 2));
+    c.pump();
+    assert.deepEqual(c.events.slice(-2), [`media ${id} 8 80`, `unpublished ${id} cam`]);
   });
 
   test('a failed play answers Play.Failed with what the node adds (ex.redirect)', () => {
