@@ -16,6 +16,10 @@ let innerScratch = Buffer.allocUnsafeSlow(2048);
  * once: per message, K⊕ipad and m go into a scratch buffer and two one-shot hashes run.
  * Measured 2.8 µs for 1,200 B, against 3.5 µs copying pre-keyed Hash objects and 16 µs for
  * createHmac.
+ *
+ * The hashes come back as latin1 ('binary') strings, written into place: a Buffer result is a
+ * native allocation (malloc, a backing store, a weak handle for the GC to finalise) and cost
+ * 4.2 µs a hash against 1.9 µs for the string, two hashes per packet each way (Node 24.21).
  */
 export class PrekeyedHmac {
   private readonly ipad = Buffer.alloc(SHA256_BLOCK);
@@ -32,14 +36,21 @@ export class PrekeyedHmac {
   }
 
   digest(message: Buffer): Buffer {
-    const length = SHA256_BLOCK + message.length;
-    if (innerScratch.length < length)
-      innerScratch = Buffer.allocUnsafeSlow(Math.max(length, innerScratch.length * 2));
+    const out = Buffer.allocUnsafe(SHA256_LENGTH);
+    this.digestInto(message, out, 0, SHA256_LENGTH);
+    return out;
+  }
+
+  /** Writes the first `length` bytes (≤ 32) of the HMAC of `message` into `target` at `offset`. */
+  digestInto(message: Buffer, target: Buffer, offset: number, length: number): void {
+    const inputLength = SHA256_BLOCK + message.length;
+    if (innerScratch.length < inputLength)
+      innerScratch = Buffer.allocUnsafeSlow(Math.max(inputLength, innerScratch.length * 2));
     const inner = innerScratch;
     this.ipad.copy(inner, 0);
     message.copy(inner, SHA256_BLOCK);
-    hash('sha256', inner.subarray(0, length), 'buffer').copy(this.outer, SHA256_BLOCK);
-    return hash('sha256', this.outer, 'buffer');
+    this.outer.write(hash('sha256', inner.subarray(0, inputLength), 'binary'), SHA256_BLOCK, 'binary');
+    target.write(hash('sha256', this.outer, 'binary'), offset, length, 'binary');
   }
 }
 

@@ -35,6 +35,8 @@ const SSEQ_WINDOW = 32;
 const MIN_HMAC_LENGTH = 4;
 const MAX_HMAC_LENGTH = 32;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+/** Where `open` computes the HMAC it checks: one for every session (a check is synchronous). */
+const macScratch = Buffer.alloc(MAX_HMAC_LENGTH);
 
 /**
  * RFC 7016 §2.2.4: the session ID is the first word XOR the first two words of the
@@ -154,7 +156,7 @@ export class PacketCipher {
     out.copy(this.encryptChain, 0, inputLength - BLOCK, inputLength);
     const scrambled = sessionId ^ out.readUInt32BE(BLOCK) ^ out.readUInt32BE(BLOCK + 4);
     out.writeUInt32BE(scrambled >>> 0, BLOCK - SESSION_ID_LENGTH);
-    if (this.sendMac) this.sendMac.digest(out.subarray(BLOCK, plainEnd)).copy(out, plainEnd, 0, macLength);
+    if (this.sendMac) this.sendMac.digestInto(out.subarray(BLOCK, plainEnd), out, plainEnd, macLength);
     return out.subarray(BLOCK - SESSION_ID_LENGTH, plainEnd + macLength);
   }
 
@@ -175,8 +177,8 @@ export class PacketCipher {
     }
     const ciphertext = datagram.subarray(SESSION_ID_LENGTH, cipherEnd);
     if (this.recvMac) {
-      const mac = this.recvMac.digest(ciphertext);
-      if (!timingSafeEqual(mac.subarray(0, macLength), datagram.subarray(cipherEnd))) {
+      this.recvMac.digestInto(ciphertext, macScratch, 0, macLength);
+      if (!timingSafeEqual(macScratch.subarray(0, macLength), datagram.subarray(cipherEnd))) {
         throw new ProtocolError('bad-hmac', 'packet HMAC does not match');
       }
     }
