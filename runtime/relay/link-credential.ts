@@ -180,7 +180,10 @@ function parseLinkRequest(value: AmfValue): LinkRequest {
     !Number.isSafeInteger(f.time) ||
     typeof f.nonce !== 'string' ||
     f.nonce.length !== NONCE_BYTES * 2 ||
-    typeof f.mac !== 'string'
+    typeof f.mac !== 'string' ||
+    // The signed fields are joined by newlines (hmac below): one inside a field would let a
+    // signature stand for another split of the same text.
+    [f.node, f.epoch, f.to, f.nonce].some((v) => v.includes('\n'))
   )
     throw new LinkAuthError(
       'malformed',

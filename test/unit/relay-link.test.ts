@@ -77,6 +77,12 @@ describe('relay link credential', () => {
       refusal(() => verifier.verify('hello', 'nodea', PEER, NOW)),
       'malformed',
     );
+    // Signed fields are joined by newlines: a field holding one is refused before any mac check.
+    const good = signLinkRequest(SECRET, B, NOW);
+    assert.equal(
+      refusal(() => verifier.verify({ ...good, epoch: `${good.epoch}\n` }, 'nodea', PEER, NOW)),
+      'malformed',
+    );
   });
 
   test("the far node's answer proves it holds the secret and is the node meant", () => {
