@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import type { Address } from '../../runtime/rtmfp/address.ts';
 import type { AmfValue } from '../../runtime/rtmfp/amf-value.ts';
-import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import type { RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
 import type { SendFlow } from '../../runtime/rtmfp/send-flow.ts';
-import { Session } from '../../runtime/rtmfp/session.ts';
 import { TCClientConnection } from '../../runtime/rtmfp/tc-client.ts';
 import {
   decodeCommand,
@@ -14,11 +11,7 @@ import {
   encodeTCMetadata,
   TCMessageType,
 } from '../../runtime/rtmfp/tc-message.ts';
-
-const CLIENT: Address = { address: '127.0.0.1', port: 50_001 };
-const SERVER: Address = { address: '127.0.0.1', port: 1935 };
-const KEY_C = Buffer.alloc(16, 0xc1);
-const KEY_S = Buffer.alloc(16, 0xd2);
+import { PAIR_CLIENT, PAIR_SERVER, pairedSession } from './session-pair.ts';
 
 /** One flow the client opened to the server, and the messages it carried. */
 export interface ClientFlow {
@@ -44,26 +37,7 @@ export function scriptedServer() {
   /** createStream answers: a number, or `_error` with this info. */
   const createStreamAnswers: AmfValue[] = [];
   const session = (role: 'initiator' | 'responder', out: Buffer[], flow: (f: RecvFlow) => void) =>
-    new Session({
-      role,
-      localId: role === 'initiator' ? 1 : 2,
-      remoteId: role === 'initiator' ? 2 : 1,
-      address: role === 'initiator' ? SERVER : CLIENT,
-      cipher: new PacketCipher({
-        encryptKey: role === 'initiator' ? KEY_C : KEY_S,
-        decryptKey: role === 'initiator' ? KEY_S : KEY_C,
-        sendSseq: false,
-        recvSseq: false,
-      }),
-      hooks: {
-        send: (d) => out.push(Buffer.from(d)),
-        wake: () => {},
-        flow: (_s, f) => flow(f),
-        closed: () => {},
-        released: () => {},
-      },
-      now: 0,
-    });
+    pairedSession(role, out, flow);
   const statuses: AmfValue[] = [];
   let tc: TCClientConnection | undefined;
   const client = session('initiator', wire.toServer, (f) => tc?.onFlow(f));
@@ -103,8 +77,8 @@ export function scriptedServer() {
       now += 50;
       for (const s of [client, server]) s.service(now);
       const moved = wire.toServer.length + wire.toClient.length;
-      for (const d of wire.toServer.splice(0)) server.receive(d, CLIENT, now);
-      for (const d of wire.toClient.splice(0)) client.receive(d, SERVER, now);
+      for (const d of wire.toServer.splice(0)) server.receive(d, PAIR_CLIENT, now);
+      for (const d of wire.toClient.splice(0)) client.receive(d, PAIR_SERVER, now);
       if (moved === 0) return;
     }
   };
@@ -116,8 +90,8 @@ export function scriptedServer() {
       const toServer = wire.toServer.splice(0);
       const toClient = wire.toClient.splice(0);
       if (o.lose) continue;
-      for (const d of toServer) server.receive(d, CLIENT, now);
-      for (const d of toClient) client.receive(d, SERVER, now);
+      for (const d of toServer) server.receive(d, PAIR_CLIENT, now);
+      for (const d of toClient) client.receive(d, PAIR_SERVER, now);
     }
   };
   tc.connect({ tcUrl: 'rtmfp://server/live', app: 'live', args: [] });

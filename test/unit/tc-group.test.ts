@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Address } from '../../runtime/rtmfp/address.ts';
-import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import type { RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
 import type { SendFlow } from '../../runtime/rtmfp/send-flow.ts';
-import { Session } from '../../runtime/rtmfp/session.ts';
 import type { GroupMembership } from '../../runtime/rtmfp/tc-group.ts';
 import { encodeCommand, encodeTCMetadata } from '../../runtime/rtmfp/tc-message.ts';
 import {
@@ -12,6 +9,7 @@ import {
   type TCServerHandler,
   type TCServerOptions,
 } from '../../runtime/rtmfp/tc-server.ts';
+import { PAIR_CLIENT, PAIR_SERVER, pairedSession } from '../support/session-pair.ts';
 import { loadVectors } from '../support/vectors.ts';
 
 /** Bytes librtmfp sends and Cumulus answers (test/fixtures/vectors/netgroup.json says where each comes from). */
@@ -23,10 +21,6 @@ const vectors = loadVectors<{
 const GC = Buffer.from(vectors.gcMetadata.hex, 'hex');
 const LR_JOIN = Buffer.from(vectors.joins[0].hex, 'hex');
 const SPECIFIER_JOIN = Buffer.from(vectors.joins[1].hex, 'hex');
-const CLIENT: Address = { address: '127.0.0.1', port: 50_001 };
-const NODE: Address = { address: '127.0.0.1', port: 1935 };
-const KEY_C = Buffer.alloc(16, 0xc1);
-const KEY_N = Buffer.alloc(16, 0xd2);
 
 type Event = [string, string?];
 
@@ -53,26 +47,7 @@ function connected(o: TCServerOptions & { groups?: boolean } = {}) {
     handler.groupJoinFailed = (_conn, e) => events.push(['failed', e.reason]);
   }
   const session = (role: 'initiator' | 'responder', out: Buffer[], flow: (f: RecvFlow) => void) =>
-    new Session({
-      role,
-      localId: role === 'initiator' ? 1 : 2,
-      remoteId: role === 'initiator' ? 2 : 1,
-      address: role === 'initiator' ? NODE : CLIENT,
-      cipher: new PacketCipher({
-        encryptKey: role === 'initiator' ? KEY_C : KEY_N,
-        decryptKey: role === 'initiator' ? KEY_N : KEY_C,
-        sendSseq: false,
-        recvSseq: false,
-      }),
-      hooks: {
-        send: (d) => out.push(Buffer.from(d)),
-        wake: () => {},
-        flow: (_s, f) => flow(f),
-        closed: () => conn?.onSessionClosed(),
-        released: () => {},
-      },
-      now: 0,
-    });
+    pairedSession(role, out, flow, () => conn?.onSessionClosed());
   let conn: TCServerConnection | undefined;
   const client = session('initiator', wire.toNode, (f) => {
     clientFlows.push(f);
@@ -86,8 +61,8 @@ function connected(o: TCServerOptions & { groups?: boolean } = {}) {
       now += 250;
       for (const s of [client, node]) s.service(now);
       const moved = wire.toNode.length + wire.toClient.length;
-      for (const d of wire.toNode.splice(0)) node.receive(d, CLIENT, now);
-      for (const d of wire.toClient.splice(0)) client.receive(d, NODE, now);
+      for (const d of wire.toNode.splice(0)) node.receive(d, PAIR_CLIENT, now);
+      for (const d of wire.toClient.splice(0)) client.receive(d, PAIR_SERVER, now);
       if (moved === 0) return;
     }
   };

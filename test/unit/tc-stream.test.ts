@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Address } from '../../runtime/rtmfp/address.ts';
 import { encodeFlowSync } from '../../runtime/rtmfp/flow-sync.ts';
 import { LivePublication } from '../../runtime/rtmfp/live-publication.ts';
-import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
 import type { RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
 import type { SendFlow } from '../../runtime/rtmfp/send-flow.ts';
-import { Session } from '../../runtime/rtmfp/session.ts';
 import {
   decodeCommand,
   decodeTCMessage,
@@ -19,11 +16,7 @@ import {
 } from '../../runtime/rtmfp/tc-message.ts';
 import { TCServerConnection, type TCServerHandler } from '../../runtime/rtmfp/tc-server.ts';
 import type { NetStream, PlayRequest, PublishRequest, StreamEvents } from '../../runtime/rtmfp/tc-stream.ts';
-
-const CLIENT: Address = { address: '127.0.0.1', port: 50_002 };
-const NODE: Address = { address: '127.0.0.1', port: 1935 };
-const KEY_C = Buffer.alloc(16, 0xc1);
-const KEY_N = Buffer.alloc(16, 0xd2);
+import { PAIR_CLIENT, PAIR_SERVER, pairedSession } from '../support/session-pair.ts';
 
 /** What reached the client on one of the node's flows: stream ID, association, and a readable message. */
 interface Seen {
@@ -74,26 +67,7 @@ function connected(answer: Partial<StreamEvents> = {}) {
     closed: () => events.push('closed'),
   };
   const session = (role: 'initiator' | 'responder', out: Buffer[], flow: (f: RecvFlow) => void) =>
-    new Session({
-      role,
-      localId: role === 'initiator' ? 1 : 2,
-      remoteId: role === 'initiator' ? 2 : 1,
-      address: role === 'initiator' ? NODE : CLIENT,
-      cipher: new PacketCipher({
-        encryptKey: role === 'initiator' ? KEY_C : KEY_N,
-        decryptKey: role === 'initiator' ? KEY_N : KEY_C,
-        sendSseq: false,
-        recvSseq: false,
-      }),
-      hooks: {
-        send: (d) => out.push(Buffer.from(d)),
-        wake: () => {},
-        flow: (_s, f) => flow(f),
-        closed: () => conn?.onSessionClosed(),
-        released: () => {},
-      },
-      now: 0,
-    });
+    pairedSession(role, out, flow, () => conn?.onSessionClosed());
   let conn: TCServerConnection | undefined;
   const client = session('initiator', wire.toNode, (f) => {
     const tc = decodeTCMetadata(f.metadata);
@@ -113,8 +87,8 @@ function connected(answer: Partial<StreamEvents> = {}) {
       now += 50;
       for (const s of [client, node]) s.service(now);
       const moved = wire.toNode.length + wire.toClient.length;
-      for (const d of wire.toNode.splice(0)) node.receive(d, CLIENT, now);
-      for (const d of wire.toClient.splice(0)) client.receive(d, NODE, now);
+      for (const d of wire.toNode.splice(0)) node.receive(d, PAIR_CLIENT, now);
+      for (const d of wire.toClient.splice(0)) client.receive(d, PAIR_SERVER, now);
       if (moved === 0) return;
     }
   };
