@@ -1,11 +1,15 @@
 import type { AmfObject } from './amf-value.ts';
 import { type MediaKind, sampleAccessMessage } from './flv.ts';
+import type { MessageLifetime } from './message-lifetime.ts';
 import { encodeOnStatus, encodeUserControl, errorInfo, statusInfo, UserControlEvent } from './tc-message.ts';
 
 /** Video message lifetime: a frame not sent within it is abandoned, never retransmitted (RTMFP-NOTES §8.1, tcserver). */
 export const VIDEO_LIFETIME_MS = 2_000;
 /** Audio message lifetime (tcserver's default). */
 export const AUDIO_LIFETIME_MS = 2_200;
+/** The lifetimes as written with each frame: one object each, not one per frame and player. */
+export const VIDEO_LIFETIME: MessageLifetime = Object.freeze({ lifetimeMs: VIDEO_LIFETIME_MS });
+export const AUDIO_LIFETIME: MessageLifetime = Object.freeze({ lifetimeMs: AUDIO_LIFETIME_MS });
 /**
  * A player whose oldest unsent message is older than this many lifetimes loses new ordinary
  * frames until it catches up (tcserver): its queue stays bounded and nobody else waits for it.
@@ -153,13 +157,13 @@ export class LivePlayer {
           this.dropped['slow-audio']++;
           return;
         }
-        this.out.audio.write(message, { lifetimeMs: AUDIO_LIFETIME_MS });
+        this.out.audio.write(message, AUDIO_LIFETIME);
         return;
       case 'keyframe':
         if (!this.receiveVideo || this.paused) return;
         this.out.video.expireAll();
         this.waitKeyframe = false;
-        this.out.video.write(message, { lifetimeMs: VIDEO_LIFETIME_MS });
+        this.out.video.write(message, VIDEO_LIFETIME);
         return;
       case 'frame':
         if (!this.receiveVideo || this.paused || this.waitKeyframe) return;
@@ -169,7 +173,7 @@ export class LivePlayer {
           this.waitKeyframe = true;
           return;
         }
-        this.out.video.write(message, { lifetimeMs: VIDEO_LIFETIME_MS });
+        this.out.video.write(message, VIDEO_LIFETIME);
         return;
     }
   }

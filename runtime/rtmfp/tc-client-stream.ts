@@ -2,7 +2,7 @@ import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
 import { FlowSyncReceiver } from './flow-sync.ts';
 import { classifyMedia, isNeverDropped } from './flv.ts';
-import { AUDIO_LIFETIME_MS, VIDEO_LIFETIME_MS } from './live-player.ts';
+import { AUDIO_LIFETIME, VIDEO_LIFETIME } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { MessageLifetime } from './send-flow.ts';
@@ -27,9 +27,6 @@ export interface TCClientStreamHandler {
   /** The server refused one of our flows of this stream (RFC 7016 §2.3.16). */
   refused(code: number): void;
 }
-
-const AUDIO_LIFETIME: MessageLifetime = { lifetimeMs: AUDIO_LIFETIME_MS };
-const VIDEO_LIFETIME: MessageLifetime = { lifetimeMs: VIDEO_LIFETIME_MS };
 
 /**
  * The client side of one NetStream (RFC 7425 §5; RTMFP-NOTES §5, §8). Our flows are return flows
