@@ -55,12 +55,13 @@ async function tailApp(argv: string[]): Promise<number> {
     process.stderr.write(s === 'down' ? 'lost the cluster store; reconnecting …\n' : 'reconnected\n');
     if (s === 'up') void announce();
   });
-  process.stderr.write(`tailing ${app} in cluster "${config.cluster.name}" (Ctrl-C to stop)\n`);
-
-  await new Promise<void>((resolve) => {
+  // Listening before saying "Ctrl-C to stop": a Ctrl-C that follows the line must stop it cleanly.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  process.stderr.write(`tailing ${app} in cluster "${config.cluster.name}" (Ctrl-C to stop)\n`);
+  await stopped;
   clearInterval(timer);
   await unsubscribe().catch(() => {});
   await state.close();
