@@ -77,6 +77,7 @@ async function runDev(argv: string[]): Promise<undefined> {
     identity,
     logger: log,
     groupsPerClient: config.limits.groupsPerClient,
+    nativePackets: config.node.nativePackets,
     streams,
     ...apps.nodeHooks(),
   });

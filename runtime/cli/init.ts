@@ -117,7 +117,8 @@ function projectPackage(name: string, fnhostSpec: string, fnhost: FnhostPackage)
     },
     dependencies: { fnhost: fnhostSpec },
     devDependencies: Object.fromEntries(DEV_TOOLS.map((tool) => [tool, fnhost.devDependencies[tool]])),
-    // fnhost's own dependencies that run install scripts (Node 24, isolated-vm, esbuild), approved.
-    allowScripts: fnhost.allowScripts,
+    // What runs install scripts, approved: fnhost (it builds its native packet path) and its own
+    // dependencies (Node 24, isolated-vm, esbuild).
+    allowScripts: { fnhost: true, ...fnhost.allowScripts },
   };
 }

@@ -58,6 +58,11 @@ export interface NodeConfig {
   publicAddress: string | undefined;
   /** How long SIGINT/SIGTERM may take (leave the cluster, close sessions) before the process exits anyway. */
   shutdownMs: number;
+  /**
+   * Encrypt and send packets through native/build/packet.node when it is built (AES-NI, sendto);
+   * false: node:crypto and dgram, the slower path every machine has.
+   */
+  nativePackets: boolean;
 }
 
 /** How this node joins a cluster. */
@@ -122,6 +127,7 @@ export interface ConfigOverrides {
   memoryMb?: number;
   awaitMs?: number;
   shutdownMs?: number;
+  nativePackets?: boolean;
 }
 
 /** A config mistake; `key` names the setting, variable or flag at fault ('' for the file itself). */
@@ -141,7 +147,13 @@ type Layer = Partial<Record<Setting, Raw>>;
 
 const TOP_KEYS: Record<string, Setting> = { name: 'name', main: 'main' };
 const SECTIONS: Record<string, Record<string, Setting>> = {
-  node: { rtmfp: 'rtmfp', http: 'http', public_address: 'publicAddress', shutdown_ms: 'shutdownMs' },
+  node: {
+    rtmfp: 'rtmfp',
+    http: 'http',
+    public_address: 'publicAddress',
+    shutdown_ms: 'shutdownMs',
+    native_packets: 'nativePackets',
+  },
   cluster: { redis: 'redis', name: 'cluster', heartbeat_ms: 'heartbeatMs', secret: 'clusterSecret' },
   limits: {
     cpu_ms: 'cpuMs',
@@ -163,6 +175,7 @@ const NUMERIC: ReadonlySet<Setting> = new Set([
   'shutdownMs',
   'maxClients',
 ]);
+const BOOLEAN: ReadonlySet<Setting> = new Set(['nativePackets']);
 
 /** Reads `o.file`, else `<dir>/wrangler-like.toml` if present, else uses defaults; then env and flags. */
 export function loadConfig(
@@ -212,6 +225,7 @@ export function parseConfig(
         return text;
       }),
       shutdownMs: pick('shutdownMs', DEFAULT_SHUTDOWN_MS, integerAtLeast(1)),
+      nativePackets: pick('nativePackets', true, boolean),
     },
     cluster: {
       redis: pick('redis', undefined, redisUrl),
@@ -314,6 +328,7 @@ function envLayer(env: NodeJS.ProcessEnv): Layer & { vars: Map<string, string>; 
     let value: unknown = text;
     if (setting === 'rtmfp') value = text.split(',').map((s) => s.trim());
     else if (NUMERIC.has(setting) && /^\d+$/.test(text)) value = Number(text);
+    else if (BOOLEAN.has(setting) && (text === 'true' || text === 'false')) value = text === 'true';
     layer[setting] = { value, what };
   }
   const vars = new Map<string, string>();
@@ -364,6 +379,11 @@ function appName(value: unknown, what: string): string {
 
 function nonEmptyString(value: unknown, what: string): string {
   if (typeof value !== 'string' || value === '') fail(what, 'a non-empty string', value);
+  return value;
+}
+
+function boolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') fail(what, 'true or false', value);
   return value;
 }
 

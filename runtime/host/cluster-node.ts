@@ -162,6 +162,7 @@ export async function startClusterNode(
     handshake: (request, now) => drain.handshake(request) ?? hooks.handshake(request, now),
     handshakes: metrics,
     groupsPerClient: config.limits.groupsPerClient,
+    nativePackets: config.node.nativePackets,
     links: linkAcceptor,
     streams,
     peers: {

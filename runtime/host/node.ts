@@ -17,6 +17,7 @@ import type { StreamEvents } from '../rtmfp/tc-stream.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { DropCounter } from './drops.ts';
 import { type HandshakeHook, UNANSWERED } from './handshake-hook.ts';
+import { loadNativePacket, type NativePacket, SEND_AGAIN, socketDescriptor } from './native-packet.ts';
 import type { HandshakeObserver } from './node-metrics.ts';
 import { type PeerDirectory, Rendezvous } from './rendezvous.ts';
 
@@ -69,6 +70,11 @@ export interface NodeOptions {
    * client, never balanced or redirected. Absent: their `connect` is rejected.
    */
   links?: LinkHandler;
+  /**
+   * Encrypt and send through the native packet path when it is built (`[node] native_packets`,
+   * default true); false: node:crypto and dgram.
+   */
+  nativePackets?: boolean;
 }
 
 /** The far end of media links: their connects and calls, and their NetStreams once accepted. */
@@ -168,6 +174,11 @@ export class RtmfpNode {
   private readonly sockets: dgram.Socket[] = [];
   private socket4: dgram.Socket | undefined;
   private socket6: dgram.Socket | undefined;
+  /** The native packet path, when built and wanted; and why not, when not. */
+  private readonly native: NativePacket | undefined;
+  private readonly nativeAbsent: string | undefined;
+  /** Each socket's descriptor, for the native path's sendto. */
+  private readonly descriptors = new Map<dgram.Socket, number>();
   /** Clients' NetConnections (connecting or connected). */
   private readonly connections = new Set<TCServerConnection>();
   /** Other nodes' media links to this one (connect to RELAY_APP): not clients. */
@@ -187,6 +198,8 @@ export class RtmfpNode {
   received = 0;
   accepted = 0;
   sent = 0;
+  /** Datagrams the kernel refused to send (unreachable, not permitted): each is lost, like a drop on the wire. */
+  sendErrors = 0;
   bytesReceived = 0;
   bytesSent = 0;
 
@@ -195,6 +208,12 @@ export class RtmfpNode {
     this.log = options.logger;
     this.identity = options.identity ?? makeServerIdentity();
     this.pool = new CryptoPool(options.cryptoWorkers);
+    const packets =
+      options.nativePackets === false
+        ? { native: undefined, reason: 'turned off ([node] native_packets = false)' }
+        : loadNativePacket();
+    this.native = packets.native;
+    this.nativeAbsent = packets.reason;
     this.rendezvous = new Rendezvous({
       log: this.log,
       directory: options.peers,
@@ -205,6 +224,7 @@ export class RtmfpNode {
     this.endpoint = new Endpoint({
       identity: this.identity,
       session: options.session,
+      aes: this.native,
       platform: {
         send: (datagram, to) => this.send(datagram, to),
         rescheduled: () => this.clock.arm(),
@@ -254,6 +274,15 @@ export class RtmfpNode {
     this.router = this.makeRouter(options.handler, options.links);
   }
 
+  /** Which packet path runs: native (AES in place; sendto on every socket bound so far) or node:crypto + dgram, and why. */
+  get packets(): { native: boolean; sendto: boolean; reason: string | undefined } {
+    return {
+      native: this.native !== undefined,
+      sendto: this.descriptors.size > 0 && this.descriptors.size === this.sockets.length,
+      reason: this.nativeAbsent,
+    };
+  }
+
   get fingerprint(): string {
     return this.identity.fingerprint.toString('hex');
   }
@@ -295,11 +324,23 @@ export class RtmfpNode {
         });
       });
       this.sockets.push(socket);
+      const fd = this.native && socketDescriptor(socket);
+      if (fd !== undefined) this.descriptors.set(socket, fd);
       if (isIPv6(l.host)) this.socket6 ??= socket;
       else this.socket4 ??= socket;
       const a = socket.address();
       bound.push({ address: a.address, port: a.port });
     }
+    if (this.native)
+      this.log.info(
+        { packets: 'native', sendto: this.descriptors.size > 0 },
+        'packets: AES-NI in place, sendto',
+      );
+    else
+      this.log.info(
+        { packets: 'node', reason: this.nativeAbsent },
+        `packets: node:crypto and dgram (${this.nativeAbsent})`,
+      );
     return bound;
   }
 
@@ -365,9 +406,27 @@ export class RtmfpNode {
   private send(datagram: Buffer, to: Address): void {
     // IPv6 text always has a colon; IPv4 never does.
     const socket = (to.address.includes(':') ? this.socket6 : this.socket4) ?? this.sockets[0];
+    if (!socket) return;
     this.sent++;
     this.bytesSent += datagram.length;
-    socket?.send(datagram, to.port, to.address);
+    if (!this.native) {
+      socket.send(datagram, to.port, to.address);
+      return;
+    }
+    const fd = this.descriptors.get(socket);
+    let err = -1;
+    try {
+      if (fd !== undefined) err = this.native.sendTo(fd, datagram, 0, datagram.length, to.address, to.port);
+    } catch {
+      // Not an IP literal: dgram resolves it.
+    }
+    if (err === 0) return;
+    if (err > 0 && !SEND_AGAIN.has(err)) {
+      this.sendErrors++;
+      return;
+    }
+    // Sealed in place in a buffer the next packet reuses, and dgram may hold it past this call.
+    socket.send(Buffer.from(datagram), to.port, to.address);
   }
 
   private onDatagram(msg: Buffer, from: Address): void {

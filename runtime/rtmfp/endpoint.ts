@@ -1,5 +1,6 @@
 import { hash, randomInt } from 'node:crypto';
 import { type Address, addressKey, type OriginAddress } from './address.ts';
+import type { AesEngine } from './aes-engine.ts';
 import type { EPD } from './certificate.ts';
 import type { ForwardedIHello } from './chunks.ts';
 import { CookieJar } from './cookie.ts';
@@ -93,6 +94,11 @@ export interface EndpointOptions {
   /** Our certificate as responder (default: a fresh one). */
   identity?: ServerIdentity;
   session?: SessionConfig;
+  /**
+   * Encrypts and decrypts the sessions' packets in place (PacketCipherOptions.aes): then every
+   * datagram `platform.send` gets is good only during that call.
+   */
+  aes?: AesEngine;
 }
 
 /** One handshake we answered, by address + initiator session ID, while keying and while its session lives. */
@@ -149,6 +155,7 @@ export class Endpoint {
   private readonly events: EndpointEvents;
   private readonly responder: Responder;
   private readonly config: SessionConfig;
+  private readonly aes: AesEngine | undefined;
   private readonly random: () => number;
   /** Sessions being opened as initiator, by our session ID (RIKeying and Cookie Change carry it). */
   private readonly openings = new Map<number, Opening>();
@@ -169,6 +176,7 @@ export class Endpoint {
     this.identity = o.identity ?? makeServerIdentity();
     this.responder = new Responder(this.identity, new CookieJar());
     this.config = o.session ?? DEFAULT_SESSION_CONFIG;
+    this.aes = o.aes;
     this.random = o.platform.randomSessionId?.bind(o.platform) ?? (() => randomInt(1, 0xffffffff));
     this.hooks = {
       send: (datagram: Buffer, to: Address) => this.platform.send(datagram, to),
@@ -341,7 +349,7 @@ export class Endpoint {
         return true;
       case 'established': {
         this.cancel(opening);
-        const cipher = new PacketCipher(step.cipher);
+        const cipher = new PacketCipher({ ...step.cipher, aes: this.aes });
         const session = this.newSession('initiator', step.localId, step.remoteId, from, cipher, now);
         const how: Opened = { role: 'initiator', opening, farFingerprint: step.serverFingerprint };
         this.events.opened(session, how, now);
@@ -446,6 +454,7 @@ export class Endpoint {
       recvHmac: k.recvHmac,
       sendSseq: k.sendSseq,
       recvSseq: k.recvSseq,
+      aes: this.aes,
     });
     const session = this.newSession('responder', localId, initiatorSessionId, from, cipher, now);
     session.acceptKey = key;

@@ -6,6 +6,7 @@ import {
   type Decipheriv,
   timingSafeEqual,
 } from 'node:crypto';
+import { AES_ROUND_KEYS_BYTES, type AesEngine } from './aes-engine.ts';
 import { Reader, vluLength } from './binary.ts';
 import { checksum } from './checksum.ts';
 import { ProtocolError } from './errors.ts';
@@ -20,7 +21,8 @@ import { PrekeyedHmac } from './hmac.ts';
  *
  * Creating a Cipher or Hmac costs more than the whole per-packet budget (PERF-NOTES), so each
  * PacketCipher keeps one CBC cipher and decipher per key and pre-padded HMAC keys, and
- * restores the zero IV by hand (see seal/open).
+ * restores the zero IV by hand (see seal/open). Given an AesEngine, it keeps round keys
+ * instead and works in place: no allocation per packet at all.
  */
 
 /** RFC 7425 §4.1: the key of every packet before keying completes. */
@@ -57,6 +59,12 @@ export interface PacketCipherOptions {
   recvHmac?: { key: Buffer; length: number };
   sendSseq: boolean;
   recvSseq: boolean;
+  /**
+   * Encrypt and decrypt in place with this engine. Then seal() returns a view of a buffer
+   * shared by every such cipher, good until the next seal(): whoever keeps a datagram past the
+   * call that sent it must copy it. open() decrypts the datagram it is given in place.
+   */
+  aes?: AesEngine;
 }
 
 /**
@@ -64,13 +72,12 @@ export interface PacketCipherOptions {
  * every call is synchronous, so the CBC chain state it carries between calls stays exact.
  */
 export class PacketCipher {
-  private readonly encryptor: Cipheriv;
-  private readonly decryptor: Decipheriv;
-  /** The CBC state the long-lived cipher/decipher continue from: their last ciphertext block. */
-  private readonly encryptChain: Buffer;
-  private readonly decryptChain = Buffer.alloc(BLOCK);
-  /** AES_K(0^16): the ciphertext of the lead block seal() feeds in, see there. */
-  private readonly leadBlock: Buffer;
+  /** The node:crypto path (no engine): long-lived CBC cipher and decipher. */
+  private readonly js: JsCbc | undefined;
+  /** The engine path: the engine, and the round keys of both directions. */
+  private readonly aes: AesEngine | undefined;
+  private readonly encryptKeys: Buffer | undefined;
+  private readonly decryptKeys: Buffer | undefined;
   private readonly sendMac: PrekeyedHmac | undefined;
   private readonly sendMacLength: number;
   private readonly recvMac: PrekeyedHmac | undefined;
@@ -83,19 +90,16 @@ export class PacketCipher {
   private seenSseq = 0;
 
   constructor(o: PacketCipherOptions) {
-    // Keys go in as KeyObjects: given a Buffer, createCipheriv first rules out a KeyObject and a
-    // CryptoKey by catching two thrown TypeErrors, 10–30 µs per call (one session setup paid ~70 µs).
-    this.encryptor = createCipheriv('aes-128-cbc', createSecretKey(o.encryptKey), ZERO_BLOCK).setAutoPadding(
-      false,
-    );
-    this.decryptor = createDecipheriv(
-      'aes-128-cbc',
-      createSecretKey(o.decryptKey),
-      ZERO_BLOCK,
-    ).setAutoPadding(false);
-    // The fresh cipher's first block is AES(0 ⊕ IV 0) = AES(0), which is also its chain state.
-    this.leadBlock = this.encryptor.update(ZERO_BLOCK);
-    this.encryptChain = Buffer.from(this.leadBlock);
+    if (o.aes) {
+      this.aes = o.aes;
+      const keys = Buffer.allocUnsafeSlow(2 * AES_ROUND_KEYS_BYTES);
+      this.encryptKeys = keys.subarray(0, AES_ROUND_KEYS_BYTES);
+      this.decryptKeys = keys.subarray(AES_ROUND_KEYS_BYTES);
+      o.aes.expandKey(checkKey(o.encryptKey), this.encryptKeys);
+      o.aes.expandKey(checkKey(o.decryptKey), this.decryptKeys);
+    } else {
+      this.js = new JsCbc(o.encryptKey, o.decryptKey);
+    }
     this.sendMac = o.sendHmac && new PrekeyedHmac(o.sendHmac.key);
     this.sendMacLength = o.sendHmac ? checkHmacLength(o.sendHmac.length) : 0;
     this.recvMac = o.recvHmac && new PrekeyedHmac(o.recvHmac.key);
@@ -122,42 +126,66 @@ export class PacketCipher {
   }
 
   /**
-   * Encrypts `packet` (from its flags byte; not kept) into a whole datagram for `sessionId`.
-   *
-   * Zero IV on a long-lived CBC cipher: the input starts with a lead block equal to the
-   * cipher's chain state C, which encrypts to AES(C ⊕ C) = AES(0) = leadBlock; XORing
-   * leadBlock into the first plaintext block then makes the rest equal a fresh zero-IV
-   * encryption. The lead block's output is where the session ID goes, and extra blocks after
-   * the ciphertext make room for the HMAC, so update()'s own output is the datagram: no copy.
+   * Encrypts `packet` (from its flags byte; not kept) into a whole datagram for `sessionId`:
+   * a buffer of its own, or with an engine a view of the shared one (see PacketCipherOptions.aes).
    */
   seal(packet: Buffer, sessionId: number): Buffer {
-    const sseqLength = this.sendSseq ? vluLength(this.nextSseq) : 0;
-    const checksumLength = this.sendMac ? 0 : CHECKSUM_LENGTH;
-    const plainLength = sseqLength + checksumLength + packet.length;
-    const padded = Math.max(BLOCK, Math.ceil(plainLength / BLOCK) * BLOCK);
     const macLength = this.sendMacLength;
-    const inputLength = BLOCK + padded + Math.ceil(macLength / BLOCK) * BLOCK;
+    if (this.aes && this.encryptKeys) {
+      // In place: [session ID][plaintext → ciphertext][HMAC], the datagram as it goes out.
+      const out = engineScratchOf(SESSION_ID_LENGTH + this.paddedLength(packet) + macLength);
+      const plainEnd = this.layOut(packet, out, SESSION_ID_LENGTH);
+      this.aes.encryptCbc(this.encryptKeys, out, SESSION_ID_LENGTH, plainEnd);
+      return this.finish(out, SESSION_ID_LENGTH, plainEnd, sessionId);
+    }
+    const js = this.js as JsCbc;
+    // Zero IV on a long-lived CBC cipher: the input starts with a lead block equal to the
+    // cipher's chain state C, which encrypts to AES(C ⊕ C) = AES(0) = leadBlock; XORing
+    // leadBlock into the first plaintext block then makes the rest equal a fresh zero-IV
+    // encryption. The lead block's output is where the session ID goes, and extra blocks after
+    // the ciphertext make room for the HMAC, so update()'s own output is the datagram: no copy.
+    const plainEnd = BLOCK + this.paddedLength(packet);
+    const inputLength = plainEnd + Math.ceil(macLength / BLOCK) * BLOCK;
     const input = scratchOf(inputLength);
-
-    this.encryptChain.copy(input, 0);
-    let pos = BLOCK;
-    if (this.sendSseq) pos = writeVlu(input, pos, this.nextSseq++);
-    const checksumAt = pos;
-    pos += checksumLength;
-    pos += packet.copy(input, pos);
-    const plainEnd = BLOCK + padded;
-    input.fill(0xff, pos, plainEnd);
-    if (checksumLength)
-      input.writeUInt16BE(checksum(input, checksumAt + CHECKSUM_LENGTH, plainEnd), checksumAt);
-    xorBlock(input, BLOCK, this.leadBlock);
+    js.encryptChain.copy(input, 0);
+    this.layOut(packet, input, BLOCK);
+    xorBlock(input, BLOCK, js.leadBlock);
     input.fill(0, plainEnd, inputLength);
+    const out = js.encryptor.update(input.subarray(0, inputLength));
+    out.copy(js.encryptChain, 0, inputLength - BLOCK, inputLength);
+    return this.finish(out, BLOCK, plainEnd, sessionId);
+  }
 
-    const out = this.encryptor.update(input.subarray(0, inputLength));
-    out.copy(this.encryptChain, 0, inputLength - BLOCK, inputLength);
-    const scrambled = sessionId ^ out.readUInt32BE(BLOCK) ^ out.readUInt32BE(BLOCK + 4);
-    out.writeUInt32BE(scrambled >>> 0, BLOCK - SESSION_ID_LENGTH);
-    if (this.sendMac) this.sendMac.digestInto(out.subarray(BLOCK, plainEnd), out, plainEnd, macLength);
-    return out.subarray(BLOCK - SESSION_ID_LENGTH, plainEnd + macLength);
+  /** Bytes of plaintext a packet takes once numbered, checksummed and padded. */
+  private paddedLength(packet: Buffer): number {
+    const plainLength =
+      (this.sendSseq ? vluLength(this.nextSseq) : 0) + (this.sendMac ? 0 : CHECKSUM_LENGTH) + packet.length;
+    return Math.max(BLOCK, Math.ceil(plainLength / BLOCK) * BLOCK);
+  }
+
+  /**
+   * Writes the plaintext at `at`: [session sequence number] · [checksum] · packet · 0xFF
+   * padding (RFC 7425 §4.6.4, §4.6.5). Returns where it ends.
+   */
+  private layOut(packet: Buffer, buf: Buffer, at: number): number {
+    const plainEnd = at + this.paddedLength(packet);
+    let pos = at;
+    if (this.sendSseq) pos = writeVlu(buf, pos, this.nextSseq++);
+    const checksumAt = pos;
+    if (!this.sendMac) pos += CHECKSUM_LENGTH;
+    pos += packet.copy(buf, pos);
+    buf.fill(0xff, pos, plainEnd);
+    if (!this.sendMac) buf.writeUInt16BE(checksum(buf, checksumAt + CHECKSUM_LENGTH, plainEnd), checksumAt);
+    return plainEnd;
+  }
+
+  /** Scrambles the session ID in before the ciphertext at `at`, appends the HMAC; the datagram. */
+  private finish(out: Buffer, at: number, plainEnd: number, sessionId: number): Buffer {
+    const macLength = this.sendMacLength;
+    const scrambled = sessionId ^ out.readUInt32BE(at) ^ out.readUInt32BE(at + 4);
+    out.writeUInt32BE(scrambled >>> 0, at - SESSION_ID_LENGTH);
+    if (this.sendMac) this.sendMac.digestInto(out.subarray(at, plainEnd), out, plainEnd, macLength);
+    return out.subarray(at - SESSION_ID_LENGTH, plainEnd + macLength);
   }
 
   /**
@@ -183,11 +211,18 @@ export class PacketCipher {
       }
     }
 
-    // The long-lived decipher XORs its chain state into the first block instead of the zero
-    // IV; XOR it back out, then remember this packet's last block as the new state.
-    const plain = this.decryptor.update(ciphertext);
-    xorBlock(plain, 0, this.decryptChain);
-    ciphertext.copy(this.decryptChain, 0, cipherLength - BLOCK, cipherLength);
+    let plain: Buffer;
+    if (this.aes && this.decryptKeys) {
+      this.aes.decryptCbc(this.decryptKeys, datagram, SESSION_ID_LENGTH, cipherEnd);
+      plain = ciphertext;
+    } else {
+      // The long-lived decipher XORs its chain state into the first block instead of the zero
+      // IV; XOR it back out, then remember this packet's last block as the new state.
+      const js = this.js as JsCbc;
+      plain = js.decryptor.update(ciphertext);
+      xorBlock(plain, 0, js.decryptChain);
+      ciphertext.copy(js.decryptChain, 0, cipherLength - BLOCK, cipherLength);
+    }
 
     let pos = 0;
     let sseq = 0;
@@ -229,6 +264,31 @@ export class PacketCipher {
   }
 }
 
+/** One session direction's node:crypto CBC state (see PacketCipher.seal and open). */
+class JsCbc {
+  readonly encryptor: Cipheriv;
+  readonly decryptor: Decipheriv;
+  /** The CBC state the long-lived cipher/decipher continue from: their last ciphertext block. */
+  readonly encryptChain: Buffer;
+  readonly decryptChain = Buffer.alloc(BLOCK);
+  /** AES_K(0^16): the ciphertext of the lead block seal() feeds in. */
+  readonly leadBlock: Buffer;
+
+  constructor(encryptKey: Buffer, decryptKey: Buffer) {
+    // Keys go in as KeyObjects: given a Buffer, createCipheriv first rules out a KeyObject and a
+    // CryptoKey by catching two thrown TypeErrors, 10–30 µs per call (one session setup paid ~70 µs).
+    this.encryptor = createCipheriv('aes-128-cbc', createSecretKey(encryptKey), ZERO_BLOCK).setAutoPadding(
+      false,
+    );
+    this.decryptor = createDecipheriv('aes-128-cbc', createSecretKey(decryptKey), ZERO_BLOCK).setAutoPadding(
+      false,
+    );
+    // The fresh cipher's first block is AES(0 ⊕ IV 0) = AES(0), which is also its chain state.
+    this.leadBlock = this.encryptor.update(ZERO_BLOCK);
+    this.encryptChain = Buffer.from(this.leadBlock);
+  }
+}
+
 /**
  * Where seal() lays out its input: one buffer for every cipher, since a packet is sealed within
  * one synchronous call (update() returns a buffer of its own). A buffer per cipher would pin
@@ -239,6 +299,20 @@ let scratch = Buffer.allocUnsafeSlow(2048);
 function scratchOf(length: number): Buffer {
   if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, scratch.length * 2));
   return scratch;
+}
+
+/** Where an engine seal() builds the datagram it returns: shared, so good until the next seal(). */
+let engineScratch = Buffer.allocUnsafeSlow(2048);
+
+function engineScratchOf(length: number): Buffer {
+  if (engineScratch.length < length)
+    engineScratch = Buffer.allocUnsafeSlow(Math.max(length, engineScratch.length * 2));
+  return engineScratch;
+}
+
+function checkKey(key: Buffer): Buffer {
+  if (key.length !== BLOCK) throw new RangeError(`an AES-128 key is 16 bytes, got ${key.length}`);
+  return key;
 }
 
 function checkHmacLength(length: number): number {

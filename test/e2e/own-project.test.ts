@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -85,8 +85,15 @@ test('a project made by fnhost init from the npm pack tarball installs, typechec
     }[];
     const shipped = files.map((f) => f.path);
     assert.ok(shipped.includes('dist/runtime/cli/fnhost.js') && shipped.includes('dist/sdk/client.d.ts'));
-    const strays = shipped.filter((f) => !/^(bin|dist|templates)\/|^(package\.json|README\.md)$/.test(f));
-    assert.deepEqual(strays, [], 'the tarball holds only the CLI, the compiled code and the templates');
+    const strays = shipped.filter(
+      (f) =>
+        !/^(bin|dist|templates)\/|^(package\.json|README\.md|native\/packet\.c|native\/build\.js)$/.test(f),
+    );
+    assert.deepEqual(
+      strays,
+      [],
+      'the tarball holds only the CLI, the compiled code, the templates and the native source',
+    );
 
     const init = await cli(tmp, ['init', 'my-app', '--fnhost', join(tmp, filename)]);
     assert.equal(init.code, 0, init.err);
@@ -95,6 +102,12 @@ test('a project made by fnhost init from the npm pack tarball installs, typechec
     assert.equal(pkg.dependencies.fnhost, `file:../${filename}`);
 
     await run(project, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], NPM_TIMEOUT_MS);
+    // Its install script built the native packet path wherever this checkout's did.
+    assert.equal(
+      existsSync(join(project, 'node_modules', 'fnhost', 'native', 'build', 'packet.node')),
+      existsSync(join(ROOT, 'native', 'build', 'packet.node')),
+      'the installed package built native/build/packet.node as the checkout did',
+    );
 
     // The installed package's own CLI refuses to write over a project, and its templates shipped.
     const keep = readFileSync(join(project, 'functions', 'index.ts'), 'utf8');

@@ -1,119 +1,130 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { loadNativePacket } from '../../runtime/host/native-packet.ts';
 import { connect, NetConnection, StatusError } from '../../sdk/client.ts';
 import { startNode, type TestNode, until } from '../support/node.ts';
 
-describe('a client and a node over real UDP', () => {
-  let n: TestNode;
-  before(async () => {
-    n = await startNode();
-  });
-  after(() => n.stop());
-
-  test('connect resolves with NetConnection.Connect.Success and the AMF0 objectEncoding', async () => {
-    const nc = await connect(n.url(), 'user', 42);
-    try {
-      assert.equal((nc.info as { code: string }).code, 'NetConnection.Connect.Success');
-      assert.equal((nc.info as { objectEncoding: number }).objectEncoding, 0);
-      assert.match(nc.serverFingerprint, /^[0-9a-f]{64}$/);
-      assert.equal(nc.serverFingerprint, n.node.fingerprint);
-    } finally {
-      await nc.close();
-    }
-  });
-
-  test('echo answers with its arguments, whatever their AMF types', async () => {
-    const nc = await connect(n.url());
-    try {
-      assert.equal(await nc.call('echo', 'hi'), 'hi');
-      const when = new Date(Date.UTC(2026, 10, 26));
-      assert.deepEqual(await nc.call('echo', 1.5, true, null, [1, 'two'], { a: { b: 'c' } }, when), [
-        1.5,
-        true,
-        null,
-        [1, 'two'],
-        { a: { b: 'c' } },
-        when,
-      ]);
-    } finally {
-      await nc.close();
-    }
-  });
-
-  test('a message larger than one packet is fragmented and reassembled', async () => {
-    const nc = await connect(n.url());
-    try {
-      const big = 'x'.repeat(50_000);
-      assert.equal(await nc.call('echo', big), big);
-    } finally {
-      await nc.close();
-    }
-  });
-
-  test('an unknown call is answered with _error and the connection stays usable', async () => {
-    const nc = await connect(n.url());
-    try {
-      await assert.rejects(nc.call('nope'), (e: unknown) => {
-        assert.ok(e instanceof StatusError);
-        assert.equal(e.code, 'NetConnection.Call.Failed');
-        assert.match(e.description, /nope/);
-        return true;
-      });
-      assert.equal(await nc.call('echo', 7), 7);
-    } finally {
-      await nc.close();
-    }
-  });
-
-  test('many calls in flight are answered in order, each once', async () => {
-    const nc = await connect(n.url());
-    try {
-      const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => nc.call('echo', i)));
-      assert.deepEqual(
-        replies,
-        Array.from({ length: 300 }, (_, i) => i),
-      );
-    } finally {
-      await nc.close();
-    }
-  });
-
-  test('close ends the session on the node and the client reports Connect.Closed', async () => {
-    const nc = await connect(n.url());
-    const before = n.node.stats().connections;
-    const closed = new Promise((r) => nc.once('close', r));
-    await nc.close();
-    assert.equal(((await closed) as { code: string }).code, 'NetConnection.Connect.Closed');
-    await until(() => n.node.stats().connections === before - 1, 3_000, 'the node to see the close');
-    await assert.rejects(nc.call('echo', 1), StatusError);
-  });
-
-  test('HMAC and sequence numbers are optional: a client asking for neither connects too', async () => {
-    const nc = await NetConnection.open(n.url(), {
-      policy: {
-        hmac: { sendAlways: false, recvRequired: false },
-        hmacLength: 16,
-        sseq: { sendAlways: false, recvRequired: false },
-      },
+// Both packet paths of a node: native (AES-NI in place, sendto) when built, and node:crypto + dgram.
+for (const nativePackets of [true, false])
+  describe(`a client and a node over real UDP (${nativePackets ? 'native packets when built' : 'node:crypto packets'})`, () => {
+    let n: TestNode;
+    before(async () => {
+      n = await startNode({ nativePackets });
     });
-    try {
-      assert.equal(await nc.call('echo', 'plain'), 'plain');
-    } finally {
-      await nc.close();
-    }
-  });
+    after(() => n.stop());
 
-  for (const group of [2, 14, 16]) {
-    test(`Diffie-Hellman group ${group} opens a working session`, async () => {
-      const nc = await NetConnection.open(n.url(), { groups: [group] });
+    test('the node runs the packet path it was asked for', () => {
+      const built = loadNativePacket().native !== undefined;
+      assert.deepEqual(
+        { native: n.node.packets.native, sendto: n.node.packets.sendto },
+        { native: nativePackets && built, sendto: nativePackets && built },
+      );
+    });
+
+    test('connect resolves with NetConnection.Connect.Success and the AMF0 objectEncoding', async () => {
+      const nc = await connect(n.url(), 'user', 42);
       try {
-        assert.equal(await nc.call('echo', group), group);
+        assert.equal((nc.info as { code: string }).code, 'NetConnection.Connect.Success');
+        assert.equal((nc.info as { objectEncoding: number }).objectEncoding, 0);
+        assert.match(nc.serverFingerprint, /^[0-9a-f]{64}$/);
+        assert.equal(nc.serverFingerprint, n.node.fingerprint);
       } finally {
         await nc.close();
       }
     });
-  }
-});
+
+    test('echo answers with its arguments, whatever their AMF types', async () => {
+      const nc = await connect(n.url());
+      try {
+        assert.equal(await nc.call('echo', 'hi'), 'hi');
+        const when = new Date(Date.UTC(2026, 10, 26));
+        assert.deepEqual(await nc.call('echo', 1.5, true, null, [1, 'two'], { a: { b: 'c' } }, when), [
+          1.5,
+          true,
+          null,
+          [1, 'two'],
+          { a: { b: 'c' } },
+          when,
+        ]);
+      } finally {
+        await nc.close();
+      }
+    });
+
+    test('a message larger than one packet is fragmented and reassembled', async () => {
+      const nc = await connect(n.url());
+      try {
+        const big = 'x'.repeat(50_000);
+        assert.equal(await nc.call('echo', big), big);
+      } finally {
+        await nc.close();
+      }
+    });
+
+    test('an unknown call is answered with _error and the connection stays usable', async () => {
+      const nc = await connect(n.url());
+      try {
+        await assert.rejects(nc.call('nope'), (e: unknown) => {
+          assert.ok(e instanceof StatusError);
+          assert.equal(e.code, 'NetConnection.Call.Failed');
+          assert.match(e.description, /nope/);
+          return true;
+        });
+        assert.equal(await nc.call('echo', 7), 7);
+      } finally {
+        await nc.close();
+      }
+    });
+
+    test('many calls in flight are answered in order, each once', async () => {
+      const nc = await connect(n.url());
+      try {
+        const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => nc.call('echo', i)));
+        assert.deepEqual(
+          replies,
+          Array.from({ length: 300 }, (_, i) => i),
+        );
+      } finally {
+        await nc.close();
+      }
+    });
+
+    test('close ends the session on the node and the client reports Connect.Closed', async () => {
+      const nc = await connect(n.url());
+      const before = n.node.stats().connections;
+      const closed = new Promise((r) => nc.once('close', r));
+      await nc.close();
+      assert.equal(((await closed) as { code: string }).code, 'NetConnection.Connect.Closed');
+      await until(() => n.node.stats().connections === before - 1, 3_000, 'the node to see the close');
+      await assert.rejects(nc.call('echo', 1), StatusError);
+    });
+
+    test('HMAC and sequence numbers are optional: a client asking for neither connects too', async () => {
+      const nc = await NetConnection.open(n.url(), {
+        policy: {
+          hmac: { sendAlways: false, recvRequired: false },
+          hmacLength: 16,
+          sseq: { sendAlways: false, recvRequired: false },
+        },
+      });
+      try {
+        assert.equal(await nc.call('echo', 'plain'), 'plain');
+      } finally {
+        await nc.close();
+      }
+    });
+
+    for (const group of [2, 14, 16]) {
+      test(`Diffie-Hellman group ${group} opens a working session`, async () => {
+        const nc = await NetConnection.open(n.url(), { groups: [group] });
+        try {
+          assert.equal(await nc.call('echo', group), group);
+        } finally {
+          await nc.close();
+        }
+      });
+    }
+  });
 
 describe('node lifecycle', () => {
   test('stopping the node closes its clients with NetConnection.Connect.Closed', async () => {

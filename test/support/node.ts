@@ -22,6 +22,7 @@ export async function startNode(
     cryptoWorkers?: number;
     handler?: TCServerHandler;
     listen?: ListenAddress[];
+    nativePackets?: boolean;
   } = {},
 ): Promise<TestNode> {
   const node = new RtmfpNode({
@@ -30,6 +31,7 @@ export async function startNode(
     logger: silentLogger,
     session: o.session,
     cryptoWorkers: o.cryptoWorkers,
+    nativePackets: o.nativePackets,
   });
   const [bound] = await node.start();
   let stopped = false;

@@ -45,6 +45,7 @@ describe('config loading', () => {
           http: undefined,
           publicAddress: undefined,
           shutdownMs: 5000,
+          nativePackets: true,
         },
         cluster: { redis: undefined, name: 'default', heartbeatMs: 1000, secret: undefined },
         limits: { cpuMs: 50, memoryMb: 128, awaitMs: 5000, handshakes: 1000, groupsPerClient: 64 },
@@ -71,6 +72,7 @@ describe('config loading', () => {
         http: { host: '127.0.0.1', port: 8080 },
         publicAddress: 'rtmfp.example.com:1935',
         shutdownMs: 2500,
+        nativePackets: false,
       },
       cluster: {
         redis: 'redis://127.0.0.1:6379',
@@ -196,7 +198,7 @@ describe('config errors', () => {
     rejects(
       () => config('[node]\nrtmpf = "0.0.0.0:1935"'),
       '[node] rtmpf',
-      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address, shutdown_ms)',
+      'config: unknown key [node] rtmpf (known: rtmfp, http, public_address, shutdown_ms, native_packets)',
     );
     rejects(
       () => config('mian = "functions/"'),
@@ -261,6 +263,24 @@ describe('config errors', () => {
       strategy: 'round-robin',
       maxClients: 100,
     });
+  });
+
+  test('[node] native_packets is true or false, from the file or FNHOST_NATIVE_PACKETS', () => {
+    assert.equal(config('[node]\nnative_packets = false').node.nativePackets, false);
+    assert.equal(
+      config('[node]\nnative_packets = false', { FNHOST_NATIVE_PACKETS: 'true' }).node.nativePackets,
+      true,
+    );
+    rejects(
+      () => config('[node]\nnative_packets = "no"'),
+      '[node] native_packets',
+      'config: [node] native_packets must be true or false, got "no"',
+    );
+    rejects(
+      () => config('', { FNHOST_NATIVE_PACKETS: '0' }),
+      'FNHOST_NATIVE_PACKETS',
+      'config: FNHOST_NATIVE_PACKETS must be true or false, got "0"',
+    );
   });
 
   test('name must be a valid app name', () => {

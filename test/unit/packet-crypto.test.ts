@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { loadNativePacket } from '../../runtime/host/native-packet.ts';
+import type { AesEngine } from '../../runtime/rtmfp/aes-engine.ts';
 import { checksum } from '../../runtime/rtmfp/checksum.ts';
 import { ProtocolError } from '../../runtime/rtmfp/errors.ts';
 import { DEFAULT_KEY, PacketCipher, readSessionId } from '../../runtime/rtmfp/packet-crypto.ts';
@@ -46,7 +48,24 @@ const handshake: { datagrams: { description: string; datagramHex: string; decryp
 const [hmacSseq, plain] = cryptoVectors.derivations;
 const hex = (s: string) => Buffer.from(s, 'hex');
 
-function sessionCiphers(d: Derivation, hmac: boolean): { initiator: PacketCipher; responder: PacketCipher } {
+/** Every AES path a session cipher can take here: node:crypto, and the native one when built. */
+const { native } = loadNativePacket();
+const ENGINES: { name: string; aes: AesEngine | undefined }[] = [
+  { name: 'node:crypto', aes: undefined },
+  ...(native ? [{ name: 'native AES-NI', aes: native }] : []),
+];
+
+/**
+ * A datagram as the network hands it over: a buffer of its own. With an engine, seal() returns a
+ * view of a shared buffer and open() decrypts in place, so tests copy on both sides.
+ */
+const copy = (b: Buffer) => Buffer.from(b);
+
+function sessionCiphers(
+  d: Derivation,
+  hmac: boolean,
+  aes: AesEngine | undefined,
+): { initiator: PacketCipher; responder: PacketCipher } {
   const make = (v: ViewKeys) =>
     new PacketCipher({
       encryptKey: hex(v.encryptKeyAES128Hex),
@@ -55,6 +74,7 @@ function sessionCiphers(d: Derivation, hmac: boolean): { initiator: PacketCipher
       recvHmac: hmac ? { key: hex(v.hmacRecvKeyHex), length: 16 } : undefined,
       sendSseq: hmac,
       recvSseq: hmac,
+      aes,
     });
   return { initiator: make(d.initiator), responder: make(d.responder) };
 }
@@ -155,123 +175,140 @@ describe('packet crypto: startup (default key)', () => {
   });
 });
 
-describe('packet crypto: session keys', () => {
-  test('seals HMAC-16 + sequence-numbered packets byte for byte both ways, and opens them', () => {
-    const { initiator, responder } = sessionCiphers(hmacSseq, true);
-    for (const p of hmacSseq.packets) {
-      const [from, to, id] = p.responderSessionIdHex
-        ? [initiator, responder, p.responderSessionIdHex]
-        : [responder, initiator, p.initiatorSessionIdHex ?? ''];
-      const datagram = from.seal(hex(p.packetHex), Number.parseInt(id, 16));
-      assert.equal(datagram.toString('hex'), p.datagramHex, p.description);
-      assertOpened(to.open(datagram), hex(p.packetHex));
-    }
-  });
-
-  test('seals a checksummed packet under the session key byte for byte', () => {
-    const { initiator, responder } = sessionCiphers(plain, false);
-    const p = plain.packets[0];
-    const datagram = initiator.seal(hex(p.packetHex), 0x2a);
-    assert.equal(datagram.toString('hex'), p.datagramHex);
-    assertOpened(responder.open(datagram), hex(p.packetHex));
-  });
-
-  test("flags a flipped bit in the ciphertext or the HMAC as 'bad-hmac'", () => {
-    const datagram = hex(hmacSseq.packets[0].datagramHex);
-    for (const at of [4, 19, datagram.length - 16, datagram.length - 1]) {
-      const { responder } = sessionCiphers(hmacSseq, true);
-      const tampered = Buffer.from(datagram);
-      tampered[at] ^= 0x80;
-      assertReason('bad-hmac', () => responder.open(tampered));
-    }
-  });
-
-  test("flags a datagram whose HMAC was cut off as 'bad-length'", () => {
-    const { responder } = sessionCiphers(hmacSseq, true);
-    assertReason('bad-length', () => responder.open(hex(hmacSseq.packets[0].datagramHex).subarray(0, 20)));
-  });
-
-  test("rejects a replayed datagram as 'replayed'", () => {
-    const { responder } = sessionCiphers(hmacSseq, true);
-    const first = hex(hmacSseq.packets[0].datagramHex);
-    responder.open(first);
-    assertReason('replayed', () => responder.open(first));
-    responder.open(hex(hmacSseq.packets[1].datagramHex));
-    assertReason('replayed', () => responder.open(first));
-  });
-
-  test('accepts reordering within 32 and rejects anything at or below highest - 32', () => {
-    const { initiator, responder } = sessionCiphers(hmacSseq, true);
-    const sent = Array.from({ length: 200 }, (_, i) => initiator.seal(Buffer.from([0x0d, i & 0xff]), 0x2a));
-    responder.open(sent[150]); // highest = 150; sequence numbers ≥ 128 take two VLU bytes
-    responder.open(sent[119]); // 150 - 31: inside the window
-    assertReason('replayed', () => responder.open(sent[118])); // 150 - 32
-    assertReason('replayed', () => responder.open(sent[3]));
-    responder.open(sent[149]);
-    assertReason('replayed', () => responder.open(sent[149]));
-    for (let i = 151; i < 200; i++) if (i !== 170) assert.equal(responder.open(sent[i])[1], i & 0xff);
-    assertReason('replayed', () => responder.open(sent[150]));
-    assertReason('replayed', () => responder.open(sent[199 - 32]));
-    assert.equal(responder.open(sent[170])[1], 170); // late, but never seen and inside the window
-  });
-
-  test('a rejected replay does not disturb the next packet', () => {
-    const { initiator, responder } = sessionCiphers(hmacSseq, true);
-    const a = initiator.seal(Buffer.from([0x0d, 1]), 1);
-    const b = initiator.seal(Buffer.from([0x0d, 2]), 1);
-    responder.open(a);
-    assertReason('replayed', () => responder.open(a));
-    assert.equal(responder.open(b)[1], 2);
-  });
-
-  test('round-trips many packets through long-lived ciphers in every mode', () => {
-    const zeroIvDecrypt = (key: Buffer, ciphertext: Buffer) =>
-      createDecipheriv('aes-128-cbc', key, Buffer.alloc(16)).setAutoPadding(false).update(ciphertext);
-    for (const mode of [
-      { hmac: false, sseq: false },
-      { hmac: false, sseq: true }, // checksum after a VLU: odd and even covered lengths
-      { hmac: true, sseq: false },
-      { hmac: true, sseq: true },
-    ]) {
-      const keys = (v: ViewKeys) => ({
-        encryptKey: hex(v.encryptKeyAES128Hex),
-        decryptKey: hex(v.decryptKeyAES128Hex),
-        sendHmac: mode.hmac ? { key: hex(v.hmacSendKeyHex), length: 10 } : undefined,
-        recvHmac: mode.hmac ? { key: hex(v.hmacRecvKeyHex), length: 10 } : undefined,
-        sendSseq: mode.sseq,
-        recvSseq: mode.sseq,
-      });
-      const a = new PacketCipher(keys(hmacSseq.initiator));
-      const b = new PacketCipher(keys(hmacSseq.responder));
-      const sendKey = hex(hmacSseq.initiator.encryptKeyAES128Hex);
-      for (let i = 0; i < 300; i++) {
-        const packet = randomBytes(1 + ((i * 53) % 1200));
-        const datagram = a.seal(packet, 7);
-        const ciphertext = datagram.subarray(4, datagram.length - (mode.hmac ? 10 : 0));
-        const fresh = zeroIvDecrypt(sendKey, ciphertext);
-        assert.ok(
-          fresh.includes(packet),
-          `packet ${i} decrypts with a fresh zero IV (${JSON.stringify(mode)})`,
-        );
-        assertOpened(b.open(datagram), packet);
-        const reply = randomBytes(1 + ((i * 29) % 700));
-        assertOpened(a.open(b.seal(reply, 9)), reply);
+for (const { name, aes } of ENGINES)
+  describe(`packet crypto: session keys (${name})`, () => {
+    test('seals HMAC-16 + sequence-numbered packets byte for byte both ways, and opens them', () => {
+      const { initiator, responder } = sessionCiphers(hmacSseq, true, aes);
+      for (const p of hmacSseq.packets) {
+        const [from, to, id] = p.responderSessionIdHex
+          ? [initiator, responder, p.responderSessionIdHex]
+          : [responder, initiator, p.initiatorSessionIdHex ?? ''];
+        const datagram = copy(from.seal(hex(p.packetHex), Number.parseInt(id, 16)));
+        assert.equal(datagram.toString('hex'), p.datagramHex, p.description);
+        assertOpened(to.open(datagram), hex(p.packetHex));
       }
-    }
-  });
+    });
 
-  test('refuses an HMAC length outside 4..32', () => {
-    const key = Buffer.alloc(16);
-    assert.throws(
-      () =>
-        new PacketCipher({
-          encryptKey: key,
-          decryptKey: key,
-          sendHmac: { key, length: 40 },
-          sendSseq: false,
-          recvSseq: false,
-        }),
-      RangeError,
-    );
+    test('seals a checksummed packet under the session key byte for byte', () => {
+      const { initiator, responder } = sessionCiphers(plain, false, aes);
+      const p = plain.packets[0];
+      const datagram = copy(initiator.seal(hex(p.packetHex), 0x2a));
+      assert.equal(datagram.toString('hex'), p.datagramHex);
+      assertOpened(responder.open(datagram), hex(p.packetHex));
+    });
+
+    test("flags a flipped bit in the ciphertext or the HMAC as 'bad-hmac'", () => {
+      const datagram = hex(hmacSseq.packets[0].datagramHex);
+      for (const at of [4, 19, datagram.length - 16, datagram.length - 1]) {
+        const { responder } = sessionCiphers(hmacSseq, true, aes);
+        const tampered = Buffer.from(datagram);
+        tampered[at] ^= 0x80;
+        assertReason('bad-hmac', () => responder.open(tampered));
+      }
+    });
+
+    test("flags a datagram whose HMAC was cut off as 'bad-length'", () => {
+      const { responder } = sessionCiphers(hmacSseq, true, aes);
+      assertReason('bad-length', () => responder.open(hex(hmacSseq.packets[0].datagramHex).subarray(0, 20)));
+    });
+
+    test("rejects a replayed datagram as 'replayed'", () => {
+      const { responder } = sessionCiphers(hmacSseq, true, aes);
+      const first = hex(hmacSseq.packets[0].datagramHex);
+      responder.open(copy(first));
+      assertReason('replayed', () => responder.open(copy(first)));
+      responder.open(hex(hmacSseq.packets[1].datagramHex));
+      assertReason('replayed', () => responder.open(copy(first)));
+    });
+
+    test('accepts reordering within 32 and rejects anything at or below highest - 32', () => {
+      const { initiator, responder } = sessionCiphers(hmacSseq, true, aes);
+      const sent = Array.from({ length: 200 }, (_, i) =>
+        copy(initiator.seal(Buffer.from([0x0d, i & 0xff]), 0x2a)),
+      );
+      responder.open(copy(sent[150])); // highest = 150; sequence numbers ≥ 128 take two VLU bytes
+      responder.open(copy(sent[119])); // 150 - 31: inside the window
+      assertReason('replayed', () => responder.open(copy(sent[118]))); // 150 - 32
+      assertReason('replayed', () => responder.open(copy(sent[3])));
+      responder.open(copy(sent[149]));
+      assertReason('replayed', () => responder.open(copy(sent[149])));
+      for (let i = 151; i < 200; i++) if (i !== 170) assert.equal(responder.open(copy(sent[i]))[1], i & 0xff);
+      assertReason('replayed', () => responder.open(copy(sent[150])));
+      assertReason('replayed', () => responder.open(copy(sent[199 - 32])));
+      assert.equal(responder.open(copy(sent[170]))[1], 170); // late, but never seen and inside the window
+    });
+
+    test('a rejected replay does not disturb the next packet', () => {
+      const { initiator, responder } = sessionCiphers(hmacSseq, true, aes);
+      const a = copy(initiator.seal(Buffer.from([0x0d, 1]), 1));
+      const b = copy(initiator.seal(Buffer.from([0x0d, 2]), 1));
+      responder.open(copy(a));
+      assertReason('replayed', () => responder.open(copy(a)));
+      assert.equal(responder.open(b)[1], 2);
+    });
+
+    test('round-trips many packets through long-lived ciphers in every mode', () => {
+      const zeroIvDecrypt = (key: Buffer, ciphertext: Buffer) =>
+        createDecipheriv('aes-128-cbc', key, Buffer.alloc(16)).setAutoPadding(false).update(ciphertext);
+      for (const mode of [
+        { hmac: false, sseq: false },
+        { hmac: false, sseq: true }, // checksum after a VLU: odd and even covered lengths
+        { hmac: true, sseq: false },
+        { hmac: true, sseq: true },
+      ]) {
+        const keys = (v: ViewKeys) => ({
+          encryptKey: hex(v.encryptKeyAES128Hex),
+          decryptKey: hex(v.decryptKeyAES128Hex),
+          sendHmac: mode.hmac ? { key: hex(v.hmacSendKeyHex), length: 10 } : undefined,
+          recvHmac: mode.hmac ? { key: hex(v.hmacRecvKeyHex), length: 10 } : undefined,
+          sendSseq: mode.sseq,
+          recvSseq: mode.sseq,
+          aes,
+        });
+        const a = new PacketCipher(keys(hmacSseq.initiator));
+        const b = new PacketCipher(keys(hmacSseq.responder));
+        const sendKey = hex(hmacSseq.initiator.encryptKeyAES128Hex);
+        for (let i = 0; i < 300; i++) {
+          const packet = randomBytes(1 + ((i * 53) % 1200));
+          const datagram = copy(a.seal(packet, 7));
+          const ciphertext = datagram.subarray(4, datagram.length - (mode.hmac ? 10 : 0));
+          const fresh = zeroIvDecrypt(sendKey, ciphertext);
+          assert.ok(
+            fresh.includes(packet),
+            `packet ${i} decrypts with a fresh zero IV (${JSON.stringify(mode)})`,
+          );
+          assertOpened(b.open(datagram), packet);
+          const reply = randomBytes(1 + ((i * 29) % 700));
+          assertOpened(a.open(copy(b.seal(reply, 9))), reply);
+        }
+      }
+    });
+
+    if (aes)
+      test('seals into one buffer it reuses, and opens the datagram in place: no allocation per packet', () => {
+        const { initiator, responder } = sessionCiphers(hmacSseq, true, aes);
+        const first = initiator.seal(Buffer.from([0x0d, 1]), 1);
+        const sealed = copy(first);
+        const second = initiator.seal(Buffer.from([0x0d, 2]), 1);
+        assert.equal(first.buffer, second.buffer, 'the same shared buffer');
+        assert.notDeepEqual(first, sealed, 'the first datagram is gone once the next is sealed');
+        const opened = responder.open(sealed);
+        assert.equal(opened.buffer, sealed.buffer, 'decrypted where it lay');
+        assert.equal(opened[1], 1);
+      });
+
+    test('refuses an HMAC length outside 4..32', () => {
+      const key = Buffer.alloc(16);
+      assert.throws(
+        () =>
+          new PacketCipher({
+            encryptKey: key,
+            decryptKey: key,
+            sendHmac: { key, length: 40 },
+            sendSseq: false,
+            recvSseq: false,
+          }),
+        RangeError,
+      );
+    });
   });
-});
