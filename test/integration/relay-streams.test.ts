@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { encodeData } from '../../runtime/rtmfp/tc-message.ts';
 import { connect, type NetConnection } from '../../sdk/client.ts';
 import type { Player } from '../../sdk/player.ts';
 import type { ClusterMember } from '../support/cluster-member.ts';
@@ -24,6 +25,8 @@ const APP = `import { defineApp } from 'fnhost/sdk';
 export default defineApp({});
 `;
 
+/** A TC message's type and timestamp, before the body a player gets. */
+const TC_HEADER_BYTES = 5;
 /** The synthetic stream's frame interval: 25 fps. */
 const FRAME_MS = 40;
 
@@ -209,6 +212,39 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     assert.deepEqual(late.got.video, first[0].got.video);
     await publisher.close();
     await Promise.all([...first, late].map((p) => p.player.close()));
+  });
+
+  test('a late player on the relaying node gets the data keyframes a late player on the origin gets', async () => {
+    const [first] = await players(b, 1);
+    const publisher = await (await client(a)).publish(STREAM);
+    await until(() => codes(first.got, 'PublishNotify') === 1, 10_000, 'the relay to start');
+    publisher.data(0, '@setDataFrame', 'onMetaData', { width: 640 });
+    publisher.data(0, '@setDataFrame', 'onTextData', { text: 'caption' });
+    publisher.data(0, '@setDataFrame', 'onCuePoint', { name: 'intro' });
+    publisher.data(0, '@clearDataFrame', 'onCuePoint');
+    // Ordinary data, after the keyframes on the same flow: once it is here, they are too.
+    const marker = (n: number) => encodeData(['onTick', n]).subarray(TC_HEADER_BYTES).toString('hex');
+    publisher.data(0, 'onTick', 1);
+    await until(() => first.got.data.includes(marker(1)), 10_000, 'the data on the relaying node');
+    const [lateA] = await players(a, 1);
+    const [lateB] = await players(b, 1);
+    publisher.data(0, 'onTick', 2);
+    await until(
+      () => [lateA, lateB].every((p) => p.got.data.includes(marker(2))),
+      10_000,
+      'the late players to get the next data',
+    );
+    const textData = encodeData(['onTextData', { text: 'caption' }])
+      .subarray(TC_HEADER_BYTES)
+      .toString('hex');
+    assert.ok(lateA.got.data.includes(textData), 'the origin keeps every data keyframe');
+    assert.deepEqual(
+      lateB.got.data,
+      lateA.got.data,
+      'the relaying node keeps the same ones, cleared ones gone',
+    );
+    await publisher.close();
+    await Promise.all([first, lateA, lateB].map((p) => p.player.close()));
   });
 
   test("the relay stops when its node's last player leaves; other nodes' relays go on", async () => {
