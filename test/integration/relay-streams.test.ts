@@ -274,7 +274,7 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
   });
 });
 
-describe('relaying when the origin node dies (node process, SIGKILL)', () => {
+describe('relaying when a node dies (node process, SIGKILL)', () => {
   let cluster: RelayCluster;
   let origin: NodeProcess | undefined;
   const clients: NetConnection[] = [];
@@ -312,5 +312,47 @@ describe('relaying when the origin node dies (node process, SIGKILL)', () => {
     await until(() => codes(got, 'UnpublishNotify') === 1, 10_000, 'UnpublishNotify after the origin died');
     assert.equal(b.running.relays.stats().relays, 0);
     assert.equal(b.running.links.stats().open, 0);
+  });
+
+  test('a link from a relaying node that dies closes, with its relays, once its record is reaped, not at the session timeout', async () => {
+    const [a] = cluster.members;
+    // Not STREAM: the test before leaves a player of it waiting here.
+    const name = 'cam-2';
+    const pubConn = await connect(cluster.url(a));
+    clients.push(pubConn);
+    const publisher = await pubConn.publish(name);
+    let relaying: NodeProcess | undefined = await startNodeProcess(cluster.dir, [
+      '--redis',
+      cluster.redis.url,
+    ]);
+    try {
+      const id = relaying.id;
+      await until(
+        () => a.running.cluster.servers().some((s) => s.id === id),
+        10_000,
+        'the origin to see the relaying node',
+      );
+      const nc = await connect(`rtmfp://${relaying.rtmfp}/app`);
+      clients.push(nc);
+      const got = watch(await nc.play(name));
+      await until(() => codes(got, 'PublishNotify') === 1, 10_000, 'the relay to start');
+      assert.deepEqual([a.running.linkAcceptor.stats().open, a.running.linkAcceptor.stats().relayed], [1, 1]);
+      await endProcess(relaying.child, 'SIGKILL');
+      relaying = undefined;
+      // The session would time out after 30 s; the record expires after 3 heartbeats (0.6 s).
+      await until(
+        () => a.running.linkAcceptor.stats().open === 0,
+        10_000,
+        "the link to close once the relaying node's record is gone",
+      );
+      assert.equal(a.running.linkAcceptor.stats().relayed, 0, 'its relay left the publication');
+      assert.ok(
+        !a.running.cluster.servers().some((s) => s.id === id),
+        'closed because the node left the list',
+      );
+      await publisher.close();
+    } finally {
+      if (relaying) await endProcess(relaying.child, 'SIGKILL');
+    }
   });
 });
