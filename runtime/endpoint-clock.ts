@@ -29,6 +29,25 @@ export class EndpointClock {
     this.timer.unref();
   }
 
+  /**
+   * Runs `service(now)` once this clock reaches `at`: a deadline of the layers above the
+   * sessions, which the endpoint's do not cover (a Flow Sync barrier's bound, flow-sync.ts
+   * WakeAt). Nothing runs once stopped.
+   */
+  at(at: number, service: (now: number) => void): void {
+    if (this.stopped) return;
+    const timer = setTimeout(
+      () => {
+        const now = performance.now();
+        // Node's timers count from the event loop's cached time, so one may fire a little early.
+        if (now < at) this.at(at, service);
+        else if (!this.stopped) service(now);
+      },
+      Math.max(0, at - performance.now()),
+    );
+    timer.unref();
+  }
+
   /** Flushes what the endpoint's sessions queued, once the current event is done. */
   wake(): void {
     setImmediate(() => this.endpoint.flush(performance.now()));

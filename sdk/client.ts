@@ -462,14 +462,18 @@ export class NetConnection extends EventEmitter {
   /** The session is up: `connect` goes out on it. */
   private startSession(session: Session, serverFingerprint: Buffer, now: number): void {
     this.serverFingerprint = serverFingerprint.toString('hex');
-    const tc = new TCClientConnection(session, {
-      connected: (ok, info) => this.settle?.(ok, info),
-      status: (info) => {
-        if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
-        this.emit('status', info);
+    const tc = new TCClientConnection(
+      session,
+      {
+        connected: (ok, info) => this.settle?.(ok, info),
+        status: (info) => {
+          if (isRecord(info) && info.code === 'NetConnection.Connect.Closed') this.closeInfo = info;
+          this.emit('status', info);
+        },
+        call: (name, args, reply) => void answerCall(this.handlers.get(name), name, args, reply),
       },
-      call: (name, args, reply) => void answerCall(this.handlers.get(name), name, args, reply),
-    });
+      (at, service) => this.clock.at(at, service),
+    );
     this.session = session;
     this.tc = tc;
     tc.connect({

@@ -207,7 +207,10 @@ export async function startClusterNode(
     hooks: {
       joined: (s) => void apps.serverChanged('serverJoined', serverInfo(s)),
       left: (s) => void apps.serverChanged('serverLeft', serverInfo(s)),
-      updated: (servers) => links?.serversChanged(servers),
+      updated: (servers) => {
+        links?.serversChanged(servers);
+        linkAcceptor.serversChanged(servers);
+      },
       message: (from, fromId, app, name, args) =>
         void apps.deliver(
           app,

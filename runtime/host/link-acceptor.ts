@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { NodeEntry } from '../cluster/state.ts';
 import { LinkAuthError, LinkRequestVerifier, signLinkAcceptance } from '../relay/link-credential.ts';
 import { parseRelayedName } from '../relay/stream-relays.ts';
 import { formatAddress } from '../rtmfp/address.ts';
@@ -34,6 +35,15 @@ export interface AcceptedLink {
   epoch: string;
 }
 
+/** An accepted link as kept here. */
+interface Accepted extends AcceptedLink {
+  /**
+   * A heartbeat's node list showed its node with its epoch: from then on, a list without them
+   * means the node is gone or restarted. Before, a list may just predate the node's record.
+   */
+  listed: boolean;
+}
+
 /** What `/status` shows of other nodes' links to this one. */
 export interface AcceptedLinkStats {
   open: number;
@@ -55,7 +65,7 @@ export interface AcceptedLinkStats {
 export class LinkAcceptor implements TCServerHandler {
   private readonly o: LinkAcceptorOptions;
   private verifier: LinkRequestVerifier | undefined;
-  private readonly links = new Map<TCServerConnection, AcceptedLink>();
+  private readonly links = new Map<TCServerConnection, Accepted>();
   private accepted = 0;
   private readonly refused = new Map<string, number>();
   /** What relays played, by player, to unsubscribe them from the same publication. */
@@ -78,7 +88,7 @@ export class LinkAcceptor implements TCServerHandler {
     try {
       const link = this.verifier.verify(request.args[0], self.id, conn.peerId, Date.now());
       conn.accept({ ...signLinkAcceptance(secret, { node: self.id, epoch: self.epoch }, link, conn.peerId) });
-      this.links.set(conn, { node: link.node, epoch: link.epoch });
+      this.links.set(conn, { node: link.node, epoch: link.epoch, listed: false });
       this.accepted++;
       this.o.log.info({ node: link.node, from: formatAddress(conn.session.address) }, 'relay link accepted');
     } catch (e) {
@@ -120,6 +130,25 @@ export class LinkAcceptor implements TCServerHandler {
   /** Which node opened `conn`, if it is an accepted link. */
   linkOf(conn: TCServerConnection): AcceptedLink | undefined {
     return this.links.get(conn);
+  }
+
+  /**
+   * The live nodes as of a heartbeat (ClusterNode's `updated`): a link whose node's record is
+   * gone (it crashed and was reaped, or left) or names another epoch (it restarted) closes now,
+   * with the relays it carried, rather than at its session's timeout.
+   */
+  serversChanged(live: readonly NodeEntry[]): void {
+    const epochs = new Map(live.map((n) => [n.id, n.epoch]));
+    for (const [conn, link] of [...this.links]) {
+      if (epochs.get(link.node) === link.epoch) {
+        link.listed = true;
+        continue;
+      }
+      if (!link.listed) continue;
+      const why = `node ${link.node} ${epochs.has(link.node) ? 'restarted' : 'is gone'}`;
+      this.o.log.info({ node: link.node, why }, 'relay link from a node no longer live closed');
+      conn.close(why);
+    }
   }
 
   stats(): AcceptedLinkStats {

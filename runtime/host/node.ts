@@ -389,6 +389,12 @@ export class RtmfpNode {
     };
   }
 
+  /**
+   * Runs `service(now)` on the node's clock once it reaches `at` (flow-sync.ts WakeAt): the
+   * Flow Sync bounds of its NetStreams and of its relay links' streams.
+   */
+  readonly wakeAt = (at: number, service: (now: number) => void): void => this.clock.at(at, service);
+
   stats(): NodeStats {
     return {
       sessions: this.sessions.size,
@@ -465,6 +471,7 @@ export class RtmfpNode {
       groupsPerClient: this.options.groupsPerClient,
       peerInfo: (c) => this.rendezvous.update(c),
       streams,
+      wakeAt: this.wakeAt,
     });
     session.context = { conn, streams } satisfies SessionEntry;
     this.connections.add(conn);

@@ -15,6 +15,7 @@ import {
 import { LINK_IDLE_MS, LinkTable, linkable } from '../relay/link-table.ts';
 import { type Address, formatAddress } from '../rtmfp/address.ts';
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
+import type { WakeAt } from '../rtmfp/flow-sync.ts';
 import type { Session } from '../rtmfp/session.ts';
 import { TCClientConnection } from '../rtmfp/tc-client.ts';
 import type { OutgoingEvents, OutgoingOpening } from './node.ts';
@@ -35,9 +36,11 @@ export class RelayLinkError extends Error {
 
 export type RelayLinkState = 'opening' | 'connecting' | 'up' | 'closed';
 
-/** What a link needs of the node: a session opened as initiator (RtmfpNode.openSession). */
+/** What a link needs of the node: a session opened as initiator (RtmfpNode.openSession), and its clock. */
 export interface LinkOpener {
   openSession(uri: string, target: Address, events: OutgoingEvents): OutgoingOpening;
+  /** The host's timer for the Flow Sync bounds of the relays' streams (flow-sync.ts). */
+  wakeAt: WakeAt;
 }
 
 /**
@@ -119,11 +122,15 @@ export class RelayLink {
           { node: o.self.id, epoch: o.self.epoch, to: this.node, peerId: opening.peerId },
           Date.now(),
         );
-        this.tc = new TCClientConnection(session, {
-          connected: (ok, info) => this.onConnected(ok, info, o.secret, request, opening.peerId),
-          call: (name, _args, reply) => reply?.(false, `${name}: a relay link answers no calls`),
-          status: () => {},
-        });
+        this.tc = new TCClientConnection(
+          session,
+          {
+            connected: (ok, info) => this.onConnected(ok, info, o.secret, request, opening.peerId),
+            call: (name, _args, reply) => reply?.(false, `${name}: a relay link answers no calls`),
+            status: () => {},
+          },
+          opener.wakeAt,
+        );
         this.tc.connect({ tcUrl: uri, app: RELAY_APP, args: [linkRequestValue(request)] });
         session.flush(performance.now());
       },

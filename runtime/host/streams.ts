@@ -110,7 +110,7 @@ export class NodeStreams implements StreamEvents, OriginPublications {
   subscribeRelay(app: string, name: string, player: LivePlayer, now: number): void {
     const l = this.localOf(app, name);
     l.relayed++;
-    l.pub.subscribe(player, now);
+    l.pub.subscribe(player, now, { relay: true });
   }
 
   unsubscribeRelay(app: string, name: string, player: LivePlayer): void {

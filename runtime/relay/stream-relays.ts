@@ -1,5 +1,4 @@
 import type { AmfObject, AmfValue } from '../rtmfp/amf-value.ts';
-import { encodeAmf0 } from '../rtmfp/amf0.ts';
 import type { MediaMessage } from '../rtmfp/media-message.ts';
 import type { TCClientConnection } from '../rtmfp/tc-client.ts';
 import type { TCClientStream } from '../rtmfp/tc-client-stream.ts';
@@ -80,13 +79,6 @@ const RELAY_STATUS = {
 } as const;
 /** The origin's own `|RtmpSampleAccess` (its play sequence): the sink's players get theirs from this node. */
 const SAMPLE_ACCESS = '|RtmpSampleAccess';
-/**
- * The origin hands its data keyframes on as players get them (`onMetaData(…)`, the
- * `@setDataFrame` stripped). Metadata goes into the sink as `@setDataFrame('onMetaData', …)`
- * again, so this node keeps it for its own late joiners; other data passes as it is.
- */
-const ON_METADATA = 'onMetaData';
-const SET_DATA_FRAME = encodeAmf0('@setDataFrame');
 
 /**
  * One stream fetched from its origin node: a NetStream on the link to it plays
@@ -188,10 +180,10 @@ class StreamRelay {
       this.drop('not-live');
       return;
     }
-    const payload =
-      m.type === 'data' && m.values?.[0] === ON_METADATA ? Buffer.concat([SET_DATA_FRAME, m.body]) : m.body;
     try {
-      this.sink.ingest({ type: TYPES[m.type], timestamp: m.timestamp, payload }, this.o.now());
+      // Data keyframes come as the publisher sent them (`@setDataFrame`, `@clearDataFrame`:
+      // LivePublication's relays), so the sink keeps and drops the ones the origin does.
+      this.sink.ingest({ type: TYPES[m.type], timestamp: m.timestamp, payload: m.body }, this.o.now());
       this.stats.messages++;
     } catch (e) {
       // The sink refuses what it cannot take (ProtocolError), as from a local publisher.

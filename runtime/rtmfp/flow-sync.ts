@@ -14,6 +14,13 @@ export const FLOW_SYNC_HOLD_MS = 3_000;
 /** Messages held across one stream's flows before every barrier is released (memory bound). */
 export const FLOW_SYNC_MAX_HELD = 4_096;
 
+/**
+ * How a receiver asks its host for a wake-up, runtime/rtmfp having no timers of its own: the
+ * host runs `service(now)` once its clock (the one its sessions run on, EndpointClock.at) reaches
+ * `at`, however quiet the flows are.
+ */
+export type WakeAt = (at: number, service: (now: number) => void) => void;
+
 /** `type · ts32 · event u16 · syncId u32 · count u32` (RFC 7425 §5.2). */
 const FLOW_SYNC_LENGTH = 15;
 const EVENT_OFFSET = 5;
@@ -46,9 +53,9 @@ interface Barrier<F> {
  * FlowSyncManager): a flow that delivers a barrier holds its later messages until `count` flows
  * of the stream delivered the same syncID, so a status written after the last media (e.g.
  * UnpublishNotify) is never seen before it. Bounded: a barrier is released when it is older
- * than FLOW_SYNC_HOLD_MS (checked as messages arrive), when a flow that has not met it closes,
- * or when FLOW_SYNC_MAX_HELD messages wait. A held flow queues everything, so there are never
- * more barriers than flows.
+ * than FLOW_SYNC_HOLD_MS (at the wake-up asked of the host when it began to hold, or as
+ * messages arrive), when a flow that has not met it closes, or when FLOW_SYNC_MAX_HELD messages
+ * wait. A held flow queues everything, so there are never more barriers than flows.
  */
 export class FlowSyncReceiver<F> {
   /** Barriers released by a bound rather than met, for the owner to count. */
@@ -58,9 +65,16 @@ export class FlowSyncReceiver<F> {
   /** A held flow's messages after its barrier, in order. */
   private readonly held = new Map<F, Buffer[]>();
   private heldCount = 0;
+  private readonly wakeAt: WakeAt | undefined;
+  private readonly service = (now: number): void => this.expire(now);
 
-  constructor(deliver: (message: Buffer) => void) {
+  /**
+   * `wakeAt`: the host's timer, asked for a wake-up at each barrier's bound, so held messages
+   * go on even when nothing more arrives; absent, the bound is checked only as messages arrive.
+   */
+  constructor(deliver: (message: Buffer) => void, wakeAt?: WakeAt) {
     this.deliver = deliver;
+    this.wakeAt = wakeAt;
   }
 
   /** A message `flow` delivered in order: handed on now, held, or taken as a barrier. */
@@ -111,8 +125,12 @@ export class FlowSyncReceiver<F> {
       this.barriers.set(sync.syncId, barrier);
     }
     barrier.met.add(flow);
-    if (barrier.met.size >= barrier.count) this.release(sync.syncId, now, false);
-    else this.held.set(flow, []);
+    if (barrier.met.size >= barrier.count) {
+      this.release(sync.syncId, now, false);
+      return;
+    }
+    this.held.set(flow, []);
+    if (barrier.met.size === 1) this.wakeAt?.(barrier.since + FLOW_SYNC_HOLD_MS, this.service);
   }
 
   private release(syncId: number, now: number, early: boolean): void {

@@ -107,6 +107,16 @@ export function readDataFrame(message: { type: number; timestamp: number; payloa
   return { handler: typeof first === 'string' ? first : '', action: 'send', values };
 }
 
+/**
+ * The values of `frame` as a publisher sends them (readDataFrame's inverse): a data keyframe's
+ * handler behind `@setDataFrame` or `@clearDataFrame` again, so whoever takes it as a publisher's
+ * (a relaying node's publication) keeps or drops it as the origin does.
+ */
+export function publishedDataValues(frame: DataFrame): AmfValue[] {
+  if (frame.action === 'send') return frame.values;
+  return [frame.action === 'set' ? SET_DATA_FRAME : CLEAR_DATA_FRAME, ...frame.values];
+}
+
 /** `|RtmpSampleAccess`(true, true): lets the player's code read the decoded audio and video (tcserver, CU). */
 export function sampleAccessMessage(): Buffer {
   return encodeData(['|RtmpSampleAccess', true, true]);

@@ -1,6 +1,6 @@
 import type { AmfObject } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { classifyMedia, type MediaKind, readDataFrame } from './flv.ts';
+import { classifyMedia, type DataFrame, type MediaKind, publishedDataValues, readDataFrame } from './flv.ts';
 import type { LivePlayer } from './live-player.ts';
 import { encodeData, encodeTCMessage, type TCMessage, TCMessageType } from './tc-message.ts';
 
@@ -22,6 +22,14 @@ interface Cached {
   message: Buffer;
 }
 
+/** A data keyframe, encoded once for players and once for relays. */
+interface DataKeyframe {
+  /** As players get it: `onMetaData(…)`, the `@setDataFrame` stripped. */
+  played: Buffer;
+  /** As the publisher sent it, for a relaying node's publication to keep it too. */
+  relayed: Buffer;
+}
+
 /**
  * A live stream on this node, whatever feeds it: a local publisher's NetStream now, a relay
  * link from the origin node later. The source calls `start()`, `ingest()` per message and
@@ -38,7 +46,9 @@ export class LivePublication {
   readonly name: string;
   private live = false;
   private readonly players = new Set<LivePlayer>();
-  private readonly dataKeyframes = new Map<string, Buffer>();
+  /** Those of `players` that feed another node's publication (runtime/relay/stream-relays.ts). */
+  private readonly relays = new Set<LivePlayer>();
+  private readonly dataKeyframes = new Map<string, DataKeyframe>();
   private audioConfig: Buffer | undefined;
   private videoConfig: Buffer | undefined;
   /** From the last keyframe: video and audio, in order (empty when none or too big). */
@@ -111,12 +121,12 @@ export class LivePublication {
         throw new ProtocolError('data-too-large', `data message of ${payload.length} bytes`);
       kind = 'data';
       const frame = readDataFrame(message);
-      encoded = encodeData(frame.values, { timestamp: this.timestamp(message.timestamp) });
-      if (frame.action === 'clear') {
-        this.dataKeyframes.delete(frame.handler);
+      timestamp = this.timestamp(message.timestamp);
+      encoded = encodeData(frame.values, { timestamp });
+      if (frame.action !== 'send') {
+        this.dataKeyframe(frame, encoded, timestamp, now);
         return;
       }
-      if (frame.action === 'set') this.keepDataKeyframe(frame.handler, encoded);
     } else {
       throw new ProtocolError('not-media', `message type ${type} is not audio, video or data`);
     }
@@ -126,15 +136,18 @@ export class LivePublication {
 
   /**
    * Adds a player: the play sequence, then, if a source is live, PublishNotify, the data
-   * keyframes, the codec configurations and the current GOP, so it starts on a keyframe.
+   * keyframes, the codec configurations and the current GOP, so it starts on a keyframe. A
+   * `relay` (another node's copy of the stream) gets data keyframes as the publisher sent them,
+   * so that node keeps the same ones for its own late joiners.
    */
-  subscribe(player: LivePlayer, now: number): void {
+  subscribe(player: LivePlayer, now: number, o: { relay?: boolean } = {}): void {
     if (this.players.has(player)) return;
     this.players.add(player);
+    if (o.relay) this.relays.add(player);
     player.begin();
     if (!this.live) return;
     player.publishNotify(this.notifyInfo);
-    for (const message of this.dataKeyframes.values()) player.deliver('data', message, now);
+    for (const k of this.dataKeyframes.values()) player.deliver('data', o.relay ? k.relayed : k.played, now);
     if (this.audioConfig) player.deliver('audio-config', this.audioConfig, now);
     if (this.videoConfig) player.deliver('video-config', this.videoConfig, now);
     for (const c of this.gop) player.deliver(c.kind, c.message, now);
@@ -142,6 +155,7 @@ export class LivePublication {
 
   /** Removes a player; true if it was one. */
   unsubscribe(player: LivePlayer): boolean {
+    this.relays.delete(player);
     return this.players.delete(player);
   }
 
@@ -155,12 +169,22 @@ export class LivePublication {
     return out;
   }
 
-  private keepDataKeyframe(handler: string, encoded: Buffer): void {
-    this.dataKeyframes.delete(handler);
+  /**
+   * `@setDataFrame` keeps a data keyframe for late joiners and sends it on; `@clearDataFrame`
+   * drops it and goes only to relays, which drop it on their node too.
+   */
+  private dataKeyframe(frame: DataFrame, played: Buffer, timestamp: number, now: number): void {
+    const relayed = encodeData(publishedDataValues(frame), { timestamp });
+    this.dataKeyframes.delete(frame.handler);
+    if (frame.action === 'clear') {
+      for (const r of this.relays) r.deliver('data', relayed, now);
+      return;
+    }
     if (this.dataKeyframes.size >= MAX_DATA_KEYFRAMES) {
       this.dataKeyframes.delete(this.dataKeyframes.keys().next().value!);
     }
-    this.dataKeyframes.set(handler, encoded);
+    this.dataKeyframes.set(frame.handler, { played, relayed });
+    for (const p of this.players) p.deliver('data', this.relays.has(p) ? relayed : played, now);
   }
 
   private cache(kind: MediaKind, message: Buffer, timestamp: number): void {

@@ -1,6 +1,6 @@
 import type { AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { FlowSyncReceiver } from './flow-sync.ts';
+import { FlowSyncReceiver, type WakeAt } from './flow-sync.ts';
 import { classifyMedia, isNeverDropped } from './flv.ts';
 import { AUDIO_LIFETIME, VIDEO_LIFETIME } from './live-player.ts';
 import { decodeMediaMessage, type MediaMessage } from './media-message.ts';
@@ -46,7 +46,7 @@ export class TCClientStream {
   private readonly recvFlows = new Set<RecvFlow>();
   private readonly nextSyncId: () => number;
   /** The server's Flow Sync barriers (e.g. around UnpublishNotify) order its flows for us. */
-  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
+  private readonly sync: FlowSyncReceiver<RecvFlow>;
 
   constructor(
     session: Session,
@@ -54,11 +54,14 @@ export class TCClientStream {
     streamId: number,
     handler: TCClientStreamHandler,
     nextSyncId: () => number,
+    /** The host's timer, for the bound of the server's barriers (flow-sync.ts). */
+    wakeAt?: WakeAt,
   ) {
     this.session = session;
     this.nextSyncId = nextSyncId;
     this.streamId = streamId;
     this.handler = handler;
+    this.sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message), wakeAt);
     this.flows = new StreamFlows(session, streamId, serverControlFlowId, (flow) => {
       flow.onException = (code) => this.handler.refused(code);
     });

@@ -1,5 +1,6 @@
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import type { WakeAt } from './flow-sync.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { SendFlow } from './send-flow.ts';
 import type { Session } from './session.ts';
@@ -49,9 +50,13 @@ export class TCClientConnection {
   /** NetStreams that createStream gave us, by stream ID: the server's flows for them are accepted. */
   private readonly streams = new Map<number, TCClientStream>();
 
-  constructor(session: Session, handler: TCClientHandler) {
+  private readonly wakeAt: WakeAt | undefined;
+
+  /** `wakeAt`: the host's timer for its NetStreams' Flow Sync bounds (flow-sync.ts); absent: checked as messages arrive. */
+  constructor(session: Session, handler: TCClientHandler, wakeAt?: WakeAt) {
     this.session = session;
     this.handler = handler;
+    this.wakeAt = wakeAt;
   }
 
   /** Opens the control flow and sends `connect` (transaction 1). */
@@ -96,11 +101,12 @@ export class TCClientConnection {
         done(undefined, { level: 'error', code: 'NetConnection.Call.Failed', description });
         return;
       }
-      const stream = new TCClientStream(this.session, main, value, handler, () => {
+      const nextSyncId = () => {
         const id = this.nextSyncId;
         this.nextSyncId = (id + 1) >>> 0;
         return id;
-      });
+      };
+      const stream = new TCClientStream(this.session, main, value, handler, nextSyncId, this.wakeAt);
       this.streams.set(value, stream);
       done(stream, value);
     });

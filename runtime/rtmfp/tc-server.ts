@@ -1,6 +1,7 @@
 import type { Address } from './address.ts';
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
+import type { WakeAt } from './flow-sync.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import { parsePeerInfo } from './rendezvous.ts';
 import type { SendFlow } from './send-flow.ts';
@@ -59,6 +60,8 @@ export interface TCServerOptions {
   peerInfo?(conn: TCServerConnection): void;
   /** Publish, play and media of the connection's NetStreams; absent: publish and play are refused. */
   streams?: StreamEvents;
+  /** The host's timer for its NetStreams' Flow Sync bounds (flow-sync.ts WakeAt); absent: checked as messages arrive. */
+  wakeAt?: WakeAt;
 }
 
 export interface CallReply {
@@ -98,6 +101,7 @@ export class TCServerConnection {
   private readonly pendingCalls = new Map<number, (ok: boolean, value: AmfValue) => void>();
   private readonly netGroups: GroupFlows;
   private readonly onPeerInfo: ((conn: TCServerConnection) => void) | undefined;
+  private readonly wakeAt: WakeAt | undefined;
 
   constructor(session: Session, peerId: string, handler: TCServerHandler, options: TCServerOptions = {}) {
     this.session = session;
@@ -105,6 +109,7 @@ export class TCServerConnection {
     this.handler = handler;
     this.onPeerInfo = options.peerInfo;
     this.streamEvents = options.streams ?? NO_STREAMS;
+    this.wakeAt = options.wakeAt;
     this.netGroups = new GroupFlows(session, options.groupsPerClient ?? DEFAULT_GROUPS_PER_CLIENT, {
       join: (m) => handler.groupJoin?.(this, m),
       leave: (m) => handler.groupLeave?.(this, m),
@@ -351,6 +356,7 @@ export class TCServerConnection {
           return id;
         },
         events: this.streamEvents,
+        wakeAt: this.wakeAt,
       }),
     );
     this.nextStreamId = (id % MAX_STREAM_ID) + 1;

@@ -1,6 +1,6 @@
 import type { AmfObject, AmfValue } from './amf-value.ts';
 import { ProtocolError } from './errors.ts';
-import { FlowSyncReceiver } from './flow-sync.ts';
+import { FlowSyncReceiver, type WakeAt } from './flow-sync.ts';
 import { LivePlayer, type PlayerOutput } from './live-player.ts';
 import type { RecvFlow } from './recv-flow.ts';
 import type { Session } from './session.ts';
@@ -84,7 +84,7 @@ export class NetStream {
    * The client's Flow Sync barriers (RFC 7425 §5.2): a publisher that writes one before
    * closeStream (our sdk) has its last frames, on other flows, taken before the command.
    */
-  private readonly sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message));
+  private readonly sync: FlowSyncReceiver<RecvFlow>;
 
   constructor(options: {
     id: number;
@@ -97,6 +97,8 @@ export class NetStream {
     /** Flow Sync IDs, unique across the connection's streams (a client keeps one set of barriers per connection, as rtmfp-cpp's tcconn). */
     nextSyncId: () => number;
     events: StreamEvents;
+    /** The host's timer, for the bound of the client's barriers (flow-sync.ts). */
+    wakeAt?: WakeAt;
   }) {
     this.id = options.id;
     this.peerId = options.peerId;
@@ -105,6 +107,7 @@ export class NetStream {
     this.control = options.control;
     this.nextSyncId = options.nextSyncId;
     this.events = options.events;
+    this.sync = new FlowSyncReceiver<RecvFlow>((message) => this.onMessage(message), options.wakeAt);
   }
 
   /** The session's clock, as fresh as the node knows it. */

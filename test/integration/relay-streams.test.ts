@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RedisState } from '../../runtime/cluster/redis-state.ts';
+import { encodeData } from '../../runtime/rtmfp/tc-message.ts';
 import { connect, type NetConnection } from '../../sdk/client.ts';
 import type { Player } from '../../sdk/player.ts';
 import type { ClusterMember } from '../support/cluster-member.ts';
@@ -24,6 +25,8 @@ const APP = `import { defineApp } from 'fnhost/sdk';
 export default defineApp({});
 `;
 
+/** A TC message's type and timestamp, before the body a player gets. */
+const TC_HEADER_BYTES = 5;
 /** The synthetic stream's frame interval: 25 fps. */
 const FRAME_MS = 40;
 
@@ -211,6 +214,39 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
     await Promise.all([...first, late].map((p) => p.player.close()));
   });
 
+  test('a late player on the relaying node gets the data keyframes a late player on the origin gets', async () => {
+    const [first] = await players(b, 1);
+    const publisher = await (await client(a)).publish(STREAM);
+    await until(() => codes(first.got, 'PublishNotify') === 1, 10_000, 'the relay to start');
+    publisher.data(0, '@setDataFrame', 'onMetaData', { width: 640 });
+    publisher.data(0, '@setDataFrame', 'onTextData', { text: 'caption' });
+    publisher.data(0, '@setDataFrame', 'onCuePoint', { name: 'intro' });
+    publisher.data(0, '@clearDataFrame', 'onCuePoint');
+    // Ordinary data, after the keyframes on the same flow: once it is here, they are too.
+    const marker = (n: number) => encodeData(['onTick', n]).subarray(TC_HEADER_BYTES).toString('hex');
+    publisher.data(0, 'onTick', 1);
+    await until(() => first.got.data.includes(marker(1)), 10_000, 'the data on the relaying node');
+    const [lateA] = await players(a, 1);
+    const [lateB] = await players(b, 1);
+    publisher.data(0, 'onTick', 2);
+    await until(
+      () => [lateA, lateB].every((p) => p.got.data.includes(marker(2))),
+      10_000,
+      'the late players to get the next data',
+    );
+    const textData = encodeData(['onTextData', { text: 'caption' }])
+      .subarray(TC_HEADER_BYTES)
+      .toString('hex');
+    assert.ok(lateA.got.data.includes(textData), 'the origin keeps every data keyframe');
+    assert.deepEqual(
+      lateB.got.data,
+      lateA.got.data,
+      'the relaying node keeps the same ones, cleared ones gone',
+    );
+    await publisher.close();
+    await Promise.all([first, lateA, lateB].map((p) => p.player.close()));
+  });
+
   test("the relay stops when its node's last player leaves; other nodes' relays go on", async () => {
     const publisher = await (await client(a)).publish(STREAM);
     const onB = await players(b, 2);
@@ -238,7 +274,7 @@ describe('relaying a live stream across nodes (real redis-server, real UDP, sdk 
   });
 });
 
-describe('relaying when the origin node dies (node process, SIGKILL)', () => {
+describe('relaying when a node dies (node process, SIGKILL)', () => {
   let cluster: RelayCluster;
   let origin: NodeProcess | undefined;
   const clients: NetConnection[] = [];
@@ -276,5 +312,47 @@ describe('relaying when the origin node dies (node process, SIGKILL)', () => {
     await until(() => codes(got, 'UnpublishNotify') === 1, 10_000, 'UnpublishNotify after the origin died');
     assert.equal(b.running.relays.stats().relays, 0);
     assert.equal(b.running.links.stats().open, 0);
+  });
+
+  test('a link from a relaying node that dies closes, with its relays, once its record is reaped, not at the session timeout', async () => {
+    const [a] = cluster.members;
+    // Not STREAM: the test before leaves a player of it waiting here.
+    const name = 'cam-2';
+    const pubConn = await connect(cluster.url(a));
+    clients.push(pubConn);
+    const publisher = await pubConn.publish(name);
+    let relaying: NodeProcess | undefined = await startNodeProcess(cluster.dir, [
+      '--redis',
+      cluster.redis.url,
+    ]);
+    try {
+      const id = relaying.id;
+      await until(
+        () => a.running.cluster.servers().some((s) => s.id === id),
+        10_000,
+        'the origin to see the relaying node',
+      );
+      const nc = await connect(`rtmfp://${relaying.rtmfp}/app`);
+      clients.push(nc);
+      const got = watch(await nc.play(name));
+      await until(() => codes(got, 'PublishNotify') === 1, 10_000, 'the relay to start');
+      assert.deepEqual([a.running.linkAcceptor.stats().open, a.running.linkAcceptor.stats().relayed], [1, 1]);
+      await endProcess(relaying.child, 'SIGKILL');
+      relaying = undefined;
+      // The session would time out after 30 s; the record expires after 3 heartbeats (0.6 s).
+      await until(
+        () => a.running.linkAcceptor.stats().open === 0,
+        10_000,
+        "the link to close once the relaying node's record is gone",
+      );
+      assert.equal(a.running.linkAcceptor.stats().relayed, 0, 'its relay left the publication');
+      assert.ok(
+        !a.running.cluster.servers().some((s) => s.id === id),
+        'closed because the node left the list',
+      );
+      await publisher.close();
+    } finally {
+      if (relaying) await endProcess(relaying.child, 'SIGKILL');
+    }
   });
 });

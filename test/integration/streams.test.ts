@@ -3,6 +3,8 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { encodeAmf0 } from '../../runtime/rtmfp/amf0.ts';
+import { encodeFlowSync, FLOW_SYNC_HOLD_MS } from '../../runtime/rtmfp/flow-sync.ts';
+import type { TCClientStream } from '../../runtime/rtmfp/tc-client-stream.ts';
 import {
   type AmfValue,
   type FlvTag,
@@ -208,6 +210,21 @@ describe('live streams on one node', () => {
     pub.data(400, 'onCuePoint', { name: 'goal' });
     await until(async () => (await nc.call('kv', 'dataCount:cues')) === 2, 5_000, 'two onData calls');
     assert.deepEqual(await nc.call('kv', 'data:cues'), ['onCuePoint', { name: 'goal' }]);
+    await pub.close();
+  });
+
+  test("a publisher's data held behind a Flow Sync barrier its other flows never meet reaches players at the barrier's bound, with no more traffic", async () => {
+    const { got } = collect(await (await open()).play('held'));
+    const pub = await (await open()).publish('held');
+    // A barrier counting two flows, written on the data flow alone (a publisher that announced a
+    // flow it never wrote): the node holds what follows it until the bound, FLOW_SYNC_HOLD_MS.
+    (pub as unknown as { stream: TCClientStream }).stream.writeMessage('data', encodeFlowSync(9, 2));
+    pub.data(0, 'onTick', 1);
+    await until(
+      () => got.some((m) => m.type === 'data' && m.values?.[0] === 'onTick'),
+      3 * FLOW_SYNC_HOLD_MS,
+      "the held data message after the barrier's bound",
+    );
     await pub.close();
   });
 

@@ -66,11 +66,17 @@ export function scriptedServer() {
   });
   const reply = (name: string, transactionId: number, value: AmfValue) =>
     serverControl?.write(encodeCommand({ name, transactionId, commandObject: null, args: [value] }));
-  tc = new TCClientConnection(client, {
-    connected: () => {},
-    call: () => {},
-    status: (info) => statuses.push(info),
-  });
+  /** Wake-ups the client's NetStreams asked of their host (Flow Sync bounds), for the test to run. */
+  const wakeups: { at: number; service: (now: number) => void }[] = [];
+  tc = new TCClientConnection(
+    client,
+    {
+      connected: () => {},
+      call: () => {},
+      status: (info) => statuses.push(info),
+    },
+    (at, service) => wakeups.push({ at, service }),
+  );
   let now = 0;
   const pump = () => {
     for (let round = 0; round < 40; round++) {
@@ -127,6 +133,7 @@ export function scriptedServer() {
     openStreamFlow,
     commandsOn,
     mediaFlows,
+    wakeups,
     get clientControlId() {
       return clientControlId;
     },

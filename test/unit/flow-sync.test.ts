@@ -17,13 +17,18 @@ const frame = (n: number, flow = '') =>
     Buffer.concat([Buffer.from([0xaf, 1, n & 0xff]), Buffer.from(flow)]),
   );
 
-/** A receiver whose deliveries are logged as `flow:timestamp` (each frame names its flow). */
+/**
+ * A receiver whose deliveries are logged as `flow:timestamp` (each frame names its flow), and
+ * the wake-ups it asks of its host, run by the test as a host's timer would.
+ */
 function receiver() {
   const log: string[] = [];
-  const sync = new FlowSyncReceiver<string>((m) =>
-    log.push(`${m.subarray(8).toString()}:${m.readUInt32BE(1)}`),
+  const wakeups: { at: number; service: (now: number) => void }[] = [];
+  const sync = new FlowSyncReceiver<string>(
+    (m) => log.push(`${m.subarray(8).toString()}:${m.readUInt32BE(1)}`),
+    (at, service) => wakeups.push({ at, service }),
   );
-  return { sync, log };
+  return { sync, log, wakeups };
 }
 
 describe('Flow Sync (RFC 7425 §5.2)', () => {
@@ -68,6 +73,34 @@ describe('Flow Sync (RFC 7425 §5.2)', () => {
     sync.receive('audio', frame(3, 'audio'), 1_000 + FLOW_SYNC_HOLD_MS);
     assert.deepEqual(log, ['audio:2', 'data:1', 'audio:3']);
     assert.equal(sync.releasedEarly, 1);
+  });
+
+  test(`a barrier never met releases its flows at ${FLOW_SYNC_HOLD_MS} ms even when nothing more arrives`, () => {
+    const { sync, log, wakeups } = receiver();
+    sync.receive('data', encodeFlowSync(1, 2), 1_000);
+    sync.receive('data', frame(1, 'data'), 1_000);
+    sync.receive('data', frame(2, 'data'), 1_500);
+    assert.deepEqual(
+      wakeups.map((w) => w.at),
+      [1_000 + FLOW_SYNC_HOLD_MS],
+      'one wake-up asked of the host, at the bound',
+    );
+    for (const w of wakeups) w.service(w.at);
+    assert.deepEqual(log, ['data:1', 'data:2']);
+    assert.equal(sync.releasedEarly, 1);
+  });
+
+  test('a barrier met at once asks for no wake-up, and a wake-up after a barrier was met delivers nothing twice', () => {
+    const { sync, log, wakeups } = receiver();
+    sync.receive('data', encodeFlowSync(1, 1), 0);
+    assert.equal(wakeups.length, 0, 'a barrier on the only flow is met as it arrives');
+    sync.receive('data', encodeFlowSync(2, 2), 0);
+    sync.receive('data', frame(1, 'data'), 0);
+    sync.receive('audio', encodeFlowSync(2, 2), 10);
+    assert.deepEqual(log, ['data:1']);
+    for (const w of wakeups) w.service(w.at);
+    assert.deepEqual(log, ['data:1'], 'nothing delivered twice');
+    assert.equal(sync.releasedEarly, 0);
   });
 
   test('a flow that ends before meeting a barrier releases it', () => {

@@ -332,4 +332,37 @@ describe('live publication fan-out', () => {
     pub.subscribe(late.p, 0);
     assert.ok(!late.dataLog().includes('data:onMetaData'));
   });
+
+  test('a relay gets data keyframes and their clearing as the publisher sent them; players get them stripped', () => {
+    const pub = new LivePublication('cam');
+    pub.start();
+    const relay = player();
+    const local = player();
+    pub.subscribe(relay.p, 0, { relay: true });
+    pub.subscribe(local.p, 0);
+    pub.ingest(META(0), 0);
+    pub.ingest(decodeTCMessage(encodeData(['@setDataFrame', 'onTextData', { text: 'hi' }])), 0);
+    pub.ingest(decodeTCMessage(encodeData(['@clearDataFrame', 'onMetaData'])), 0);
+    pub.ingest(decodeTCMessage(encodeData(['onCuePoint', { name: 'x' }])), 0);
+    const values = (flow: RecordingFlow) =>
+      flow.writes
+        .map(({ message }) => decodeTCMessage(message))
+        .filter((m) => m.type === TCMessageType.dataAmf0)
+        .map((m) => decodeData(m))
+        .slice(1); // |RtmpSampleAccess
+    assert.deepEqual(values(relay.out.data), [
+      ['@setDataFrame', 'onMetaData', { width: 320 }],
+      ['@setDataFrame', 'onTextData', { text: 'hi' }],
+      ['@clearDataFrame', 'onMetaData'],
+      ['onCuePoint', { name: 'x' }],
+    ]);
+    assert.deepEqual(values(local.out.data), [
+      ['onMetaData', { width: 320 }],
+      ['onTextData', { text: 'hi' }],
+      ['onCuePoint', { name: 'x' }],
+    ]);
+    const lateRelay = player();
+    pub.subscribe(lateRelay.p, 0, { relay: true });
+    assert.deepEqual(values(lateRelay.out.data), [['@setDataFrame', 'onTextData', { text: 'hi' }]]);
+  });
 });

@@ -167,6 +167,22 @@ describe('client NetStream protocol', () => {
     assert.equal(s.stream.syncReleasedEarly, 1);
   });
 
+  test("a Flow Sync barrier a flow never delivers is released at the barrier's bound, with no more traffic", () => {
+    const s = withStream();
+    const data = s.openStreamFlow(1);
+    const audio = s.openStreamFlow(1);
+    audio.write(encodeTCMessage(TCMessageType.audio, 40, Buffer.from([0xaf, 1, 1])));
+    data.write(encodeFlowSync(4, 2));
+    data.write(onStatus('NetStream.Play.UnpublishNotify'));
+    s.pump();
+    assert.deepEqual(s.heard.order, ['audio@40']);
+    assert.equal(s.wakeups.length, 1, 'the stream asked its host for a wake-up');
+    const [wakeup] = s.wakeups;
+    wakeup.service(wakeup.at);
+    assert.deepEqual(s.heard.order, ['audio@40', 'NetStream.Play.UnpublishNotify']);
+    assert.equal(s.stream.syncReleasedEarly, 1);
+  });
+
   test('closeStream follows a Flow Sync barrier on each of our flows of the stream, counting them', () => {
     const s = withStream();
     s.stream.publish('cam');

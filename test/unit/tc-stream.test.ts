@@ -80,7 +80,12 @@ function connected(answer: Partial<StreamEvents> = {}) {
       });
   });
   const node = session('responder', wire.toClient, (f) => conn?.onFlow(f));
-  conn = new TCServerConnection(node, 'ab'.repeat(32), handler, { streams });
+  /** Wake-ups the NetStreams asked of the host (Flow Sync bounds), run by the test as a timer would. */
+  const wakeups: { at: number; service: (now: number) => void }[] = [];
+  conn = new TCServerConnection(node, 'ab'.repeat(32), handler, {
+    streams,
+    wakeAt: (at, service) => wakeups.push({ at, service }),
+  });
   let now = 0;
   const pump = () => {
     for (let round = 0; round < 20; round++) {
@@ -122,7 +127,7 @@ function connected(answer: Partial<StreamEvents> = {}) {
     pump();
   };
   seen.length = 0;
-  return { client, conn, control, nodeControlId, events, seen, pump, createStream, command };
+  return { client, conn, control, nodeControlId, events, seen, pump, createStream, command, wakeups };
 }
 
 describe('NetStream commands on stream flows', () => {
@@ -264,6 +269,19 @@ describe('NetStream commands on stream flows', () => {
     audio.write(encodeFlowSync(0, 2));
     c.pump();
     assert.deepEqual(c.events.slice(-2), [`media ${id} 8 80`, `unpublished ${id} cam`]);
+  });
+
+  test("a publisher's closeStream behind a barrier its other flow never meets is taken at the barrier's bound, with no more traffic", () => {
+    const c = connected({ publish: (s, r) => s.acceptPublish(r) });
+    const { id, flow } = c.createStream();
+    c.command(flow, 'publish', 'cam');
+    flow.write(encodeFlowSync(0, 2));
+    c.command(flow, 'closeStream');
+    assert.equal(c.events.at(-1), `publish ${id} cam live `, 'closeStream is held');
+    assert.equal(c.wakeups.length, 1, 'the NetStream asked its host for a wake-up');
+    const [wakeup] = c.wakeups;
+    wakeup.service(wakeup.at);
+    assert.equal(c.events.at(-1), `unpublished ${id} cam`);
   });
 
   test('a failed play answers Play.Failed with what the node adds (ex.redirect)', () => {
