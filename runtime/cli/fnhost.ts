@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-node-snapshot
+#!/usr/bin/env -S node --no-node-snapshot --max-semi-space-size=1
 import { readFileSync } from 'node:fs';
 import { packageFile } from '../module-url.ts';
 import { type Command, runCommand } from './command.ts';

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import pino from 'pino';
+import { NODE_FLAGS } from '../../runtime/cli/node-flags.ts';
 import { parseConfig } from '../../runtime/config/config.ts';
 import { startClusterMember } from '../support/cluster-member.ts';
 
@@ -36,7 +37,7 @@ export class ClusterNodeProcess {
   static async start(redisUrl: string, configText: string): Promise<ClusterNodeProcess> {
     const child = fork(new URL(import.meta.url), [], {
       env: { ...process.env, BENCH_REDIS: redisUrl, BENCH_CONFIG: configText },
-      execArgv: ['--no-node-snapshot'],
+      execArgv: [...NODE_FLAGS],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     const ready = await new Promise<ClusterNodeReady>((resolve, reject) => {

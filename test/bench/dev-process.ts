@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../runtime/cli/node-flags.ts';
 
 /**
  * `fnhost dev` as a user runs it, for benchmarks that load a whole node from outside (tcload):
@@ -38,14 +39,10 @@ export async function startDevProcess(): Promise<DevProcess> {
   mkdirSync(path.join(dir, 'functions'));
   writeFileSync(path.join(dir, 'wrangler-like.toml'), `name = "${APP_NAME}"\n`);
   writeFileSync(path.join(dir, 'functions', 'index.ts'), 'export default {};\n');
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', CLI, 'dev', '--rtmfp', '127.0.0.1:0', '--json'],
-    {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
-  );
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'dev', '--rtmfp', '127.0.0.1:0', '--json'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   // The bench exits as soon as its table is out, even with a step still running: take the node along.
   const orphan = () => {
     child.kill('SIGKILL');

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../runtime/cli/node-flags.ts';
 
 /** The `fnhost` command as users run it (the test's Node, isolated-vm's flag). */
 const CLI = fileURLToPath(new URL('../../runtime/cli/fnhost.ts', import.meta.url));
@@ -86,7 +87,7 @@ export function spawnCli(
   args: string[],
   o: CliOptions = {},
 ): { child: ChildProcess; output(): string; errors(): string } {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
     cwd: dir,
     env: cliEnv(o.env),
     stdio: ['pipe', 'pipe', 'pipe'],
