@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import pino from 'pino';
+import { NODE_FLAGS } from '../../runtime/cli/node-flags.ts';
 import { type NodeStats, RtmfpNode } from '../../runtime/host/node.ts';
 import { echoApp } from '../support/echo-app.ts';
 
@@ -57,12 +58,12 @@ export class ServerProcess {
   }
 
   /**
-   * Forks the server (with `--expose-gc`, so `mem` measures live memory, and any `nodeOptions`)
-   * and waits for its port.
+   * Forks the server (with the flags a node runs with, `--expose-gc` so `mem` measures live
+   * memory, and any `nodeOptions`) and waits for its port.
    */
   static start(nodeOptions: string[] = []): Promise<ServerProcess> {
     const child = fork(new URL('./server-process.ts', import.meta.url), [], {
-      execArgv: ['--expose-gc', ...nodeOptions],
+      execArgv: [...NODE_FLAGS, '--expose-gc', ...nodeOptions],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     return new Promise((resolve, reject) => {
