@@ -264,6 +264,7 @@ export async function startClusterNode(
     opened: rtmfp.handshakes,
     received: rtmfp.received,
     sent: rtmfp.sent,
+    sendErrors: rtmfp.sendErrors,
     bytesReceived: rtmfp.bytesReceived,
     bytesSent: rtmfp.bytesSent,
     drops: rtmfp.drops.snapshot(),

@@ -32,6 +32,8 @@ export interface NodeCounts {
   opened: number;
   received: number;
   sent: number;
+  /** Datagrams the kernel refused to send (native path: unreachable, not permitted). */
+  sendErrors: number;
   bytesReceived: number;
   bytesSent: number;
   drops: Record<string, number>;
@@ -193,6 +195,11 @@ export class NodeMetrics implements HandlerObserver, HandshakeObserver {
     counter('fnhost_sessions_opened_total', 'Handshakes that opened a session.', (c) => c.opened);
     counter('fnhost_packets_received_total', 'Datagrams received.', (c) => c.received);
     counter('fnhost_packets_sent_total', 'Datagrams sent.', (c) => c.sent);
+    counter(
+      'fnhost_packets_send_failed_total',
+      'Datagrams the kernel refused to send (unreachable, not permitted): lost like drops on the wire.',
+      (c) => c.sendErrors,
+    );
     counter('fnhost_bytes_received_total', 'UDP payload bytes received.', (c) => c.bytesReceived);
     counter('fnhost_bytes_sent_total', 'UDP payload bytes sent.', (c) => c.bytesSent);
     counter(

@@ -54,6 +54,7 @@ export async function countingCost(): Promise<Row[]> {
     opened: 1000,
     received: node.received,
     sent: node.received,
+    sendErrors: 0,
     bytesReceived: node.received,
     bytesSent: node.received,
     drops: { short: 1, 'unknown-session': 2, 'bad-checksum': 3 },

@@ -85,6 +85,7 @@ describe('/metrics of a node with Redis', () => {
       'fnhost_bytes_sent_total',
     ])
       assert.ok(moved(name) > 0, `${name} moved`);
+    assert.equal(sample(during, 'fnhost_packets_send_failed_total'), 0, 'every datagram went out');
     assert.ok(
       sample(during, 'fnhost_bytes_received_total') > sample(during, 'fnhost_packets_received_total'),
     );
