@@ -194,3 +194,15 @@ export class Writer {
     return this.buf.subarray(0, this.pos);
   }
 }
+
+/**
+ * A copy in memory of its own, for bytes kept as long as a flow or a session lives. A view into
+ * a received datagram would keep the whole datagram, and Buffer.from copies small buffers into
+ * a slab shared with every short-lived one (Buffer.poolSize, 64 KiB in Node 24) that then stays
+ * alive as long as the copy: a few such copies per player pinned slabs worth ~5 kB per player.
+ */
+export function ownedCopy(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
+}

@@ -1,4 +1,4 @@
-import { Writer } from './binary.ts';
+import { ownedCopy, Writer } from './binary.ts';
 import {
   type AckRanges,
   BUFFER_BLOCK_BYTES,
@@ -112,15 +112,15 @@ export class SendFlow {
     clock: () => number,
   ) {
     this.id = id;
-    this.metadata = metadata;
+    this.metadata = ownedCopy(metadata);
     this.associatedFlowId = associatedFlowId;
     this.wake = wake;
     this.clock = clock;
-    this.options = [{ type: DataOption.userMetadata, value: metadata }];
+    this.options = [{ type: DataOption.userMetadata, value: this.metadata }];
     if (associatedFlowId !== undefined) {
       this.options.push({
         type: DataOption.returnAssociation,
-        value: new Writer(8).vlu(associatedFlowId).toBuffer(),
+        value: ownedCopy(new Writer(8).vlu(associatedFlowId).view()),
       });
     }
     this.optionsLength = optionsLength(this.options);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Address, sameAddress } from './address.ts';
-import { Reader } from './binary.ts';
+import { ownedCopy, Reader } from './binary.ts';
 import {
   CHUNK_HEADER_BYTES,
   ChunkType,
@@ -426,7 +426,8 @@ export class Session {
       else if (o.type === DataOption.returnAssociation) associated = new Reader(o.value).vlu();
       else if (o.type < MANDATORY_OPTION_CUTOFF) acceptable = false;
     }
-    const flow = new RecvFlow(chunk.flowId, metadata ?? Buffer.alloc(0), associated);
+    // The options are views into the datagram: the flow keeps a copy of its own.
+    const flow = new RecvFlow(chunk.flowId, ownedCopy(metadata ?? Buffer.alloc(0)), associated);
     if (!acceptable || !metadata || (associated !== undefined && !this.sender.flows.has(associated)))
       flow.reject(0);
     return flow;

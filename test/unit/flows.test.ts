@@ -147,6 +147,19 @@ describe('SendFlow fragmentation', () => {
     assert.ok(pw.room < 8, 'and leaves no fragment-sized waste');
   });
 
+  test('keeps its metadata and return association in memory of their own, not in a shared slab', () => {
+    const pooled = Buffer.from('TC\x04\x00'); // from Buffer's 64 KiB pool
+    const send = new SendFlow(
+      5,
+      pooled,
+      3,
+      () => {},
+      () => 0,
+    );
+    assert.deepEqual(send.metadata, pooled);
+    for (const o of send.options) assert.equal(o.value.buffer.byteLength, o.value.length, `option ${o.type}`);
+  });
+
   test('write wakes the session', () => {
     let wakes = 0;
     const send = new SendFlow(

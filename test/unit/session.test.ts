@@ -4,7 +4,9 @@ import { type Address, AddressOrigin } from '../../runtime/rtmfp/address.ts';
 import { ChunkType } from '../../runtime/rtmfp/chunks.ts';
 import { PacketMode, PacketReader } from '../../runtime/rtmfp/packet.ts';
 import { PacketCipher } from '../../runtime/rtmfp/packet-crypto.ts';
+import type { RecvFlow } from '../../runtime/rtmfp/recv-flow.ts';
 import { type CloseReason, MAX_RECV_FLOWS, Session, type SessionHooks } from '../../runtime/rtmfp/session.ts';
+import { PAIR_CLIENT, pairedSession } from '../support/session-pair.ts';
 import { loadVectors } from '../support/vectors.ts';
 
 /** RFC 7016 §3.5.5 as rtmfp-cpp applies it: a closed session answers Close Requests for 19 s. */
@@ -99,6 +101,20 @@ describe('Session close', () => {
     responder.session.service(t0 + LINGER_MS);
     assert.equal(responder.released, 1);
     assert.deepEqual(responder.closed, ['closed-by-peer'], 'closed is reported once');
+  });
+
+  test('a flow the peer opens keeps its metadata, not the datagram it came in', () => {
+    const t0 = 1_000;
+    const opened: RecvFlow[] = [];
+    const responder = pairedSession('responder', [], (f) => opened.push(f));
+    const out: Buffer[] = [];
+    const client = pairedSession('initiator', out, () => {});
+    client.openFlow(Buffer.from('TC\x04\x00')).write(Buffer.from('hello'));
+    client.flush(t0);
+    for (const d of out) responder.receive(d, PAIR_CLIENT, t0);
+    assert.equal(opened.length, 1);
+    assert.deepEqual(opened[0].metadata, Buffer.from('TC\x04\x00'));
+    assert.equal(opened[0].metadata.buffer.byteLength, 4);
   });
 
   test('a lingering closed session ignores data: no flow, no ack', () => {
