@@ -325,7 +325,10 @@ export class RtmfpNode {
       });
       this.sockets.push(socket);
       const fd = this.native && socketDescriptor(socket);
-      if (fd !== undefined) this.descriptors.set(socket, fd);
+      if (fd !== undefined) {
+        this.descriptors.set(socket, fd);
+        socket.once('close', () => this.descriptors.delete(socket));
+      }
       if (isIPv6(l.host)) this.socket6 ??= socket;
       else this.socket4 ??= socket;
       const a = socket.address();
@@ -357,6 +360,8 @@ export class RtmfpNode {
       if ([...this.sessions.values()].every((s) => s.state === 'closed')) break;
     }
     this.endpoint.abortAll();
+    // A closed socket's descriptor number is soon another file's: never sendto it again.
+    this.descriptors.clear();
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
     await this.pool.close();
   }

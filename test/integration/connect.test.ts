@@ -214,3 +214,11 @@ describe('answers a node cannot encode', () => {
     }
   });
 });
+
+test('a stopped node forgets its sockets’ descriptors: their numbers go to other files', async () => {
+  const n = await startNode();
+  const built = loadNativePacket().native !== undefined;
+  assert.equal(n.node.packets.sendto, built);
+  await n.stop();
+  assert.equal(n.node.packets.sendto, false);
+});
