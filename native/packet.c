@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <cpuid.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -168,8 +169,9 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   char text[INET6_ADDRSTRLEN + 1];
   size_t tlen;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 || !get_index(env, argv[0], &fd) ||
-      fd < 0 || !get_buffer(env, argv[1], &buf, &blen) || !get_index(env, argv[2], &start) ||
+      fd < 0 || fd > INT_MAX || !get_buffer(env, argv[1], &buf, &blen) || !get_index(env, argv[2], &start) ||
       !get_index(env, argv[3], &end) || start < 0 || end < start || (uint64_t)end > blen ||
+      napi_get_value_string_latin1(env, argv[4], NULL, 0, &tlen) != napi_ok || tlen >= sizeof text ||
       napi_get_value_string_latin1(env, argv[4], text, sizeof text, &tlen) != napi_ok ||
       !get_index(env, argv[5], &port) || port < 1 || port > 65535)
     return fail(env, "ERR_FNHOST_NATIVE_ARGS", "sendTo(fd, buf, start, end, address, port)");

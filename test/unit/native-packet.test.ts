@@ -123,6 +123,12 @@ describe('native packet path', { skip: native ? false : `not built: ${reason}` }
     const EBADF = 9;
     assert.equal(aes.sendTo(1_000_000, Buffer.alloc(4), 0, 4, '127.0.0.1', 9), EBADF);
     assert.throws(() => aes.sendTo(1_000_000, Buffer.alloc(4), 0, 4, 'localhost', 9), RangeError);
+    // Too long to be an address: refused whole, never cut down to a prefix that parses.
+    assert.throws(
+      () => aes.sendTo(1_000_000, Buffer.alloc(4), 0, 4, `${'1:'.repeat(20)}1${'0'.repeat(40)}`, 9),
+      RangeError,
+    );
+    assert.throws(() => aes.sendTo(2 ** 40, Buffer.alloc(4), 0, 4, '127.0.0.1', 9), RangeError);
     assert.throws(() => aes.sendTo(1_000_000, Buffer.alloc(4), 0, 8, '127.0.0.1', 9), RangeError);
     assert.throws(() => aes.sendTo(1_000_000, Buffer.alloc(4), 0, 4, '127.0.0.1', 0), RangeError);
   });
