@@ -19,6 +19,9 @@ interface Fragment {
 
 export type RecvFlowState = 'open' | 'rejected' | 'complete';
 
+/** The default of the hooks below: one function for every flow, not a closure per flow. */
+function ignore(): void {}
+
 /**
  * The receiving side of one flow (RFC 7016 §3.6.3): tracks received sequence numbers as
  * ranges, reorders and reassembles fragments into messages delivered in order, and knows
@@ -33,9 +36,9 @@ export class RecvFlow {
   state: RecvFlowState = 'open';
   /** Exception code to report while rejected (RFC 7016 §2.3.16). */
   exceptionCode = 0;
-  onMessage: (message: Buffer) => void = () => {};
+  onMessage: (message: Buffer) => void = ignore;
   /** Called once when the peer's flow has ended (FIN seen and everything before it received). */
-  onComplete: () => void = () => {};
+  onComplete: () => void = ignore;
 
   /** Received (or abandoned) sequence numbers as sorted disjoint inclusive ranges; [0,0] is implied. */
   private ranges: [number, number][] = [[0, 0]];

@@ -53,6 +53,9 @@ export interface AckResult {
 
 export type SendFlowState = 'open' | 'closing' | 'complete' | 'failed';
 
+/** The default of the hooks below: one function for every flow, not a closure per flow. */
+function ignore(): void {}
+
 /**
  * The sending side of one flow (RFC 7016 §3.6.2). Messages are cut into fragments when
  * written; the session picks fragments to send (`needsSend`), and acks retire them. The
@@ -76,9 +79,9 @@ export class SendFlow {
   /** The peer's flow exception code when it rejected this flow. */
   exceptionCode: number | undefined;
   /** Called when the peer rejects the flow (RFC 7016 §2.3.16). */
-  onException: (code: number) => void = () => {};
+  onException: (code: number) => void = ignore;
   /** Called once the flow is over: complete (closed, and all it carried acknowledged) or failed. */
-  onEnded: () => void = () => {};
+  onEnded: () => void = ignore;
 
   /** Unacknowledged fragments in sequence order. */
   readonly queue: Fragment[] = [];
