@@ -5,9 +5,6 @@
  */
 import os from 'node:os';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import pino from 'pino';
-import { RedisConnectError } from '../cluster/redis-connection.ts';
-import { RedisState } from '../cluster/redis-state.ts';
 import type { State } from '../cluster/state.ts';
 import { CONFIG_FILE, type FnhostConfig, redactUrl } from '../config/config.ts';
 import { errorText } from '../error-text.ts';
@@ -47,10 +44,16 @@ export function parseClusterArgs<T extends ParseArgsOptionsConfig>(argv: string[
  * The cluster's store. Always Redis: these commands talk to the nodes of a real cluster, and
  * a memory store would only ever see this process. A refused connection or an unknown host
  * fails at once; a store that does not answer, after CONNECT_TIMEOUT_MS. The caller must
- * `close()` it.
+ * `close()` it. ioredis and pino load here, not with the command: its `--help`, a wrong
+ * command line or a bad config answer without them.
  */
 export async function openCluster(config: FnhostConfig, command: string): Promise<State> {
   const url = clusterUrl(config, command);
+  const [{ default: pino }, { RedisConnectError }, { RedisState }] = await Promise.all([
+    import('pino'),
+    import('../cluster/redis-connection.ts'),
+    import('../cluster/redis-state.ts'),
+  ]);
   const logger = pino({ level: 'fatal' }, pino.destination({ fd: 2, sync: true }));
   const signal = AbortSignal.timeout(CONNECT_TIMEOUT_MS);
   try {

@@ -6,13 +6,17 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { StoreUnavailableError } from '../cluster/state.ts';
 import { ConfigError } from '../config/config.ts';
 
-/** One subcommand: `fnhost <name> …`. */
-export interface Command {
+/** How a subcommand introduces itself, in its own usage and in `fnhost --help`. */
+export interface CommandSummary {
   name: string;
   /** How it is called, one line per form, without the leading `fnhost `. */
   synopsis: string[];
   /** What it does, in a few lines. */
   about: string;
+}
+
+/** One subcommand: `fnhost <name> …`. */
+export interface Command extends CommandSummary {
   /** Its own flags, one line each: `  --timeout SECONDS   …`. */
   flags?: string;
   /** Flags it shares with other commands, explained after its own. */

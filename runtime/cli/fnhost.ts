@@ -1,33 +1,7 @@
 #!/usr/bin/env -S node --no-node-snapshot --max-semi-space-size=1
 import { readFileSync } from 'node:fs';
 import { packageFile } from '../module-url.ts';
-import { type Command, runCommand } from './command.ts';
-import { deploy } from './deploy.ts';
-import { dev } from './dev.ts';
-import { init } from './init.ts';
-import { node } from './node.ts';
-import { drain, pause, resume } from './pause-drain.ts';
-import { rollback } from './rollback.ts';
-import { secret } from './secret.ts';
-import { status } from './status.ts';
-import { tail } from './tail.ts';
-import { versions } from './versions.ts';
-
-/** Every subcommand, in the order `fnhost --help` lists them. */
-const COMMANDS: Command[] = [
-  init,
-  dev,
-  node,
-  deploy,
-  versions,
-  rollback,
-  status,
-  pause,
-  resume,
-  drain,
-  secret,
-  tail,
-];
+import { COMMANDS } from './commands.ts';
 
 /** The overall usage: each command's forms and what it does, then what they share. */
 function usage(): string {
@@ -60,11 +34,13 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`fnhost ${version()}\n`);
     return;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const listed = COMMANDS.find((c) => c.name === name);
+  if (!listed) {
     process.stderr.write(`fnhost: unknown command "${name}"\n\n${usage()}`);
     process.exit(2);
   }
+  // Only now, and only this command's modules: the others never load.
+  const [{ runCommand }, command] = await Promise.all([import('./command.ts'), listed.load()]);
   await runCommand(command, rest);
 }
 

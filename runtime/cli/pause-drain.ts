@@ -12,6 +12,7 @@ import type { NodeEntry, State } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { CLUSTER_HELP, formatSeconds, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, printResult, usageError } from './command.ts';
+import { NODE_ARGUMENT } from './commands.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout } from './converge.ts';
 
 type Action = 'pause' | 'resume' | 'drain';
@@ -24,8 +25,6 @@ const POLL_MS = 50;
 const RESEND_MS = 1_000;
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
-const NODE_ARGUMENT =
-  'NODE is a node id, or a prefix of one that names a single node (fnhost status lists them).';
 const TIMEOUT_FLAG = `  --timeout SECONDS   how long to wait for the node to confirm (default ${DEFAULT_TIMEOUT_S})`;
 
 export const pause: Command = {

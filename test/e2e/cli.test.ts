@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../sdk/client.ts';
@@ -50,8 +51,9 @@ const COMMANDS = [
 ];
 
 /**
- * CLI processes run at once: each loads the whole CLI, and a dozen at once on a busy 2-core
- * machine took longer than `cli()` waits before calling a run hung.
+ * CLI processes run at once: dev and node load esbuild, isolated-vm and the node runtime, and a
+ * dozen processes that each loaded the whole CLI, at once on a busy 2-core machine, took longer
+ * than `cli()` waits before calling a run hung.
  */
 const AT_ONCE = 4;
 
@@ -89,6 +91,47 @@ test("an unknown option is one line naming it, then that subcommand's usage, wit
     assert.match(usage, new RegExp(`^usage: fnhost ${COMMANDS[i]} `));
     assert.equal(run.out, '');
   });
+});
+
+/** The modules `fnhost ARGS` loaded, as paths from the repository's root (test/support/loaded-modules.ts). */
+async function loadedModules(args: string[]): Promise<string[]> {
+  const preload = `--import=${new URL('../support/loaded-modules.ts', import.meta.url).href}`;
+  const run = await cli(ROOT, args, {
+    env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${preload}` },
+  });
+  assert.equal(run.code, 0, run.err);
+  return [...run.err.matchAll(/^loaded: (.*)$/gm)].map(([, url]) =>
+    url.startsWith('file:') ? path.relative(ROOT, fileURLToPath(url)) : url,
+  );
+}
+
+test('fnhost --version and --help load no command and no package', async () => {
+  for (const args of [['--version'], ['--help']]) {
+    const ours = (await loadedModules(args)).filter((m) => !m.startsWith('node:'));
+    assert.deepEqual(
+      ours,
+      ['runtime/cli/fnhost.ts', 'runtime/module-url.ts', 'runtime/cli/commands.ts'],
+      args[0],
+    );
+  }
+});
+
+test("a cluster command's --help loads neither esbuild, isolated-vm, ioredis, pino nor the node runtime", async () => {
+  // Packages resolve through the node_modules symlink of a worktree, so match them anywhere.
+  const heavy =
+    /(^|\/)node_modules\/(esbuild|isolated-vm|ioredis|pino)\/|^runtime\/(host|sandbox|http|relay)\//;
+  const runs = await fewAtOnce(['status', 'secret', 'versions', 'tail'], async (command) => ({
+    command,
+    loaded: await loadedModules([command, '--help']),
+  }));
+  for (const { command, loaded } of runs) {
+    assert.ok(loaded.includes(`runtime/cli/${command}.ts`), `${command} --help ran without its module`);
+    assert.deepEqual(
+      loaded.filter((m) => heavy.test(m)),
+      [],
+      `${command} --help`,
+    );
+  }
 });
 
 test('a flag without its value is named, not taken from the next flag', async () => {
