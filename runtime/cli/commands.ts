@@ -4,8 +4,8 @@
  * only when that command runs, so `fnhost --version`, `--help` or a cluster command do not wait
  * for what they never use. This file imports nothing at run time.
  *
- * Each entry repeats the name, synopsis and about of the command's own definition, which its
- * `--help` prints; test/unit/cli-commands.test.ts checks that the two agree.
+ * The name, synopsis and about are written here only: each command's definition takes them
+ * with `summaryOf`, for its own `--help`.
  */
 import type { Command, CommandSummary } from './command.ts';
 
@@ -14,8 +14,8 @@ export interface ListedCommand extends CommandSummary {
   load(): Promise<Command>;
 }
 
-/** What pause, resume and drain say of their NODE, here and in their own usage (pause-drain.ts). */
-export const NODE_ARGUMENT =
+/** What pause, resume and drain say of their NODE. */
+const NODE_ARGUMENT =
   'NODE is a node id, or a prefix of one that names a single node (fnhost status lists them).';
 
 /** In the order `fnhost --help` lists them. */
@@ -109,3 +109,10 @@ put and delete wait until it has.`,
     load: async () => (await import('./tail.ts')).tail,
   },
 ];
+
+/** Command `name`'s name, synopsis and about, for its own definition (and its `--help`). */
+export function summaryOf(name: string): CommandSummary {
+  const listed = COMMANDS.find((c) => c.name === name);
+  if (!listed) throw new Error(`runtime/cli/commands.ts lists no command "${name}"`);
+  return { name: listed.name, synopsis: listed.synopsis, about: listed.about };
+}

@@ -13,6 +13,7 @@ import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { AppSandbox, type SandboxServices } from '../sandbox/sandbox.ts';
 import { CLUSTER_HELP, clusterUrl, deployer, formatBytes, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { appFolder } from './config.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
@@ -22,10 +23,7 @@ const CHECK_NODE_ID = 'deploy-check';
 const CHECK_LOG_LINES = 20;
 
 export const deploy: Command = {
-  name: 'deploy',
-  synopsis: ['deploy [dir] [--timeout SECONDS] [cluster options]'],
-  about: `Bundles the app in dir (default: main in the config, else functions/), checks that it starts,
-makes it the active version and waits until every live node runs it.`,
+  ...summaryOf('deploy'),
   flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
   shared: CLUSTER_HELP,
   run: deployApp,

@@ -12,6 +12,7 @@ import { formatAddress } from '../rtmfp/address.ts';
 import { makeServerIdentity } from '../rtmfp/handshake.ts';
 import { BuildError, type Bundle, bundleApp } from '../sandbox/bundle.ts';
 import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { appFolder, commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 import { exitOnSignals } from './shutdown.ts';
@@ -25,10 +26,7 @@ const REBUILD_DEBOUNCE_MS = 100;
  * printed with file and line, and the running version stays.
  */
 export const dev: Command = {
-  name: 'dev',
-  synopsis: ['dev [dir] [--rtmfp HOST:PORT]... [--config FILE] [--json]'],
-  about: `Runs one standalone node (no Redis) with the app in dir (default: main in the config, else
-functions/), rebuilt and hot-swapped on every save; clients stay connected.`,
+  ...summaryOf('dev'),
   flags: `  --rtmfp HOST:PORT   UDP address to listen on (repeatable; default 0.0.0.0:1935)
   --config FILE       the project config (default ./wrangler-like.toml)
   --json              log JSON lines on stderr and print JSON lines on stdout`,

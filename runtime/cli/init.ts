@@ -8,6 +8,7 @@ import path from 'node:path';
 import { NAME, NAME_RULE } from '../config/config.ts';
 import { packageFile } from '../module-url.ts';
 import { type Command, CommandError, parseOptions, printResult, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 
 /** The template's files; `{{name}}` in them becomes the app's name. */
 const TEMPLATE = packageFile('templates/project/');
@@ -17,10 +18,7 @@ const RENAMED: Record<string, string> = { gitignore: '.gitignore' };
 const DEV_TOOLS = ['typescript', '@types/node'];
 
 export const init: Command = {
-  name: 'init',
-  synopsis: ['init DIR [--name NAME] [--fnhost SPEC] [--json]'],
-  about: `Creates a project in DIR (new or empty): wrangler-like.toml, functions/index.ts, client.ts,
-tsconfig.json, package.json depending on fnhost, README.md. Then: cd DIR, npm install, npx fnhost dev.`,
+  ...summaryOf('init'),
   flags: `  --name NAME     the app's name, in rtmfp://HOST/NAME (default: DIR's name)
   --fnhost SPEC   the fnhost dependency in package.json (default ^VERSION); a path such as
                   ../fnhost-0.1.0.tgz (from npm pack) is written relative to the project

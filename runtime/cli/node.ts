@@ -8,6 +8,7 @@ import { type FnhostConfig, type HostPort, redactUrl } from '../config/config.ts
 import { type RunningNode, startClusterNode } from '../host/cluster-node.ts';
 import { forwardingSources, type HttpSources, startHttp, waitingSources } from '../http/server.ts';
 import { type Command, parseOptions, printResult, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { commandConfig } from './config.ts';
 import { makeLogger } from './logger.ts';
 import { exitOnSignals } from './shutdown.ts';
@@ -19,9 +20,7 @@ import { exitOnSignals } from './shutdown.ts';
  * `[node] shutdown_ms`.
  */
 export const node: Command = {
-  name: 'node',
-  synopsis: ['node [--redis URL] [--rtmfp HOST:PORT]... [--http [HOST:]PORT] [--public-address HOST:PORT]'],
-  about: 'Runs a cluster node: registers in Redis, runs every deployed app, follows deploys.',
+  ...summaryOf('node'),
   flags: `  --redis URL                the cluster's Redis (without: a standalone node on in-memory state)
   --rtmfp HOST:PORT          UDP address to listen on (repeatable; default 0.0.0.0:1935)
   --http [HOST:]PORT         the dashboard (/), /healthz /readyz /status /cluster.json /metrics

@@ -12,7 +12,7 @@ import type { NodeEntry, State } from '../cluster/state.ts';
 import type { FnhostConfig } from '../config/config.ts';
 import { CLUSTER_HELP, formatSeconds, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, printResult, usageError } from './command.ts';
-import { NODE_ARGUMENT } from './commands.ts';
+import { summaryOf } from './commands.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout } from './converge.ts';
 
 type Action = 'pause' | 'resume' | 'drain';
@@ -28,32 +28,21 @@ const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, 
 const TIMEOUT_FLAG = `  --timeout SECONDS   how long to wait for the node to confirm (default ${DEFAULT_TIMEOUT_S})`;
 
 export const pause: Command = {
-  name: 'pause',
-  synopsis: ['pause NODE [--timeout SECONDS] [cluster options]'],
-  about: `Takes a node out of balancing: it keeps its clients and serves those that reach it, but
-balancers send it none. ${NODE_ARGUMENT}`,
+  ...summaryOf('pause'),
   flags: TIMEOUT_FLAG,
   shared: CLUSTER_HELP,
   run: (argv) => command(argv, 'pause'),
 };
 
 export const resume: Command = {
-  name: 'resume',
-  synopsis: ['resume NODE [--timeout SECONDS] [cluster options]'],
-  about: `Undoes pause, and drain before its deadline: the node serves and is balanced again.
-${NODE_ARGUMENT}`,
+  ...summaryOf('resume'),
   flags: TIMEOUT_FLAG,
   shared: CLUSTER_HELP,
   run: (argv) => command(argv, 'resume'),
 };
 
 export const drain: Command = {
-  name: 'drain',
-  synopsis: ['drain NODE [--deadline DURATION] [--timeout SECONDS] [cluster options]'],
-  about: `Empties a node: it leaves balancing at once and redirects new handshakes to other nodes; at
-the deadline its clients still connected are redirected to other nodes (NetConnection.Connect.Closed
-with ex.code 302 and ex.redirect), then it exits. resume before the deadline cancels it.
-${NODE_ARGUMENT}`,
+  ...summaryOf('drain'),
   flags: `  --deadline DURATION  how long clients may stay, e.g. 30s, 10m, 1h (default ${DEFAULT_DEADLINE})
 ${TIMEOUT_FLAG}`,
   shared: CLUSTER_HELP,

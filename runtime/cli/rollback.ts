@@ -6,17 +6,15 @@
 import { shortHash, type VersionInfo } from '../cluster/state.ts';
 import { CLUSTER_HELP, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** Shorter prefixes are too easy to mistype into another version. */
-const MIN_PREFIX = 6;
+export const MIN_PREFIX = 6;
 const PREFIX = new RegExp(`^[0-9a-f]{${MIN_PREFIX},64}$`);
 
 export const rollback: Command = {
-  name: 'rollback',
-  synopsis: ['rollback [VERSION] [--timeout SECONDS] [cluster options]'],
-  about: `Makes VERSION (a hash prefix of ${MIN_PREFIX}+ digits; default: the one before the active one)
-active again and waits for the nodes, as deploy does.`,
+  ...summaryOf('rollback'),
   flags: `  --timeout SECONDS   how long to wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
   shared: CLUSTER_HELP,
   run: rollbackApp,

@@ -9,21 +9,14 @@ import { text } from 'node:stream/consumers';
 import { shortHash } from '../cluster/state.ts';
 import { CLUSTER_HELP, parseClusterArgs, withCluster } from './cluster.ts';
 import { type Command, CommandError, commandUsage, printResult, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { DEFAULT_TIMEOUT_S, parseTimeout, printConvergence, rollOut } from './converge.ts';
 
 /** Secrets become `ctx.env` names, like shell variables. */
 const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 export const secret: Command = {
-  name: 'secret',
-  synopsis: [
-    'secret put NAME [--timeout SECONDS] [cluster options] < value',
-    'secret list [cluster options]',
-    'secret delete NAME [--timeout SECONDS] [cluster options]',
-  ],
-  about: `Manages the app's secrets (ctx.env, over [vars]). put reads the value from stdin; list shows
-names only. A change takes effect on the running version on every node without a deploy;
-put and delete wait until it has.`,
+  ...summaryOf('secret'),
   flags: `  --timeout SECONDS   how long put and delete wait for the nodes (default ${DEFAULT_TIMEOUT_S})`,
   shared: CLUSTER_HELP,
   run: manageSecrets,

@@ -17,12 +17,10 @@ import {
   withCluster,
 } from './cluster.ts';
 import { type Command, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 
 export const status: Command = {
-  name: 'status',
-  synopsis: ['status [--watch] [cluster options]'],
-  about:
-    'The live nodes (addresses, state, load, app versions, last heartbeat), the groups and the publications.',
+  ...summaryOf('status'),
   flags: `  --watch   refresh every second until Ctrl-C (in place; with --json, one line per refresh)`,
   shared: CLUSTER_HELP,
   run: showStatus,

@@ -14,6 +14,7 @@
  */
 import { CLUSTER_HELP, openCluster, parseClusterArgs } from './cluster.ts';
 import { type Command, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 
 /** How often a tail renews its announcement. */
 export const ANNOUNCE_MS = 2_000;
@@ -21,9 +22,7 @@ export const ANNOUNCE_MS = 2_000;
 export const ANNOUNCE_TTL_MS = 6_000;
 
 export const tail: Command = {
-  name: 'tail',
-  synopsis: ['tail [APP] [cluster options]'],
-  about: "Streams the app's ctx.log lines from every node until Ctrl-C (APP: default name in the config).",
+  ...summaryOf('tail'),
   shared: CLUSTER_HELP,
   run: tailApp,
 };

@@ -5,11 +5,10 @@
 import { shortHash } from '../cluster/state.ts';
 import { CLUSTER_HELP, parseClusterArgs, table, withCluster } from './cluster.ts';
 import { type Command, usageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 
 export const versions: Command = {
-  name: 'versions',
-  synopsis: ['versions [cluster options]'],
-  about: "The app's deployed versions, newest first; * marks the active one.",
+  ...summaryOf('versions'),
   shared: CLUSTER_HELP,
   run: listVersions,
 };

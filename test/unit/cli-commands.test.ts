@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Command } from '../../runtime/cli/command.ts';
-import { COMMANDS } from '../../runtime/cli/commands.ts';
+import { COMMANDS, summaryOf } from '../../runtime/cli/commands.ts';
+import { MIN_PREFIX } from '../../runtime/cli/rollback.ts';
 
 const CLI_DIR = new URL('../../runtime/cli/', import.meta.url);
 /** Importing it runs the command line; it defines no command of its own. */
@@ -24,15 +25,19 @@ async function definedCommands(): Promise<Map<Command, string>> {
   return defined;
 }
 
-test("fnhost --help lists each command with the name, synopsis and about of the command's own definition", async () => {
+test('each listed command loads the definition of that name, which takes its usage from the list', async () => {
   for (const listed of COMMANDS) {
     const command = await listed.load();
     assert.deepEqual(
       { name: command.name, synopsis: command.synopsis, about: command.about },
-      { name: listed.name, synopsis: listed.synopsis, about: listed.about },
-      `runtime/cli/commands.ts lists "${listed.name}" unlike its definition (actual: the definition)`,
+      summaryOf(listed.name),
+      `runtime/cli/commands.ts: "${listed.name}" loads a command defined otherwise`,
     );
   }
+});
+
+test("rollback's usage states the version prefix it accepts", () => {
+  assert.match(summaryOf('rollback').about, new RegExp(`hash prefix of ${MIN_PREFIX}\\+ digits`));
 });
 
 test('every command defined under runtime/cli is listed exactly once', async () => {
