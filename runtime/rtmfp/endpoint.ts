@@ -130,6 +130,8 @@ export function nearWinsGlare(near: Buffer, far: Buffer): boolean {
 class EndpointSession extends Session {
   /** Key in `accepting` of a session we answered; '' for one we opened. */
   acceptKey = '';
+  /** In the endpoint's `wakeups`, waiting for its `flush`. */
+  queuedForFlush = false;
   /** `addressKey` of a session we answered, for `byAddress`. */
   addressKey = '';
   /** How it opened, until the initiator's first packet in the session shows it has its RIKeying. */
@@ -164,7 +166,12 @@ export class Endpoint {
   private readonly byAddress = new Map<string, EndpointSession>();
   /** Sessions and openings by when they are next due: `service` visits only those. */
   private readonly deadlines = new DeadlineSlots<EndpointSession | Opening>(TICK_MS);
-  private readonly wakeups = new Set<Session>();
+  /**
+   * Sessions that asked for a flush, each once (`queuedForFlush`). An array, not a Set: a Set's
+   * clear() drops its table, and refilling it with a hundred sessions every turn reallocated it
+   * half a dozen times, garbage that outlived the young generation.
+   */
+  private readonly wakeups: EndpointSession[] = [];
   /** The latest `now` handed in: the clock of writes one session's packet makes on others. */
   private latestNow = 0;
   private readonly clock = (): number => this.latestNow;
@@ -181,8 +188,11 @@ export class Endpoint {
     this.hooks = {
       send: (datagram: Buffer, to: Address) => this.platform.send(datagram, to),
       wake: (session: Session) => {
-        if (this.wakeups.size === 0) this.platform.wake();
-        this.wakeups.add(session);
+        const s = session as EndpointSession;
+        if (s.queuedForFlush) return;
+        if (this.wakeups.length === 0) this.platform.wake();
+        s.queuedForFlush = true;
+        this.wakeups.push(s);
       },
       flow: (session: Session, flow: RecvFlow) => this.events.flow(session, flow),
       closed: (session: Session, reason: CloseReason) => {
@@ -294,8 +304,10 @@ export class Endpoint {
   /** Sends what sessions queued outside receive/service (after `platform.wake`). */
   flush(now: number): void {
     this.advance(now);
-    for (const s of this.wakeups) s.flush(now);
-    this.wakeups.clear();
+    // Sessions queued while this runs are flushed too; one already queued is not queued again.
+    for (let i = 0; i < this.wakeups.length; i++) this.wakeups[i].flush(now);
+    for (const s of this.wakeups) s.queuedForFlush = false;
+    this.wakeups.length = 0;
   }
 
   /** Ends every session at once (telling no one) and every opening. */
