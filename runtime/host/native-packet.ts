@@ -21,7 +21,7 @@ export type NativeLoad = { native: NativePacket; reason?: undefined } | { native
 
 /** Relative to the package root, from runtime/host (sources) or dist/runtime/host (built). */
 const CANDIDATES = ['../../native/build/packet.node', '../../../native/build/packet.node'];
-/** sendto's "try again": Linux and macOS numbers, where the kernel's socket buffer is full. */
+/** sendto errnos that mean "the socket buffer is full, try later": EAGAIN (Linux 11, macOS 35), ENOBUFS (Linux 105). */
 export const SEND_AGAIN = new Set([11, 35, 105]);
 
 let loaded: NativeLoad | undefined;

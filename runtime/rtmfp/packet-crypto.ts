@@ -133,8 +133,9 @@ export class PacketCipher {
     const macLength = this.sendMacLength;
     if (this.aes && this.encryptKeys) {
       // In place: [session ID][plaintext → ciphertext][HMAC], the datagram as it goes out.
-      const out = engineScratchOf(SESSION_ID_LENGTH + this.paddedLength(packet) + macLength);
-      const plainEnd = this.layOut(packet, out, SESSION_ID_LENGTH);
+      const plainEnd = SESSION_ID_LENGTH + this.paddedLength(packet);
+      const out = engineScratchOf(plainEnd + macLength);
+      this.layOut(packet, out, SESSION_ID_LENGTH, plainEnd);
       this.aes.encryptCbc(this.encryptKeys, out, SESSION_ID_LENGTH, plainEnd);
       return this.finish(out, SESSION_ID_LENGTH, plainEnd, sessionId);
     }
@@ -148,7 +149,7 @@ export class PacketCipher {
     const inputLength = plainEnd + Math.ceil(macLength / BLOCK) * BLOCK;
     const input = scratchOf(inputLength);
     js.encryptChain.copy(input, 0);
-    this.layOut(packet, input, BLOCK);
+    this.layOut(packet, input, BLOCK, plainEnd);
     xorBlock(input, BLOCK, js.leadBlock);
     input.fill(0, plainEnd, inputLength);
     const out = js.encryptor.update(input.subarray(0, inputLength));
@@ -164,11 +165,10 @@ export class PacketCipher {
   }
 
   /**
-   * Writes the plaintext at `at`: [session sequence number] · [checksum] · packet · 0xFF
-   * padding (RFC 7425 §4.6.4, §4.6.5). Returns where it ends.
+   * Writes the plaintext in buf[at, plainEnd) (plainEnd = at + paddedLength): [session sequence
+   * number] · [checksum] · packet · 0xFF padding (RFC 7425 §4.6.4, §4.6.5).
    */
-  private layOut(packet: Buffer, buf: Buffer, at: number): number {
-    const plainEnd = at + this.paddedLength(packet);
+  private layOut(packet: Buffer, buf: Buffer, at: number, plainEnd: number): void {
     let pos = at;
     if (this.sendSseq) pos = writeVlu(buf, pos, this.nextSseq++);
     const checksumAt = pos;
@@ -176,7 +176,6 @@ export class PacketCipher {
     pos += packet.copy(buf, pos);
     buf.fill(0xff, pos, plainEnd);
     if (!this.sendMac) buf.writeUInt16BE(checksum(buf, checksumAt + CHECKSUM_LENGTH, plainEnd), checksumAt);
-    return plainEnd;
   }
 
   /** Scrambles the session ID in before the ciphertext at `at`, appends the HMAC; the datagram. */
